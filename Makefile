@@ -1,0 +1,47 @@
+# Two entry points: `make demo` (set up, run the main job) and `make test` (set up, run every test).
+# Set-up is idempotent: a venv in .venv, CPU torch first (override TORCH_SPEC / TORCH_INDEX for a GPU
+# build), then the package; the Fashion-MNIST Debian package is installed when apt is usable.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+APT_PACKAGES ?= dataset-fashion-mnist
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+
+.PHONY: demo test setup test-setup system-packages
+
+demo: setup system-packages
+	$(VENV)/bin/spikescope train --data fashion-mnist --limit 6000 --test-limit 2000 --epochs 1 --out runs/demo
+	$(VENV)/bin/spikescope evaluate runs/demo/checkpoint.pt --data fashion-mnist-sample
+
+test: test-setup system-packages
+	$(PY) -m pytest -q
+
+setup: $(VENV)/.installed
+
+test-setup: $(VENV)/.installed-test
+
+$(VENV)/.installed: pyproject.toml
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -e ".[test]"
+	touch $@
+
+# Debian packages the demo and the tests use; skipped (with a note) where apt cannot run.
+system-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null && $(SUDO) true 2>/dev/null; then \
+	    echo "installing Debian packages: $$missing"; \
+	    ($(SUDO) apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	     ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $$missing >/dev/null)) || \
+	    echo "note: could not install $$missing; tests that need them are skipped"; \
+	  else echo "note: cannot run apt-get; $$missing not installed (the bundled sample is used instead)"; fi; \
+	fi

@@ -1,0 +1,43 @@
+"""A compact spiking CNN for 1x28x28 images (Fashion-MNIST): five spiking layers at 28, 14 and 7 px."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..fsta import add_fsta
+from .layers import SpikingConv, init_like_reference, over_time, time_first
+from .registry import register
+
+
+class CompactCNN(nn.Module):
+    """Five `conv-BN-LIF` layers (28x28, 28x28, 14x14, 14x14, 7x7) and a linear readout.
+
+    Max pooling keeps the spikes binary, so every layer after the first is fed spikes.
+    The readout sees the flattened spikes of the last layer at every timestep; logits are
+    averaged over time. `width` scales every channel count (16 gives ~130k parameters).
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, T: int = 2, fsta: bool = False,
+                 width: int = 16, image_size: int = 28) -> None:
+        super().__init__()
+        self.T = T
+        c1, c2, c3 = width, 2 * width, 4 * width
+        self.block1 = SpikingConv(in_channels, c1)
+        self.block2 = SpikingConv(c1, c2)
+        self.block3 = SpikingConv(c2, c3)
+        self.block4 = SpikingConv(c3, c3)
+        self.block5 = SpikingConv(c3, c3)
+        self.pool = nn.MaxPool2d(2)
+        self.classifier = nn.Linear(c3 * (image_size // 4) ** 2, num_classes)
+        init_like_reference(self)
+        if fsta:
+            add_fsta(self, T)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block2(self.block1(time_first(x, self.T)))
+        x = self.block4(self.block3(over_time(self.pool, x)))
+        x = self.block5(over_time(self.pool, x))
+        return self.classifier(x.flatten(2)).mean(dim=0)
+
+
+register("compact_cnn", CompactCNN)

@@ -1,0 +1,30 @@
+"""Models by name: the name and kwargs stored in a checkpoint rebuild the same network."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import nn
+
+from ..errors import SpikescopeError
+
+_FACTORIES: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str, factory: Callable[..., nn.Module]) -> None:
+    """Make `build(name, **kwargs)` call `factory(**kwargs)`."""
+    _FACTORIES[name] = factory
+
+
+def available() -> list[str]:
+    """Names that `build` accepts."""
+    return sorted(_FACTORIES)
+
+
+def build(name: str, **kwargs: Any) -> nn.Module:
+    """Construct the registered model `name`; unknown names and bad kwargs are user errors."""
+    if name not in _FACTORIES:
+        raise SpikescopeError(f"unknown architecture {name!r}; available: {', '.join(available())}")
+    try:
+        return _FACTORIES[name](**kwargs)
+    except TypeError as error:
+        raise SpikescopeError(f"cannot build {name!r} with {kwargs}: {error}") from None

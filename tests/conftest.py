@@ -1,0 +1,17 @@
+from pathlib import Path
+
+import pytest
+
+from spikescope.data import FASHION_MNIST_ROOT
+
+needs_fashion_mnist = pytest.mark.skipif(
+    not (FASHION_MNIST_ROOT / "t10k-images-idx3-ubyte.gz").exists(),
+    reason="Debian package dataset-fashion-mnist is not installed (make test installs it)",
+)
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch) -> Path:
+    """Run the test inside an empty temporary folder."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -1,0 +1,132 @@
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+from torch import nn
+
+from spikescope.dct import dct_basis_2d
+from spikescope.errors import SpikescopeError
+from spikescope.fsta import FSTA, add_fsta
+from spikescope.models import build
+from spikescope.neurons import LIF
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def reference_fsta(module: FSTA, x: np.ndarray) -> np.ndarray:
+    """design.md §4 written out with numpy loops, independent of the module's tensor code."""
+    T, B, C, H, W = x.shape
+    k = module.dct_size
+    alpha, beta, m, n = (p.item() for p in (module.alpha, module.beta, module.m, module.n))
+    mixer = module.time_mixer.weight.detach().numpy()
+    fusion = module.frequency_fusion.weight.detach().numpy()[0]  # [k*k, 7, 7]
+    bank = dct_basis_2d(k).numpy()
+    x_t = np.empty_like(x)
+    for b in range(B):
+        z = alpha * x[:, b].mean(axis=(2, 3)) + beta * x[:, b].max(axis=(2, 3))  # [T, C]
+        w_t = sigmoid((mixer @ z).mean(axis=1))  # [T]
+        x_t[:, b] = x[:, b] * (1 + w_t[:, None, None, None])
+    y = np.empty_like(x)
+    near, far = k // 2, (k - 1) // 2
+    for b in range(B):
+        summed = x_t[:, b].mean(axis=0).sum(axis=0)  # [H, W]
+        padded = np.pad(summed, ((near, far), (near, far)))
+        freq = np.stack([scipy.signal.correlate2d(padded, f, mode="valid") for f in bank])
+        freq = np.pad(freq, ((0, 0), (3, 3), (3, 3)))
+        g = sum(scipy.signal.correlate2d(freq[i], fusion[i], mode="valid") for i in range(k * k))
+        w_s = sigmoid(g)
+        x_s = x_t[:, b] * (1 + w_s)
+        y[:, b] = (m * x_t[:, b] + n * x_s) / 2
+    return y
+
+
+@pytest.mark.parametrize("dct_size", [3, 7, 8])
+def test_fsta_matches_the_design_equations(dct_size):
+    torch.manual_seed(0)
+    module = FSTA(4, T=3, dct_size=dct_size).double()
+    x = torch.randn(3, 2, 4, 9, 11, dtype=torch.float64)
+    np.testing.assert_allclose(module(x).detach().numpy(), reference_fsta(module, x.numpy()), atol=1e-10)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 8, 14, 32])
+@pytest.mark.parametrize("dct_size", [3, 7, 8])
+def test_output_shape_equals_input_shape_for_maps_from_1x1_to_32x32(size, dct_size):
+    x = torch.randn(2, 3, 5, size, size)
+    assert FSTA(5, T=2, dct_size=dct_size)(x).shape == x.shape
+
+
+def test_linear_layer_input_is_treated_as_1x1_maps():
+    x = torch.randn(2, 3, 17)
+    assert FSTA(17, T=2)(x).shape == x.shape
+
+
+def test_gain_is_near_one_at_initialisation():
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 32, 14, 14)  # BatchNorm output: zero mean, unit variance
+    y = FSTA(32, T=2)(x)
+    gain = (y * x).sum() / (x * x).sum()  # least-squares scale of y on x
+    assert 0.8 < gain.item() < 1.25
+    assert (y / x).min() > 0.5 and (y / x).max() < 1.6  # every factor lies in the module's [0.55, 1.6] range
+
+
+@pytest.mark.parametrize("reduction", [1, 16])
+@pytest.mark.parametrize("branches", ["both", "temporal", "spatial"])
+def test_every_learnable_parameter_receives_a_gradient(reduction, branches):
+    torch.manual_seed(0)
+    module = FSTA(8, T=4, reduction=reduction, branches=branches)
+    x = torch.randn(4, 2, 8, 10, 10)
+    (module(x) * torch.randn_like(x)).sum().backward()
+    for name, parameter in module.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_dct_bank_is_a_nonpersistent_buffer_built_from_the_formula():
+    module = FSTA(4, T=2)
+    assert "dct_bank" in dict(module.named_buffers())
+    assert not any("dct_bank" in key for key in module.state_dict())
+    assert torch.equal(module.dct_bank[:, 0], dct_basis_2d(7))
+    assert module.double().dct_bank.dtype == torch.float64
+
+
+def test_temporal_only_rescales_each_timestep_by_one_factor():
+    x = torch.randn(3, 2, 4, 6, 6)
+    ratio = FSTA(4, T=3, branches="temporal")(x) / x
+    assert torch.allclose(ratio, ratio[:, :, :1, :1, :1].expand_as(ratio), atol=1e-6)
+    assert not torch.allclose(ratio[0], ratio[1])
+
+
+def test_spatial_only_applies_one_map_to_all_timesteps_and_channels():
+    x = torch.randn(3, 2, 4, 6, 6)
+    ratio = FSTA(4, T=3, branches="spatial")(x) / x
+    assert torch.allclose(ratio, ratio[:1, :, :1].expand_as(ratio), atol=1e-6)
+
+
+def test_wrong_time_or_channel_count_is_a_clear_error():
+    with pytest.raises(SpikescopeError, match="T=2"):
+        FSTA(4, T=2)(torch.randn(3, 1, 4, 5, 5))
+    with pytest.raises(SpikescopeError, match="4 channels"):
+        FSTA(4, T=2)(torch.randn(2, 1, 3, 5, 5))
+
+
+def test_add_fsta_puts_one_module_in_front_of_every_neuron_of_any_time_first_model():
+    model = nn.Sequential(nn.Linear(6, 8), LIF(), nn.Linear(8, 3), LIF())
+    before = set(model.state_dict())
+    add_fsta(model, T=2)
+    assert sum(isinstance(m, FSTA) for m in model.modules()) == 2
+    assert before <= set(model.state_dict())  # existing keys keep their names
+    x = torch.randn(2, 5, 6)
+    reference = model[3](model[3].fsta(model[2](model[1](model[1].fsta(model[0](x))))))
+    assert torch.equal(model(x), reference)
+
+
+def test_add_fsta_refuses_a_model_without_spiking_layers():
+    with pytest.raises(SpikescopeError, match="no spiking layer"):
+        add_fsta(nn.Sequential(nn.Linear(2, 2)), T=2)
+
+
+def test_models_built_with_fsta_have_it_in_front_of_every_lif():
+    model = build("compact_cnn", fsta=True)
+    neurons = [m for m in model.modules() if isinstance(m, LIF)]
+    assert len(neurons) == 5 and all(isinstance(n.fsta, FSTA) for n in neurons)

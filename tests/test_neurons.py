@@ -1,0 +1,29 @@
+import math
+
+import torch
+
+from spikescope.neurons import LIF
+
+
+def test_lif_integrates_leaks_fires_above_half_and_hard_resets():
+    current = torch.tensor([0.3, 0.3, 0.3, 0.6, 0.1]).view(5, 1)
+    spikes = LIF()(current).flatten().tolist()
+    # u: 0.3 -> 0.375 -> 0.39375 -> 0.6984 (spike, reset to 0) -> 0.1
+    assert spikes == [0.0, 0.0, 0.0, 1.0, 0.0]
+
+
+def test_lif_output_is_binary_and_keeps_shape():
+    current = torch.randn(4, 3, 2, 5, 5)
+    spikes = LIF()(current)
+    assert spikes.shape == current.shape
+    assert set(spikes.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_surrogate_gradient_is_active_in_eval_mode_with_the_dspike_shape():
+    neuron = LIF().eval()
+    current = torch.tensor([0.5, 0.0, 1.5]).view(1, 3).requires_grad_()
+    neuron(current).sum().backward()
+    peak = 1.0 / (2 * math.tanh(0.5))  # b sech^2(0) / (2 tanh(b/2)) with b = 1
+    assert math.isclose(current.grad[0, 0].item(), peak, rel_tol=1e-6)
+    assert current.grad[0, 1].item() == 0.0  # u = 0 is outside (0, 1)
+    assert current.grad[0, 2].item() == 0.0  # u = 1.5 is outside (0, 1)

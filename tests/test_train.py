@@ -1,0 +1,86 @@
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from spikescope.checkpoint import read_checkpoint
+from spikescope.train import TrainConfig, evaluate_checkpoint, train
+
+SMALL = dict(data="fashion-mnist-sample", arch_kwargs={"width": 4}, batch_size=32, test_limit=200)
+
+
+def test_short_training_learns_and_writes_a_complete_checkpoint(tmp_path):
+    path = train(TrainConfig(**SMALL, epochs=2, limit=600, lr=3e-3, out=str(tmp_path)), progress=False)
+    checkpoint = read_checkpoint(path)
+    assert [h["epoch"] for h in checkpoint["history"]] == [1, 2]
+    last = checkpoint["history"][-1]
+    assert last["test_accuracy"] > 0.5  # ten classes: chance is 0.1
+    assert 0 < last["test_firing_rate"] < 1
+    assert checkpoint["train_config"]["seed"] == 0 and checkpoint["T"] == 2
+    assert checkpoint["training_state"]["epoch"] == 2
+    again = evaluate_checkpoint(path, limit=200)
+    assert again["accuracy"] == pytest.approx(last["test_accuracy"])
+
+
+def test_training_is_deterministic_for_a_seed(tmp_path):
+    def weights(seed, folder):
+        config = TrainConfig(**SMALL, epochs=1, limit=128, seed=seed, fsta=True, out=str(tmp_path / folder))
+        return read_checkpoint(train(config, progress=False))["state_dict"]
+
+    a, b, c = weights(1, "a"), weights(1, "b"), weights(2, "c")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def spikescope(*args):
+    return [sys.executable, "-m", "spikescope", *args]
+
+
+def train_command(out):
+    return spikescope("train", "--data", "fashion-mnist-sample", "--limit", "640", "--test-limit", "64",
+                      "--batch-size", "16", "--epochs", "3", "--arch-kw", "width=4", "--out", str(out))
+
+
+def test_a_run_killed_mid_epoch_resumes_to_exactly_the_weights_of_an_uninterrupted_run(tmp_path):
+    subprocess.run(train_command(tmp_path / "whole"), check=True, capture_output=True)
+    process = subprocess.Popen(train_command(tmp_path / "killed"), stderr=subprocess.PIPE)
+    seen, deadline = b"", time.monotonic() + 120
+    while not re.search(rb"epoch 2/3:.*?\| *[1-9]\d*/40", seen):
+        assert time.monotonic() < deadline and process.poll() is None, seen[-500:]
+        if select.select([process.stderr], [], [], 1)[0]:
+            seen += os.read(process.stderr.fileno(), 65536)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    interrupted = read_checkpoint(tmp_path / "killed" / "checkpoint.pt")
+    assert [h["epoch"] for h in interrupted["history"]] == [1]  # killed inside epoch 2
+    assert os.listdir(tmp_path / "killed") == ["checkpoint.pt"]  # no half-written file left behind
+
+    subprocess.run(spikescope("train", "--resume", str(tmp_path / "killed" / "checkpoint.pt")),
+                   check=True, capture_output=True)
+    whole = read_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    resumed = read_checkpoint(tmp_path / "killed" / "checkpoint.pt")
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert resumed["state_dict"].keys() == whole["state_dict"].keys()
+    for key, value in whole["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][key], value), key
+
+
+def test_train_help_shows_examples_and_bad_flags_fail_in_one_line():
+    help_text = subprocess.run(spikescope("train", "--help"), capture_output=True, text=True).stdout
+    assert "examples:" in help_text and "--resume" in help_text
+    result = subprocess.run(spikescope("train", "--epochs", "zero"), capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+
+
+def test_missing_data_ends_training_with_a_one_line_error(tmp_path):
+    result = subprocess.run(spikescope("train", "--data", "cifar10", "--data-root", str(tmp_path), "--out",
+                                       str(tmp_path / "run")), capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.startswith("spikescope: error: CIFAR-10 file data_batch_1 not found")
+    assert not (tmp_path / "run").exists()
