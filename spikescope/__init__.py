@@ -1,2 +1,15 @@
-"""spikescope: look inside trained spiking neural networks."""
+"""spikescope: look inside trained spiking neural networks.
+
+    import spikescope
+    results = spikescope.analyze(model, loader, layers="all")
+"""
 __version__ = "0.1.0"
+
+from .analyze import AnalysisResult, analyze  # noqa: E402
+from .checkpoint import bundled_checkpoint, load  # noqa: E402
+from .fsta import FSTA, add_fsta  # noqa: E402
+from .record import SpikeRecorder  # noqa: E402
+from .train import TrainConfig, evaluate_checkpoint, train  # noqa: E402
+
+__all__ = ["AnalysisResult", "FSTA", "SpikeRecorder", "TrainConfig", "__version__", "add_fsta", "analyze",
+           "bundled_checkpoint", "evaluate_checkpoint", "load", "train"]

@@ -93,6 +93,25 @@ class FSTA(nn.Module):
         y = (self.m * x_t + self.n * x_s) / 2
         return y[..., 0, 0] if flat else y
 
+    def macs(self, sample_shape: tuple[int, ...]) -> int:
+        """Multiply-accumulates one sample costs over all T steps (`sample_shape` is `[C, H, W]` or `[N]`).
+
+        Counts the time mixing, the DCT bank and fusion convolutions, the pooled descriptors and
+        one operation per element for each gate and for the final fusion; all act on real-valued
+        current, so all are MACs.
+        """
+        channels, height, width = (tuple(sample_shape) + (1, 1))[:3]
+        elements = self.T * channels * height * width
+        pixels = height * width
+        total = 2 * elements  # the fusion m X_t + n X_s
+        if self.branches != "spatial":
+            total += 2 * elements + self.T * self.T * channels + elements  # descriptors, time mixing, gate
+        if self.branches != "temporal":
+            n_freq = self.dct_size ** 2
+            fusion = sum(m.weight.numel() for m in self.frequency_fusion.modules() if isinstance(m, nn.Conv2d))
+            total += elements + n_freq * n_freq * pixels + fusion * pixels + elements  # sums, bank, fusion, gate
+        return total
+
     def extra_repr(self) -> str:
         return f"channels={self.channels}, T={self.T}, dct_size={self.dct_size}, branches={self.branches!r}"
 

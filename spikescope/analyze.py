@@ -1,0 +1,115 @@
+"""`analyze(model, loader)`: run a network over data under a SpikeRecorder and collect every result."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .detect import first_tensor, reset_neuron_states
+from .metrics.base import Metric
+from .metrics.energy import Energy
+from .metrics.firing import FiringRate
+from .metrics.spectrum import Spectrum
+from .metrics.temporal import TemporalSimilarity
+from .record import SpikeRecorder
+
+
+@dataclass
+class AnalysisResult:
+    """Everything `analyze` measured.
+
+    `layers`: one row per spiking layer (depth order); `timesteps`: one row per layer and timestep;
+    `energy`: one row per synaptic layer, per image; `spectra[layer]`: DCT power `[T, H, W]`;
+    `similarity[layer]`: `T x T` arrays "spike_cosine", "spectral_cosine", "left_out";
+    `captured[layer]`: raw spikes `[T, K, ...]` of the first K samples (if asked for);
+    `definitions`: each metric's formula; `info`: samples, T, accuracy, runtime and the layers found.
+    """
+
+    layers: pd.DataFrame
+    timesteps: pd.DataFrame
+    energy: pd.DataFrame
+    spectra: dict[str, np.ndarray]
+    similarity: dict[str, dict[str, np.ndarray]]
+    channel_firing_rate: dict[str, np.ndarray]
+    captured: dict[str, np.ndarray]
+    definitions: dict[str, str]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def energy_totals(self) -> dict[str, float]:
+        """Per-image totals over all synaptic layers: SOPs (exact and approx.), MACs and energy in pJ."""
+        columns = ["sops_per_image", "sops_approx_per_image", "macs_per_image", "energy_pj_per_image"]
+        return {c: float(self.energy[c].sum()) if len(self.energy) else 0.0 for c in columns}
+
+
+def _default_run(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    return model(inputs)
+
+
+def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "all", T: int | None = None,
+            device: str | torch.device = "cpu", energy: str = "fp32", capture: int = 0,
+            metrics: Sequence[Metric] | None = None, run: Callable[[nn.Module, torch.Tensor], Any] = _default_run,
+            progress: bool = False) -> AnalysisResult:
+    """Run `model` over `loader` (batches of inputs, or of `(inputs, labels)`) and measure its spiking layers.
+
+    `run(model, inputs)` performs one forward pass (override it for models stepped from outside);
+    neuron states of SpikingJelly/snnTorch models are reset before every batch. Accuracy is
+    reported when batches carry labels and the output is `[B, classes]` logits.
+    """
+    model = model.to(device).eval()
+    metrics = list(metrics) if metrics is not None else [FiringRate(), Spectrum(), TemporalSimilarity(), Energy(energy)]
+    correct = samples = 0
+    started = time.perf_counter()
+    with torch.no_grad(), SpikeRecorder(model, layers=layers, metrics=metrics, T=T, capture=capture) as recorder:
+        for batch in tqdm(loader, desc="analyze", unit="batch", disable=not progress):
+            inputs, labels = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
+            reset_neuron_states(model)
+            output = first_tensor(run(model, inputs.to(device)))
+            if labels is not None and output is not None and output.dim() == 2 and output.shape[0] == len(labels):
+                correct += int((output.argmax(1).cpu() == labels).sum())
+                samples += len(labels)
+    runtime = time.perf_counter() - started
+    return _assemble(recorder, runtime, correct / samples if samples else None)
+
+
+def _assemble(recorder: SpikeRecorder, runtime: float, accuracy: float | None) -> AnalysisResult:
+    results = recorder.compute()
+    found = pd.DataFrame([{"layer": i.name, "depth": d, "type": i.type, "found_by": i.found_by,
+                           "layout": i.layout.value} for d, i in enumerate(recorder.layers)])
+    layers, timesteps = found, None
+    for name in ("FiringRate", "Spectrum", "TemporalSimilarity"):
+        if name in results:
+            layers = layers.merge(results[name].layers, on="layer", how="left")
+            steps = results[name].timesteps
+            if steps is not None and len(steps):
+                timesteps = steps if timesteps is None else timesteps.merge(steps, on=["layer", "t"], how="left")
+    spectra = results["Spectrum"].arrays["spectrum"] if "Spectrum" in results else {}
+    similarity: dict[str, dict[str, np.ndarray]] = {}
+    for name, key in (("TemporalSimilarity", "spike_cosine"), ("TemporalSimilarity", "left_out"),
+                      ("Spectrum", "spectral_cosine")):
+        for layer, matrix in results.get(name, _EMPTY).arrays.get(key, {}).items():
+            similarity.setdefault(layer, {})[key] = matrix
+    definitions = {k: v for r in results.values() for k, v in r.definitions.items()}
+    capture = recorder.capture
+    firing = results.get("FiringRate")
+    info = {"samples": int(layers["samples"].max()) if "samples" in layers and len(layers) else 0,
+            "T": recorder.T, "accuracy": accuracy, "runtime_s": runtime, "warnings": list(recorder.warnings)}
+    return AnalysisResult(
+        layers=layers, timesteps=timesteps if timesteps is not None else pd.DataFrame(),
+        energy=results["Energy"].layers if "Energy" in results else pd.DataFrame(),
+        spectra=spectra, similarity=similarity,
+        channel_firing_rate=firing.arrays["channel_firing_rate"] if firing else {},
+        captured={layer: capture.spikes(layer) for layer in capture.layers()} if capture else {},
+        definitions=definitions, info=info)
+
+
+class _Empty:
+    arrays: dict = {}
+
+
+_EMPTY = _Empty()

@@ -1,0 +1,92 @@
+"""The shape every spikescope metric has: per-layer state tensors that merge by sum or max.
+
+A metric declares its states once (`reductions`), `update()` only adds into them, and
+`compute()` derives every reported number from them. Because states are sums, counts and
+maxima (never means), results from different batches, processes or machines merge exactly
+by adding, and memory does not grow with the dataset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+Reduction = Literal["sum", "max"]
+
+
+@dataclass
+class MetricResult:
+    """What a metric's `compute()` returns: per-layer and per-layer-per-timestep tables plus arrays."""
+
+    layers: pd.DataFrame
+    timesteps: pd.DataFrame | None = None
+    arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    definitions: dict[str, str] = field(default_factory=dict)
+
+
+class Metric:
+    """Base class: `update(layer, x)`, `compute()`, `merge(other)`, `state_dict()` / `load_state_dict()`.
+
+    Subclasses set `reductions` (state name -> "sum" | "max") and `inputs`: "spikes" for
+    metrics fed the output of spiking layers, "synapses" for metrics fed the input of
+    synaptic layers. States live in `self.states[layer][name]`, in insertion (depth) order.
+    """
+
+    reductions: ClassVar[dict[str, Reduction]] = {}
+    inputs: ClassVar[Literal["spikes", "synapses"]] = "spikes"
+
+    def __init__(self) -> None:
+        self.states: dict[str, dict[str, torch.Tensor]] = {}
+
+    def update(self, layer: str, x: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> MetricResult:
+        raise NotImplementedError
+
+    def _accumulate(self, layer: str, values: dict[str, torch.Tensor]) -> None:
+        """Add (or max) `values` into the layer's states, creating them on first use."""
+        current = self.states.get(layer)
+        if current is None:
+            self.states[layer] = {name: value.detach().clone() for name, value in values.items()}
+            return
+        for name, value in values.items():
+            _reduce_into(current, name, value, self.reductions[name], layer)
+
+    def merge(self, other: "Metric") -> "Metric":
+        """Fold `other`'s states into this metric (same class); returns `self`."""
+        if type(other) is not type(self):
+            raise TypeError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
+        for layer, states in other.states.items():
+            self._accumulate(layer, {name: value.to(_device_of(self.states.get(layer), value))
+                                     for name, value in states.items()})
+        return self
+
+    def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {layer: {name: value.cpu().clone() for name, value in states.items()}
+                for layer, states in self.states.items()}
+
+    def load_state_dict(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
+        self.states = {layer: {name: value.clone() for name, value in states.items()} for layer, states in state.items()}
+
+    def nbytes(self) -> int:
+        """Bytes held by the states (constant once every layer has been seen)."""
+        return sum(v.numel() * v.element_size() for states in self.states.values() for v in states.values())
+
+
+def _reduce_into(states: dict[str, torch.Tensor], name: str, value: torch.Tensor, how: Reduction, layer: str) -> None:
+    target = states[name]
+    if target.shape != value.shape:
+        raise ValueError(f"layer {layer}: state {name} has shape {tuple(target.shape)}, update has {tuple(value.shape)}"
+                         " (did T or the input size change between batches?)")
+    if how == "sum":
+        target.add_(value)
+    else:
+        torch.maximum(target, value, out=target)
+
+
+def _device_of(states: dict[str, torch.Tensor] | None, fallback: torch.Tensor) -> torch.device:
+    return next(iter(states.values())).device if states else fallback.device

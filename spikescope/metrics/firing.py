@@ -1,0 +1,47 @@
+"""Firing rates: per layer, per timestep, per channel, and the fraction of silent neurons (design.md §3)."""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from .base import Metric, MetricResult
+
+DEFINITION = ("firing rate = spikes / (T x samples x neurons): the mean of the binary output over time, "
+              "samples and neurons; per timestep it is spikes at t / (samples x neurons); a neuron is silent if "
+              "it never fired at any timestep on any analysed sample")
+
+
+def channels_first(spikes: torch.Tensor) -> torch.Tensor:
+    """View `[T, B, C, ...]` (conv) or `[T, B, N]` (linear) as `[T, B, C, rest]`."""
+    return spikes.reshape(*spikes.shape[:3], -1)
+
+
+class FiringRate(Metric):
+    """States per layer: spike counts `[T, C]`, samples seen, and which neurons ever fired (`[C, rest]`, max)."""
+
+    reductions = {"spikes": "sum", "samples": "sum", "ever_fired": "max"}
+
+    def update(self, layer: str, spikes: torch.Tensor) -> None:
+        """`spikes: [T, B, C, H, W]` or `[T, B, N]` in {0, 1}."""
+        x = channels_first(spikes)
+        self._accumulate(layer, {
+            "spikes": x.sum(dim=(1, 3), dtype=torch.float64),
+            "samples": torch.tensor(x.shape[1], dtype=torch.int64, device=x.device),
+            "ever_fired": x.amax(dim=(0, 1)).to(torch.uint8),
+        })
+
+    def compute(self) -> MetricResult:
+        rows, steps, channels = [], [], {}
+        for layer, s in self.states.items():
+            T, C = s["spikes"].shape
+            neurons = s["ever_fired"].numel()
+            samples = int(s["samples"])
+            total = float(s["spikes"].sum())
+            per_step = (s["spikes"].sum(dim=1) / (samples * neurons)).cpu()
+            rows.append({"layer": layer, "neurons": neurons, "samples": samples, "T": T, "spikes": total,
+                         "firing_rate": total / (T * samples * neurons),
+                         "silent_fraction": 1.0 - float(s["ever_fired"].double().mean())})
+            steps += [{"layer": layer, "t": t, "firing_rate": float(r)} for t, r in enumerate(per_step)]
+            channels[layer] = (s["spikes"].sum(dim=0) / (T * samples * (neurons // C))).cpu().numpy()
+        return MetricResult(pd.DataFrame(rows), pd.DataFrame(steps), {"channel_firing_rate": channels},
+                            {"firing_rate": DEFINITION})

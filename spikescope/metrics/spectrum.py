@@ -1,0 +1,124 @@
+"""2D-DCT power spectra of spike maps, orientation energies and radial bands (design.md §3).
+
+For every spike map `S` (one sample, channel and timestep) `X = D_H S D_W^T` (orthonormal DCT-II);
+the power `X**2` is summed over samples and channels per layer and timestep. Row index `u` is
+the vertical frequency (variation along the height), column index `v` the horizontal one.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..dct import dct_matrix
+from .base import Metric, MetricResult
+
+DEFINITIONS = {
+    "spectrum": "P[u, v] = sum over samples and channels of (D_H S D_W^T)[u, v]^2, orthonormal DCT-II of each "
+                "spike map S; u = vertical frequency (variation along the height), v = horizontal frequency "
+                "(along the width); sum(P) = number of spikes (Parseval)",
+    "axis split": "E_vert = sum P[u > 0, v = 0], E_horz = sum P[u = 0, v > 0]",
+    "wedge split": "E_vert = sum P[u/H > v/W], E_horz = sum P[v/W > u/H] (diagonal and DC excluded)",
+    "orientation index": "OI = (E_vert - E_horz) / (E_vert + E_horz) in [-1, 1]; positive = vertical variation "
+                         "(along the height, e.g. horizontal stripes) dominates",
+    "radial bands": "share of non-DC power at normalised radius rho = sqrt((u/H)^2 + (v/W)^2): "
+                    "low rho < 1/3, mid 1/3 <= rho < 2/3, high rho >= 2/3",
+    "spectral cosine": "cosine between the non-DC power spectra of timesteps t and t' (summed over samples "
+                       "and channels): equal frequency content gives 1 even when the amount of firing differs",
+}
+
+
+def frequency_masks(height: int, width: int) -> dict[str, np.ndarray]:
+    """Boolean `[H, W]` masks of the orientation splits, radial bands and DC for one map size."""
+    u = np.arange(height)[:, None] / height
+    v = np.arange(width)[None, :] / width
+    dc = (u == 0) & (v == 0)
+    rho = np.sqrt(u ** 2 + v ** 2)
+    return {
+        "dc": dc,
+        "axis_vertical": (u > 0) & (v == 0),
+        "axis_horizontal": (u == 0) & (v > 0),
+        "wedge_vertical": u > v,
+        "wedge_horizontal": v > u,
+        "band_low": ~dc & (rho < 1 / 3),
+        "band_mid": (rho >= 1 / 3) & (rho < 2 / 3),
+        "band_high": rho >= 2 / 3,
+    }
+
+
+NEGLIGIBLE = 1e-9  # power below this share of the total is float32 rounding, not signal
+
+
+def orientation_summary(power: np.ndarray) -> dict[str, float]:
+    """Orientation energies, indices, DC share and radial band shares of one `[H, W]` power spectrum.
+
+    Indices and shares whose denominator is negligible (a constant or empty map) are NaN.
+    """
+    masks = frequency_masks(*power.shape)
+    energy = {name: float(power[mask].sum()) for name, mask in masks.items()}
+    total = float(power.sum())
+    ac = total - energy["dc"]
+    floor = NEGLIGIBLE * total
+    summary = {"power": total, "dc_fraction": energy["dc"] / total if total else float("nan")}
+    for split in ("axis", "wedge"):
+        vert, horz = energy[f"{split}_vertical"], energy[f"{split}_horizontal"]
+        summary[f"{split}_E_vert"] = vert
+        summary[f"{split}_E_horz"] = horz
+        summary[f"{split}_OI"] = (vert - horz) / (vert + horz) if vert + horz > floor else float("nan")
+    for band in ("low", "mid", "high"):
+        summary[f"band_{band}"] = energy[f"band_{band}"] / ac if ac > floor else float("nan")
+    return summary
+
+
+def spectral_cosine(power: np.ndarray) -> np.ndarray:
+    """`[T, T]` cosine similarity of the non-DC parts of per-timestep spectra `power: [T, H, W]`."""
+    flat = power.reshape(power.shape[0], -1)[:, 1:]  # index 0 is DC
+    norms = np.linalg.norm(flat, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (flat @ flat.T) / np.outer(norms, norms)
+
+
+class Spectrum(Metric):
+    """States per conv layer: DCT power `[T, H, W]` and the sum of squared spikes `[T]` (the Parseval check).
+
+    Layers with no spatial map (`[T, B, N]`) are skipped.
+    """
+
+    reductions = {"power": "sum", "squares": "sum"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._matrices: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _dct_matrices(self, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (height, width, device)
+        if key not in self._matrices:
+            self._matrices[key] = (dct_matrix(height, dtype=torch.float32, device=device),
+                                   dct_matrix(width, dtype=torch.float32, device=device))
+        return self._matrices[key]
+
+    def update(self, layer: str, spikes: torch.Tensor) -> None:
+        """`spikes: [T, B, C, H, W]`; other shapes carry no 2D map and are ignored."""
+        if spikes.dim() != 5:
+            return
+        maps = spikes.float()
+        d_h, d_w = self._dct_matrices(*maps.shape[-2:], maps.device)
+        coefficients = d_h @ maps @ d_w.T
+        self._accumulate(layer, {
+            "power": coefficients.square().sum(dim=(1, 2), dtype=torch.float64),
+            "squares": maps.square().sum(dim=(1, 2, 3, 4), dtype=torch.float64),
+        })
+
+    def compute(self) -> MetricResult:
+        rows, steps, spectra, cosines = [], [], {}, {}
+        for layer, s in self.states.items():
+            power = s["power"].cpu().numpy()
+            T, H, W = power.shape
+            squares = float(s["squares"].sum())
+            rows.append({"layer": layer, "height": H, "width": W, **orientation_summary(power.sum(axis=0)),
+                         "parseval_error": abs(power.sum() - squares) / squares if squares else 0.0})
+            steps += [{"layer": layer, "t": t, **orientation_summary(power[t])} for t in range(T)]
+            spectra[layer] = power
+            cosines[layer] = spectral_cosine(power)
+        return MetricResult(pd.DataFrame(rows), pd.DataFrame(steps),
+                            {"spectrum": spectra, "spectral_cosine": cosines}, dict(DEFINITIONS))

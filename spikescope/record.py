@@ -1,0 +1,293 @@
+"""SpikeRecorder: forward hooks that hand every spiking layer's output, time-first, to the metrics.
+
+    with SpikeRecorder(model, layers="all", T=2) as rec:
+        for images, _ in loader:
+            model(images)
+    results = rec.compute()
+
+Layers are found on entry by class (spikescope, SpikingJelly, snnTorch neurons) and on the
+first forward pass by the binary-output probe; `rec.layers` says what was found and how,
+and which time layout each layer's tensors had. Hooks only detach, reshape and hand over;
+the metrics reduce on the fly, so memory does not grow with the number of batches.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import partial
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .detect import (FOUND_BY_NAME, FOUND_BY_PROBE, PASS_THROUGH_ROLE, declared_layouts, first_tensor, innermost,
+                     is_binary, neurons_by_class, probe_candidates)
+from .errors import SpikescopeError
+from .fsta import FSTA
+from .metrics.base import Metric, MetricResult
+from .metrics.capture import SpikeCapture
+from .metrics.energy import Energy
+from .metrics.firing import FiringRate
+from .metrics.spectrum import Spectrum
+from .metrics.temporal import TemporalSimilarity
+from .synapses import synapse_cost
+from .timelayout import Layout, batch_size_of, candidate_layouts, infer_layout, to_time_first
+
+
+def default_metrics() -> list[Metric]:
+    """Firing rate, DCT spectrum, temporal similarity and energy (FP32 preset)."""
+    return [FiringRate(), Spectrum(), TemporalSimilarity(), Energy()]
+
+
+@dataclass
+class LayerInfo:
+    """One recorded module: its name, class, why it was chosen, and its time layout (after the first batch)."""
+
+    name: str
+    type: str
+    found_by: str
+    role: str  # "spiking", "synaptic" (energy) or "pass-through" (observed on the first batch only)
+    layout: Layout | None = None
+
+
+class SpikeRecorder:
+    """Record the spiking layers of `model` into `metrics` while the user runs forward passes.
+
+    `layers`: "all", a list of module names (taken as spiking layers even if no rule finds them),
+    or a regular expression matched against the names of the layers found. `T` defaults to
+    `model.T` or, for multi-step neurons, their output's first dimension. `capture=K` keeps the
+    raw spikes of the first K samples (bit-packed, on the CPU).
+    """
+
+    def __init__(self, model: nn.Module, layers: str | Sequence[str] = "all", metrics: Sequence[Metric] | None = None,
+                 T: int | None = None, capture: int = 0) -> None:
+        self.model = model
+        self.metrics = list(default_metrics() if metrics is None else metrics)
+        self.T = T if T is not None else getattr(model, "T", None)
+        self.capture = SpikeCapture(capture) if capture else None
+        self.layers: list[LayerInfo] = []
+        self.warnings: list[str] = []
+        self._selection = layers
+        self._modules = dict(model.named_modules())
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._watched: dict[str, LayerInfo] = {}
+        self._buffers: dict[str, list[torch.Tensor]] = {}
+        self._order: list[str] = []
+        self._costs = {}
+        self._binary_pass_through: set[str] = set()
+        self._batch = 0
+        self._first_pass = True
+        self._open = False
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> "SpikeRecorder":
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Install the hooks (called by `with`)."""
+        if self._open:
+            return
+        known = neurons_by_class(self.model)
+        if isinstance(self._selection, (list, tuple)):
+            missing = [n for n in self._selection if n not in self._modules or not n]
+            if missing:
+                raise SpikescopeError(f"no module named {missing[0]!r}; spiking layers found: "
+                                      f"{', '.join(known) or 'none by class (the probe runs on the first batch)'}")
+            candidates = {n: known.get(n, FOUND_BY_NAME) for n in self._selection}
+        else:
+            probed, pass_through = probe_candidates(self.model, known)
+            candidates = {**known, **{n: FOUND_BY_PROBE for n in probed}}
+            for name in pass_through:
+                self._watch(name, PASS_THROUGH_ROLE, PASS_THROUGH_ROLE)
+        for name, found_by in candidates.items():
+            self._watch(name, found_by, "spiking")
+        if any(m.inputs == "synapses" for m in self.metrics):
+            fsta_roots = [n for n, m in self._modules.items() if isinstance(m, FSTA)]
+            for name, module in self._modules.items():
+                cost = synapse_cost(module)
+                if cost is not None and not any(name.startswith(root + ".") for root in fsta_roots):
+                    self._costs[name] = cost
+                    self._watch(name, type(cost).__name__, "synaptic")
+        self._handles.append(self.model.register_forward_pre_hook(self._begin_pass))
+        self._handles.append(self.model.register_forward_hook(self._end_pass))
+        self._open = True
+
+    def close(self) -> None:
+        """Remove every hook; safe to call twice. Spikes of an unfinished single-step sequence are dropped."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        if any(self._buffers.values()) and not self._first_pass:
+            self.warnings.append("an unfinished sequence of single-step calls was dropped")
+        self._buffers.clear()
+        self._open = False
+
+    def _watch(self, name: str, found_by: str, role: str) -> None:
+        module = self._modules[name]
+        key = f"{role}:{name}"
+        self._watched[key] = LayerInfo(name, type(module).__name__, found_by, role)
+        self._handles.append(module.register_forward_hook(partial(self._on_forward, key)))
+
+    # --- hooks -----------------------------------------------------------------------------------
+    def _begin_pass(self, module: nn.Module, args: tuple) -> None:
+        model_input = first_tensor(args)
+        if model_input is None:
+            raise SpikescopeError("the model was called without a tensor input; SpikeRecorder needs one")
+        self._batch = batch_size_of(model_input, self.T or 1)
+        if self._first_pass:
+            self._buffers.clear()
+            self._order.clear()
+            self._binary_pass_through.clear()
+
+    def _on_forward(self, key: str, module: nn.Module, args: tuple, output) -> None:
+        info = self._watched[key]
+        tensor = first_tensor(args if info.role == "synaptic" else output)
+        if tensor is None:
+            return
+        tensor = tensor.detach()
+        if self._first_pass:
+            if info.found_by in (FOUND_BY_PROBE, PASS_THROUGH_ROLE) and not is_binary(tensor):
+                return
+            if info.role == PASS_THROUGH_ROLE:
+                self._binary_pass_through.add(info.name)
+                return
+            if key not in self._buffers:
+                self._order.append(key)
+            self._buffers.setdefault(key, []).append(tensor)
+            return
+        if info.layout in (Layout.TIME_FIRST, Layout.FOLDED):
+            self._dispatch(key, [tensor])
+            return
+        pending = self._buffers.setdefault(key, [])
+        pending.append(tensor)
+        if len(pending) == self.T:
+            self._dispatch(key, pending)
+            self._buffers[key] = []
+
+    def _end_pass(self, module: nn.Module, args: tuple, output) -> None:
+        if self._first_pass:
+            self._finish_first_pass()
+            return
+        for key, info in self._watched.items():
+            pending = self._buffers.get(key)
+            if info.layout is Layout.PER_CALL and pending:
+                raise SpikescopeError(f"layer {info.name} ran {len(pending)} times in one forward pass; "
+                                      f"with T={self.T} it should run {self.T} times")
+
+    # --- the first pass decides layers and layouts ------------------------------------------------
+    def _finish_first_pass(self) -> None:
+        self._infer_T()
+        spiking = {k for k in self._buffers if self._watched[k].role == "spiking"}
+        probed = {self._watched[k].name for k in spiking if self._watched[k].found_by == FOUND_BY_PROBE}
+        known = {self._watched[k].name for k in spiking} - probed
+        keep_probed = innermost(probed, known | self._binary_pass_through)
+        selected = [k for k in self._order if self._watched[k].role == "synaptic"
+                    or self._watched[k].found_by != FOUND_BY_PROBE or self._watched[k].name in keep_probed]
+        selected = self._apply_pattern(selected)
+        self._set_layouts(selected)
+        for key in [k for k in self._watched if k not in selected]:
+            del self._watched[key]
+        self._rehook(selected)
+        self.layers = [self._watched[k] for k in selected if self._watched[k].role == "spiking"]
+        if not self.layers:
+            raise SpikescopeError("no spiking layer found: no neuron of a known framework and no module with binary "
+                                  "output; name the layers explicitly with layers=[...] / --layers")
+        self._first_pass = False
+        buffered, self._buffers = self._buffers, {}
+        for key in selected:
+            tensors = buffered[key]
+            if self._watched[key].layout is Layout.PER_FORWARD:
+                self._buffers[key] = tensors
+                if len(tensors) == self.T:
+                    self._dispatch(key, tensors)
+                    self._buffers[key] = []
+            else:
+                self._dispatch(key, tensors)
+        for info in self.layers:
+            if info.found_by == FOUND_BY_NAME and not all(is_binary(t) or not t.any() for t in buffered[
+                    f"spiking:{info.name}"]):
+                self.warnings.append(f"layer {info.name} was named explicitly but its output is not binary; "
+                                     "its 'firing rate' is the mean output")
+
+    def _infer_T(self) -> None:
+        if self.T is not None:
+            return
+        for key in self._order:
+            module = self._modules[self._watched[key].name]
+            if declared_layouts(module) == (Layout.TIME_FIRST,):
+                self.T = int(self._buffers[key][0].shape[0])
+                self._batch = int(self._buffers[key][0].shape[1])
+                return
+        raise SpikescopeError("the number of timesteps T is unknown for this model: pass T=... (--T)")
+
+    def _apply_pattern(self, selected: list[str]) -> list[str]:
+        if not isinstance(self._selection, str) or self._selection == "all":
+            return selected
+        try:
+            pattern = re.compile(self._selection)
+        except re.error as error:
+            raise SpikescopeError(f"--layers {self._selection!r} is not a valid regular expression: {error}") from None
+        spiking = [k for k in selected if self._watched[k].role == "spiking"]
+        matched = [k for k in spiking if pattern.fullmatch(self._watched[k].name)]
+        if not matched:
+            names = ", ".join(self._watched[k].name for k in spiking)
+            raise SpikescopeError(f"no spiking layer matches {self._selection!r}; available: {names}")
+        return [k for k in selected if self._watched[k].role == "synaptic" or k in matched]
+
+    def _set_layouts(self, selected: list[str]) -> None:
+        """Decide every module's layout; ambiguous ones follow the framework, then the rest of the model."""
+        readings = {k: candidate_layouts(self._buffers[k][0].shape, len(self._buffers[k]), self.T, self._batch)
+                    for k in selected}
+        external = any(r == [Layout.PER_FORWARD] for r in readings.values())
+        internal = any(r and Layout.PER_FORWARD not in r for r in readings.values())
+        if external and internal:
+            raise SpikescopeError("some layers step once per forward pass and others see the whole sequence; "
+                                  "spikescope cannot align them")
+        model_wide = (Layout.PER_FORWARD,) if external else (Layout.TIME_FIRST, Layout.FOLDED, Layout.PER_CALL)
+        for key in selected:
+            info = self._watched[key]
+            declared = declared_layouts(self._modules[info.name])
+            preferred = tuple(layout for layout in declared if layout in model_wide) or declared or model_wide
+            info.layout = infer_layout(info.name, self._buffers[key][0].shape, len(self._buffers[key]), self.T,
+                                       self._batch, preferred)
+
+    def _rehook(self, selected: list[str]) -> None:
+        """Keep the model-level hooks and the hooks of selected modules only."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = [self.model.register_forward_pre_hook(self._begin_pass),
+                         self.model.register_forward_hook(self._end_pass)]
+        for key in selected:
+            module = self._modules[self._watched[key].name]
+            self._handles.append(module.register_forward_hook(partial(self._on_forward, key)))
+
+    # --- hand-over to the metrics -----------------------------------------------------------------
+    def _dispatch(self, key: str, tensors: list[torch.Tensor]) -> None:
+        info = self._watched[key]
+        if info.layout is Layout.FOLDED and tensors[0].shape[0] % self.T:
+            raise SpikescopeError(f"layer {info.name} saw {tensors[0].shape[0]} rows, not a multiple of T={self.T}")
+        x = to_time_first(tensors, info.layout, self.T)
+        if info.role == "synaptic":
+            for metric in self.metrics:
+                if metric.inputs == "synapses":
+                    metric.update(info.name, x, self._costs[info.name])
+            return
+        spikes = x.float() if x.dtype == torch.bool else x
+        for metric in self.metrics:
+            if metric.inputs == "spikes":
+                metric.update(info.name, spikes)
+        if self.capture is not None:
+            self.capture.update(info.name, spikes)
+
+    # --- results ---------------------------------------------------------------------------------
+    def compute(self) -> dict[str, MetricResult]:
+        """Every metric's results, keyed by the metric's class name."""
+        return {type(metric).__name__: metric.compute() for metric in self.metrics}
+
+    def hook_count(self) -> int:
+        """Hooks this recorder has installed on the model and not yet removed."""
+        return len(self._handles)

@@ -1,0 +1,61 @@
+"""Small real spiking networks written the ways users write them, for recorder tests."""
+import torch
+from torch import nn
+
+
+class ReferenceStyleLIF(nn.Module):
+    """A plain `nn.Module` neuron like the FSTA-SNN reference code's: `[T, B, ...]` in, stacked spikes out."""
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        membrane, spikes = torch.zeros_like(current[0]), []
+        for x in current:
+            membrane = 0.25 * membrane + x
+            spike = (membrane > 0.5).float()
+            membrane = membrane * (1 - spike)
+            spikes.append(spike)
+        return torch.stack(spikes)
+
+
+class Folded(nn.Sequential):
+    """Runs per-sample modules on `[T, B, ...]` by folding time into the batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+
+
+class PlainSNN(nn.Module):
+    """Two conv layers with reference-style neurons, max pooling in a custom wrapper, a linear readout."""
+
+    def __init__(self, T: int = 3) -> None:
+        super().__init__()
+        self.T = T
+        self.stage1 = nn.Sequential(Folded(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)), ReferenceStyleLIF())
+        self.pool = Folded(nn.MaxPool2d(2))
+        self.stage2 = nn.Sequential(Folded(nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8)), ReferenceStyleLIF())
+        self.head = nn.Linear(8 * 14 * 14, 10)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.unsqueeze(0).repeat(self.T, 1, 1, 1, 1) * 2
+        x = self.stage2(self.pool(self.stage1(x)))
+        return self.head(x.flatten(2)).mean(0)
+
+
+class FoldedHeaviside(nn.Module):
+    """A neuron-less threshold applied to time folded into the batch: `[T*B, ...]` in and out."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x > 0.3).float()
+
+
+class FoldedSNN(nn.Module):
+    """Hides its number of timesteps (no `T` attribute), like many user models."""
+
+    def __init__(self, steps: int = 2) -> None:
+        super().__init__()
+        self.steps = steps
+        self.conv = nn.Conv2d(1, 3, 3, padding=1)
+        self.fire = FoldedHeaviside()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([images * (t + 1) for t in range(self.steps)])  # [T*B, C, H, W], timestep t scaled by t + 1
+        return self.fire(self.conv(x))
