@@ -9,15 +9,16 @@ TORCH_INDEX ?=
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 APT_PACKAGES ?= dataset-fashion-mnist
+TEST_APT_PACKAGES ?= dataset-fashion-mnist chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
 .PHONY: demo test setup test-setup system-packages
 
 demo: setup system-packages
-	$(VENV)/bin/spikescope train --data fashion-mnist --limit 6000 --test-limit 2000 --epochs 1 --out runs/demo
-	$(VENV)/bin/spikescope evaluate runs/demo/checkpoint.pt --data fashion-mnist-sample
+	$(VENV)/bin/spikescope analyze --layers all --out reports/demo
 
-test: test-setup system-packages
+test: test-setup
+	$(MAKE) --no-print-directory system-packages APT_PACKAGES="$(TEST_APT_PACKAGES)"
 	$(PY) -m pytest -q
 
 setup: $(VENV)/.installed
@@ -30,8 +31,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e .
 	touch $@
 
+# SpikingJelly 2.0 and snnTorch declare heavy dependencies (CUDA torch via torchvision) they do not need here.
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install -e ".[test]"
+	$(PIP) install --no-deps spikingjelly==2.0.0 snntorch==1.0.0
 	touch $@
 
 # Debian packages the demo and the tests use; skipped (with a note) where apt cannot run.

@@ -8,8 +8,10 @@ __version__ = "0.1.0"
 from .analyze import AnalysisResult, analyze  # noqa: E402
 from .checkpoint import bundled_checkpoint, load  # noqa: E402
 from .fsta import FSTA, add_fsta  # noqa: E402
+from .pipeline import analyze_checkpoint  # noqa: E402
 from .record import SpikeRecorder  # noqa: E402
 from .train import TrainConfig, evaluate_checkpoint, train  # noqa: E402
 
 __all__ = ["AnalysisResult", "FSTA", "SpikeRecorder", "TrainConfig", "__version__", "add_fsta", "analyze",
+           "analyze_checkpoint",
            "bundled_checkpoint", "evaluate_checkpoint", "load", "train"]

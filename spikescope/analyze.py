@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .detect import first_tensor, reset_neuron_states
 from .metrics.base import Metric
-from .metrics.energy import Energy
+from .metrics.energy import ENERGY_PRESETS_PJ, Energy
 from .metrics.firing import FiringRate
 from .metrics.spectrum import Spectrum
 from .metrics.temporal import TemporalSimilarity
@@ -51,6 +51,19 @@ def _default_run(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     return model(inputs)
 
 
+def repeated_input(T: int) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
+    """A `run` for multi-step models that expect `[T, B, ...]`: static inputs are repeated T times."""
+    return lambda model, inputs: model(inputs.unsqueeze(0).expand(T, *inputs.shape).contiguous())
+
+
+def _logits(output: Any, T: int | None, batch: int) -> torch.Tensor | None:
+    """`[B, classes]` logits from a model output: `[T, B, classes]` outputs are averaged over time."""
+    output = first_tensor(output)
+    if output is not None and output.dim() == 3 and output.shape[0] == T and output.shape[1] == batch:
+        output = output.mean(dim=0)
+    return output if output is not None and output.dim() == 2 and output.shape[0] == batch else None
+
+
 def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "all", T: int | None = None,
             device: str | torch.device = "cpu", energy: str = "fp32", capture: int = 0,
             metrics: Sequence[Metric] | None = None, run: Callable[[nn.Module, torch.Tensor], Any] = _default_run,
@@ -59,19 +72,21 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
 
     `run(model, inputs)` performs one forward pass (override it for models stepped from outside);
     neuron states of SpikingJelly/snnTorch models are reset before every batch. Accuracy is
-    reported when batches carry labels and the output is `[B, classes]` logits.
+    reported when batches carry labels and the output is `[B, classes]` logits (or `[T, B, classes]`,
+    averaged over time).
     """
     model = model.to(device).eval()
     metrics = list(metrics) if metrics is not None else [FiringRate(), Spectrum(), TemporalSimilarity(), Energy(energy)]
     correct = samples = 0
     started = time.perf_counter()
     with torch.no_grad(), SpikeRecorder(model, layers=layers, metrics=metrics, T=T, capture=capture) as recorder:
-        for batch in tqdm(loader, desc="analyze", unit="batch", disable=not progress):
+        for batch in tqdm(loader, desc="analyze", unit="batch", disable=not progress, delay=1.0):
             inputs, labels = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
             reset_neuron_states(model)
-            output = first_tensor(run(model, inputs.to(device)))
-            if labels is not None and output is not None and output.dim() == 2 and output.shape[0] == len(labels):
-                correct += int((output.argmax(1).cpu() == labels).sum())
+            output = run(model, inputs.to(device))
+            logits = _logits(output, recorder.T, len(labels)) if labels is not None else None
+            if logits is not None:
+                correct += int((logits.argmax(1).cpu() == labels).sum())
                 samples += len(labels)
     runtime = time.perf_counter() - started
     return _assemble(recorder, runtime, correct / samples if samples else None)
@@ -99,6 +114,10 @@ def _assemble(recorder: SpikeRecorder, runtime: float, accuracy: float | None) -
     firing = results.get("FiringRate")
     info = {"samples": int(layers["samples"].max()) if "samples" in layers and len(layers) else 0,
             "T": recorder.T, "accuracy": accuracy, "runtime_s": runtime, "warnings": list(recorder.warnings)}
+    energy_metric = next((m for m in recorder.metrics if isinstance(m, Energy)), None)
+    if energy_metric is not None:
+        info["energy_preset"] = energy_metric.preset
+        info["energy_pj"] = dict(ENERGY_PRESETS_PJ[energy_metric.preset])
     return AnalysisResult(
         layers=layers, timesteps=timesteps if timesteps is not None else pd.DataFrame(),
         energy=results["Energy"].layers if "Energy" in results else pd.DataFrame(),

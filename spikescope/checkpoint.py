@@ -15,9 +15,11 @@ Keys (format version 1):
 """
 from __future__ import annotations
 
+import importlib
 import pickle
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -40,29 +42,50 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
     return Path(path)
 
 
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read and validate a spikescope checkpoint safely; every kind of bad file is a one-line error."""
+def load_file(path: str | Path, trust_pickle: bool = False) -> Any:
+    """`torch.load` a file with `weights_only=True`; bad files become one-line errors.
+
+    A file that holds pickled Python objects (a whole saved model) is refused unless
+    `trust_pickle`, because unpickling runs whatever code the file names.
+    """
     path = Path(path)
     if not path.is_file():
         raise SpikescopeError(f"checkpoint not found: {path}")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols in corrupt files; we report instead
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "Unsupported global" in str(error):
-            raise SpikescopeError(f"{path} holds pickled Python objects, which spikescope does not unpickle "
-                                  "(unpickling can run arbitrary code)") from None
-        raise SpikescopeError(f"{path} is not a PyTorch file ({_first_line(error)})") from None
+        if "Unsupported global" not in str(error):
+            raise SpikescopeError(f"{path} is not a PyTorch file ({_first_line(error)})") from None
     except Exception as error:  # truncated zips, random bytes and bad pickles raise many types; all are bad input
         raise SpikescopeError(f"{path} is not a readable PyTorch file, or it is truncated ({_first_line(error)})") from None
+    if not trust_pickle:
+        raise SpikescopeError(f"{path} holds pickled Python objects, and unpickling can run arbitrary code: if you "
+                              "trust its source pass --trust-pickle (trust_pickle=True), or save model.state_dict() "
+                              "and load it with --arch")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # the user's own classes may be missing or broken
+        raise SpikescopeError(f"cannot unpickle {path} ({_first_line(error)})") from None
+
+
+def validate_checkpoint(checkpoint: Any, source: str) -> dict[str, Any]:
+    """Check that a loaded object is a complete spikescope checkpoint this version can read."""
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
-        raise SpikescopeError(f"{path} is a PyTorch file but not a spikescope checkpoint (no format marker)")
+        raise SpikescopeError(f"{source} is a PyTorch file but not a spikescope checkpoint (no format marker)")
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
     if missing:
-        raise SpikescopeError(f"{path} is an incomplete spikescope checkpoint (missing {', '.join(missing)})")
+        raise SpikescopeError(f"{source} is an incomplete spikescope checkpoint (missing {', '.join(missing)})")
     if checkpoint["format_version"] > FORMAT_VERSION:
-        raise SpikescopeError(f"{path} has checkpoint format {checkpoint['format_version']}; this spikescope "
+        raise SpikescopeError(f"{source} has checkpoint format {checkpoint['format_version']}; this spikescope "
                               f"({__version__}) reads up to {FORMAT_VERSION}: upgrade spikescope")
     return checkpoint
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read and validate a spikescope checkpoint safely; every kind of bad file is a one-line error."""
+    return validate_checkpoint(load_file(path), str(path))
 
 
 def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
@@ -86,11 +109,72 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: 
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model stored in a checkpoint, in eval mode on `device`; returns `(model, checkpoint)`."""
+    """Rebuild the model stored in a spikescope checkpoint, in eval mode on `device`; returns `(model, checkpoint)`."""
     checkpoint = read_checkpoint(path)
     model = build(checkpoint["arch"], **checkpoint["arch_kwargs"])
     load_weights(model, checkpoint["state_dict"], str(path))
     return model.to(device).eval(), checkpoint
+
+
+def import_factory(spec: str) -> Callable[..., nn.Module]:
+    """The model constructor named by `spec`: 'package.module:callable', or a spikescope registry name."""
+    if ":" not in spec:
+        return lambda **kwargs: build(spec, **kwargs)
+    module_name, _, attribute = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except ImportError as error:
+        raise SpikescopeError(f"--arch {spec}: cannot import {module_name} ({error})") from None
+    except AttributeError:
+        raise SpikescopeError(f"--arch {spec}: {module_name} has no attribute {attribute!r}") from None
+    if not callable(factory):
+        raise SpikescopeError(f"--arch {spec}: {attribute} is not callable")
+    return factory
+
+
+def _state_dict_in(obj: Any) -> dict[str, torch.Tensor] | None:
+    """`obj` itself if it is a state dict, or the state dict under its 'state_dict' / 'model' key."""
+    for candidate in (obj, *(obj.get(k) for k in ("state_dict", "model") if isinstance(obj, dict))):
+        if isinstance(candidate, dict) and candidate and all(
+                isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in candidate.items()):
+            return candidate
+    return None
+
+
+def load_model(path: str | Path, arch: str | None = None, arch_kwargs: dict[str, Any] | None = None,
+               T: int | None = None, trust_pickle: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+    """Any model file spikescope accepts, as `(model in eval mode, metadata)`.
+
+    - a spikescope checkpoint: architecture, T and dataset come from inside;
+    - a plain state dict (or a dict holding one under 'state_dict' / 'model'): `arch` names the
+      constructor ('package.module:factory' or a registry name), called with `arch_kwargs`;
+    - a whole pickled model: only with `trust_pickle=True`, since unpickling runs code.
+    The metadata always holds "T" (from the file, the `T` argument or `model.T`) and "source".
+    """
+    obj = load_file(path, trust_pickle)
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        checkpoint = validate_checkpoint(obj, str(path))
+        model = build(checkpoint["arch"], **checkpoint["arch_kwargs"])
+        load_weights(model, checkpoint["state_dict"], str(path))
+        meta = {k: v for k, v in checkpoint.items() if k not in ("state_dict", "training_state")}
+        meta["source"] = "spikescope checkpoint"
+    elif isinstance(obj, nn.Module):
+        model, meta = obj, {"arch": type(obj).__name__, "source": "pickled model (trusted)"}
+    elif (state_dict := _state_dict_in(obj)) is not None:
+        if arch is None:
+            raise SpikescopeError(f"{path} is a plain state dict: pass --arch package.module:factory (and --T) "
+                                  "to say which model it belongs to")
+        try:
+            model = import_factory(arch)(**(arch_kwargs or {}))
+        except TypeError as error:
+            raise SpikescopeError(f"--arch {arch}: cannot call it with {arch_kwargs or {}} ({error})") from None
+        load_weights(model, state_dict, str(path))
+        meta = {"arch": arch, "arch_kwargs": arch_kwargs or {}, "source": "state dict"}
+    else:
+        raise SpikescopeError(f"{path} holds a {type(obj).__name__}: neither a spikescope checkpoint, a state dict "
+                              "nor a model")
+    meta["T"] = T or meta.get("T") or getattr(model, "T", None)
+    return model.eval(), meta
 
 
 def _first_line(error: Exception) -> str:

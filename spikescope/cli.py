@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
 import sys
 from typing import Any, Sequence
 
 from . import __version__
 from .data import DATASETS
 from .errors import SpikescopeError
+from .metrics.energy import ENERGY_PRESETS_PJ
+from .pipeline import analyze_checkpoint
+from .summary import summary_table
 from .models import available
 from .train import FIRING_RATE_DEFINITION, TrainConfig, evaluate_checkpoint, train
 
@@ -35,6 +40,17 @@ TRAIN_EXAMPLES = """examples:
   spikescope train --data fashion-mnist --epochs 3 --fsta --out runs/fsta
   spikescope train --data fashion-mnist-sample --limit 500 --arch-kw width=8 --out runs/smoke
   spikescope train --resume runs/baseline/checkpoint.pt
+"""
+
+ANALYZE_EXAMPLES = """examples:
+  spikescope analyze                                   # the bundled demo model on the bundled sample
+  spikescope analyze runs/baseline/checkpoint.pt --layers all --limit 1000
+  spikescope analyze runs/fsta/checkpoint.pt --layers "block[1-3].lif" --energy int8 --png
+  spikescope analyze weights.pt --arch mypackage.models:my_snn --T 4 --data cifar10 --data-root ~/data
+  spikescope analyze whole_model.pt --trust-pickle --data gratings
+
+outputs (in --out): report.html (+ plotly.min.js), layers.csv, timesteps.csv, energy.csv,
+spectra.npz, similarity.npz, summary.json, and with --png figures/*.png
 """
 
 EVALUATE_EXAMPLES = """examples:
@@ -76,6 +92,33 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue the run saved in CHECKPOINT with its own settings (only --device applies)")
 
+    a = commands.add_parser("analyze", help="record every spiking layer and write the HTML report",
+                            epilog=ANALYZE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            description="Run a trained SNN over a test set, record every spiking layer at every "
+                                        "timestep (firing rates, 2D-DCT spectra, cross-timestep similarity, "
+                                        "synaptic operations and energy) and write a report folder.")
+    a.add_argument("checkpoint", nargs="?", help="model file (default: the bundled baseline demo model)")
+    a.add_argument("--layers", default="all", help="all, NAME,NAME,... or a regular expression (default: all)")
+    a.add_argument("--data", choices=DATASETS, help="dataset (default: the checkpoint's; the bundled sample "
+                                                     "for the demo model)")
+    a.add_argument("--data-root", help="folder holding the dataset files")
+    a.add_argument("--limit", type=int, help="analyze the first N test images only")
+    a.add_argument("--batch-size", type=int, default=100, help="default: %(default)s")
+    a.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    a.add_argument("--energy", choices=tuple(ENERGY_PRESETS_PJ), default="fp32",
+                   help="energy per operation preset (default: %(default)s)")
+    a.add_argument("--out", help="output folder (default: reports/<checkpoint name>)")
+    a.add_argument("--png", action="store_true", help="also write static figures for papers (matplotlib)")
+    a.add_argument("--arch", help="for a plain state dict: package.module:factory (or a spikescope model name)")
+    a.add_argument("--arch-kw", type=_arch_kwarg, action="append", default=[], metavar="KEY=VALUE",
+                   help="argument for the --arch factory (repeatable)")
+    a.add_argument("--T", type=int, help="timesteps, for models whose file does not say")
+    a.add_argument("--time-first-input", action="store_true",
+                   help="feed [T, B, C, H, W] (images repeated T times), for multi-step models such as "
+                        "SpikingJelly networks in 'm' mode")
+    a.add_argument("--trust-pickle", action="store_true",
+                   help="allow loading a whole pickled model; unpickling runs code from the file")
+
     e = commands.add_parser("evaluate", help="accuracy and firing rate of a checkpoint on a test set",
                             epilog=EVALUATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("checkpoint", help="a spikescope checkpoint (.pt)")
@@ -104,7 +147,28 @@ def _run_evaluate(args: argparse.Namespace) -> None:
           f"firing rate {result['firing_rate']:.4f} ({FIRING_RATE_DEFINITION})")
 
 
-COMMANDS = {"train": _run_train, "evaluate": _run_evaluate}
+def _layers_argument(text: str) -> str | list[str]:
+    """'all' and regular expressions stay strings; 'a,b' is a list of names."""
+    return [name for name in text.split(",") if name] if "," in text else text
+
+
+def _run_analyze(args: argparse.Namespace) -> None:
+    if args.trust_pickle:
+        print(f"spikescope: warning: --trust-pickle: unpickling {args.checkpoint} runs code from that file",
+              file=sys.stderr)
+    layers = _layers_argument(args.layers)
+    if isinstance(layers, str) and layers != "all" and re.fullmatch(r"[\w.]+", layers):
+        layers = [layers]  # a plain module name
+    result, files = analyze_checkpoint(
+        args.checkpoint, layers=layers, data=args.data, data_root=args.data_root, limit=args.limit,
+        batch_size=args.batch_size, device=args.device, energy=args.energy, out=args.out, png=args.png,
+        arch=args.arch, arch_kwargs=dict(args.arch_kw), T=args.T, trust_pickle=args.trust_pickle,
+        time_first_input=args.time_first_input, command=shlex.join(["spikescope", *sys.argv[1:]]), progress=True)
+    print(summary_table(result))
+    print(f"report: {files['report.html']}")
+
+
+COMMANDS = {"train": _run_train, "evaluate": _run_evaluate, "analyze": _run_analyze}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

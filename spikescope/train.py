@@ -21,7 +21,8 @@ from .checkpoint import load_weights, read_checkpoint, save_checkpoint
 from .data import ImageSet, load_dataset, make_loader
 from .errors import SpikescopeError
 from .models import build
-from .neurons import LIF
+from .metrics.firing import FiringRate
+from .record import SpikeRecorder
 
 FIRING_RATE_DEFINITION = "spikes / (T x samples x neurons), pooled over all spiking layers"
 
@@ -62,34 +63,25 @@ def resolve_device(name: str) -> torch.device:
 def evaluate(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu",
              progress: bool = False) -> dict[str, float]:
     """Accuracy, mean cross-entropy and mean firing rate (`FIRING_RATE_DEFINITION`) of `model` on `batches`."""
-    spikes = torch.zeros((), dtype=torch.float64)
-    elements = 0
-
-    def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal spikes, elements
-        spikes += output.detach().sum().double().cpu()
-        elements += output.numel()
-
-    handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, LIF)]
     was_training = model.training
     model.eval()
     correct = total = 0
     loss_sum = 0.0
     try:
-        for images, labels in tqdm(batches, desc="evaluate", disable=not progress, leave=False):
-            images, labels = images.to(device), labels.to(device)
-            logits = model(images)
-            loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-            correct += (logits.argmax(1) == labels).sum().item()
-            total += len(labels)
+        with SpikeRecorder(model, metrics=[FiringRate()]) as recorder:
+            for images, labels in tqdm(batches, desc="evaluate", disable=not progress, leave=False):
+                images, labels = images.to(device), labels.to(device)
+                logits = model(images)
+                loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+                correct += (logits.argmax(1) == labels).sum().item()
+                total += len(labels)
     finally:
-        for handle in handles:
-            handle.remove()
         model.train(was_training)
     if total == 0:
         raise SpikescopeError("the evaluation set is empty")
-    return {"accuracy": correct / total, "loss": loss_sum / total,
-            "firing_rate": float(spikes / elements) if elements else float("nan"), "samples": total}
+    rates = recorder.metrics[0].compute().layers
+    pooled = rates["spikes"].sum() / (rates["T"] * rates["samples"] * rates["neurons"]).sum()
+    return {"accuracy": correct / total, "loss": loss_sum / total, "firing_rate": float(pooled), "samples": total}
 
 
 def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:

@@ -59,3 +59,20 @@ class FoldedSNN(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = torch.cat([images * (t + 1) for t in range(self.steps)])  # [T*B, C, H, W], timestep t scaled by t + 1
         return self.fire(self.conv(x))
+
+
+def spikingjelly_classifier() -> nn.Module:
+    """A SpikingJelly network in multi-step mode (`[T, B, 1, 28, 28]` in, `[T, B, 10]` out)."""
+    from spikingjelly.activation_based import functional, layer, neuron
+
+    net = nn.Sequential(
+        layer.Conv2d(1, 6, 3, padding=1), layer.BatchNorm2d(6), neuron.LIFNode(tau=2.0, v_threshold=0.2),
+        layer.MaxPool2d(2), layer.Flatten(), layer.Linear(6 * 14 * 14, 10),
+    )
+    functional.set_step_mode(net, "m")
+    return net
+
+
+def linear_classifier() -> nn.Module:
+    """Not a spiking network at all."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))

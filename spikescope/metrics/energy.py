@@ -67,7 +67,7 @@ class Energy(Metric):
         binary = cost.accepts_spikes and bool(((inputs == 0) | (inputs == 1)).all())
         zero = torch.zeros((), dtype=torch.float64, device=inputs.device)
         if binary:
-            counts = inputs.sum(dim=(0, 1), dtype=torch.float64)
+            counts = inputs.sum(dim=(0, 1)).double()  # float32 is exact for T x B < 2**24
             sops = (counts * cost.fan_out(sample_shape, inputs.device)).sum()
             spikes, elements, macs, dense_binary = counts.sum(), inputs.numel(), zero, dense
         else:

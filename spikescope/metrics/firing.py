@@ -25,7 +25,7 @@ class FiringRate(Metric):
         """`spikes: [T, B, C, H, W]` or `[T, B, N]` in {0, 1}."""
         x = channels_first(spikes)
         self._accumulate(layer, {
-            "spikes": x.sum(dim=(1, 3), dtype=torch.float64),
+            "spikes": x.sum(dim=3).double().sum(dim=1),  # exact: float32 counts below 2**24 per map
             "samples": torch.tensor(x.shape[1], dtype=torch.int64, device=x.device),
             "ever_fired": x.amax(dim=(0, 1)).to(torch.uint8),
         })

@@ -105,8 +105,8 @@ class Spectrum(Metric):
         d_h, d_w = self._dct_matrices(*maps.shape[-2:], maps.device)
         coefficients = d_h @ maps @ d_w.T
         self._accumulate(layer, {
-            "power": coefficients.square().sum(dim=(1, 2), dtype=torch.float64),
-            "squares": maps.square().sum(dim=(1, 2, 3, 4), dtype=torch.float64),
+            "power": coefficients.square().sum(dim=(1, 2)).double(),
+            "squares": maps.square().sum(dim=(2, 3, 4)).double().sum(dim=1),
         })
 
     def compute(self) -> MetricResult:

@@ -1,0 +1,135 @@
+"""Interactive plotly figures of an `AnalysisResult` (one function per figure of the report)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..analyze import AnalysisResult
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def _grid(count: int, columns: int) -> tuple[int, int]:
+    columns = max(1, min(columns, count))
+    return math.ceil(count / columns), columns
+
+
+def firing_rates(result: AnalysisResult) -> go.Figure:
+    """Bars: firing rate per layer; lines: per timestep; second panel: silent-neuron percentage."""
+    layers = result.layers
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32],
+                        subplot_titles=("firing rate per layer and timestep", "silent neurons (%)"))
+    fig.add_bar(x=layers["layer"], y=layers["firing_rate"], name="all timesteps", marker_color="#9ecae1",
+                row=1, col=1)
+    for t, steps in result.timesteps.groupby("t"):
+        fig.add_scatter(x=steps["layer"], y=steps["firing_rate"], mode="lines+markers", name=f"t = {t}",
+                        line_color=PALETTE[int(t) % len(PALETTE)], row=1, col=1)
+    fig.add_bar(x=layers["layer"], y=100 * layers["silent_fraction"], name="silent", marker_color="#bdbdbd",
+                showlegend=False, row=1, col=2)
+    fig.update_yaxes(title_text="spikes / (T x samples x neurons)", row=1, col=1)
+    fig.update_layout(height=420, barmode="overlay", margin=dict(t=60, b=40))
+    return fig
+
+
+def spectra(result: AnalysisResult, columns: int = 4) -> go.Figure:
+    """Per-layer DCT power (summed over time), as log10 of its share of the layer's power, on normalised axes."""
+    names = list(result.spectra)
+    rows, columns = _grid(len(names), columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, horizontal_spacing=0.06, vertical_spacing=0.12)
+    for index, name in enumerate(names):
+        power = result.spectra[name].sum(axis=0)
+        share = power / power.sum() if power.sum() > 0 else power
+        height, width = share.shape
+        fig.add_heatmap(z=np.log10(np.maximum(share, 1e-8)), x=np.arange(width) / width, y=np.arange(height) / height,
+                        coloraxis="coloraxis", row=index // columns + 1, col=index % columns + 1,
+                        hovertemplate="v/W %{x:.2f}<br>u/H %{y:.2f}<br>log10 share %{z:.2f}<extra></extra>")
+    fig.update_xaxes(title_text="horizontal frequency v/W")
+    fig.update_yaxes(title_text="vertical frequency u/H", autorange="reversed")
+    fig.update_layout(height=300 * rows + 60, coloraxis=dict(colorscale="Viridis", colorbar_title="log10 share"),
+                      margin=dict(t=60, b=40))
+    return fig
+
+
+def orientation_by_depth(result: AnalysisResult) -> go.Figure:
+    """Orientation index of each conv layer against depth, axis and wedge splits, all timesteps and per timestep."""
+    rows = result.layers.dropna(subset=["axis_OI", "wedge_OI"], how="all")
+    fig = go.Figure()
+    for split, dash in (("axis", "solid"), ("wedge", "dash")):
+        fig.add_scatter(x=rows["layer"], y=rows[f"{split}_OI"], mode="lines+markers", name=f"{split} split",
+                        line=dict(width=3, dash=dash, color="#333333"))
+        for t, steps in result.timesteps.dropna(subset=[f"{split}_OI"]).groupby("t"):
+            fig.add_scatter(x=steps["layer"], y=steps[f"{split}_OI"], mode="lines", name=f"{split}, t = {t}",
+                            line=dict(dash=dash, color=PALETTE[int(t) % len(PALETTE)], width=1), visible="legendonly")
+    fig.add_hline(y=0, line_color="#999999")
+    fig.update_yaxes(title_text="OI: + vertical variation, - horizontal", range=[-1, 1])
+    fig.update_layout(height=380, margin=dict(t=30, b=40))
+    return fig
+
+
+def similarity(result: AnalysisResult, columns: int = 6) -> go.Figure:
+    """Per-layer T x T spike cosine (top row of each pair) and spectral cosine (bottom row)."""
+    names = list(result.similarity)
+    columns = max(1, min(columns, len(names)))
+    pairs = math.ceil(len(names) / columns)
+    titles = []
+    for pair in range(pairs):
+        chunk = names[pair * columns:(pair + 1) * columns]
+        titles += [f"{n}<br>spike cosine" for n in chunk] + [""] * (columns - len(chunk))
+        titles += [f"{n}<br>spectral cosine" if "spectral_cosine" in result.similarity[n] else f"{n}<br>(no spectrum)"
+                   for n in chunk] + [""] * (columns - len(chunk))
+    fig = make_subplots(rows=2 * pairs, cols=columns, subplot_titles=titles, vertical_spacing=0.18 / pairs,
+                        horizontal_spacing=0.04)
+    for index, name in enumerate(names):
+        row, col = 2 * (index // columns) + 1, index % columns + 1
+        for offset, key in ((0, "spike_cosine"), (1, "spectral_cosine")):
+            matrix = result.similarity[name].get(key)
+            if matrix is None:
+                continue
+            steps = np.arange(matrix.shape[0])
+            fig.add_heatmap(z=matrix, x=steps, y=steps, coloraxis="coloraxis", row=row + offset, col=col,
+                            text=np.round(matrix, 3), texttemplate="%{text}",
+                            hovertemplate="t %{y} vs t' %{x}: %{z:.4f}<extra></extra>")
+    fig.update_xaxes(title_text="t'", dtick=1)
+    fig.update_yaxes(title_text="t", dtick=1, autorange="reversed")
+    fig.update_layout(height=300 * pairs * 2, coloraxis=dict(colorscale="Blues", cmin=0, cmax=1,
+                                                             colorbar_title="cosine"),
+                      margin=dict(t=60, b=40))
+    return fig
+
+
+def energy(result: AnalysisResult) -> go.Figure:
+    """Energy per image and synaptic layer, split into accumulates (SOPs) and multiply-accumulates (MACs)."""
+    table = result.energy
+    preset = result.info.get("energy_pj", {"mac": float("nan"), "ac": float("nan")})
+    fig = go.Figure()
+    fig.add_bar(x=table["layer"], y=preset["ac"] * table["sops_per_image"] / 1e6, name="SOPs (AC) energy")
+    fig.add_bar(x=table["layer"], y=preset["mac"] * table["macs_per_image"] / 1e6, name="MAC energy")
+    fig.update_yaxes(title_text="uJ per image")
+    fig.update_layout(barmode="stack", height=380, margin=dict(t=30, b=40))
+    return fig
+
+
+def spike_maps(result: AnalysisResult, samples: int = 3) -> go.Figure:
+    """For the first samples: the fraction of a layer's channels firing at each position, per timestep."""
+    names = [n for n, s in result.captured.items() if s.ndim == 5]
+    T = result.info["T"]
+    samples = min([samples] + [result.captured[n].shape[1] for n in names])
+    columns = samples * T
+    titles = [f"{name}<br>sample {k}, t = {t}" for name in names for k in range(samples) for t in range(T)]
+    fig = make_subplots(rows=len(names), cols=columns, subplot_titles=titles, horizontal_spacing=0.02,
+                        vertical_spacing=0.3 / max(1, len(names)))
+    for row, name in enumerate(names, start=1):
+        maps = result.captured[name].mean(axis=2)  # [T, K, H, W]: share of channels firing
+        for k in range(samples):
+            for t in range(T):
+                fig.add_heatmap(z=maps[t, k], coloraxis="coloraxis", row=row, col=k * T + t + 1,
+                                hovertemplate="h %{y}, w %{x}: %{z:.2f}<extra></extra>")
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False, autorange="reversed", scaleanchor=None)
+    fig.update_layout(height=170 * len(names) + 80, coloraxis=dict(colorscale="Greys", cmin=0, cmax=1,
+                                                                   colorbar_title="share of<br>channels"),
+                      margin=dict(t=60, b=20))
+    return fig

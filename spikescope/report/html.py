@@ -1,0 +1,133 @@
+"""The self-contained HTML report: plotly figures, tables and definitions; plotly.js sits next to the page."""
+from __future__ import annotations
+
+import html
+import math
+from importlib import resources
+from string import Template
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from ..analyze import AnalysisResult
+from ..claims import read_claims
+from . import figures
+
+PLOTLY_JS = "plotly.min.js"
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3e}"
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
+    return html.escape(str(value))
+
+
+def table(frame: pd.DataFrame, columns: dict[str, str], text_columns: tuple[str, ...] = ("layer",)) -> str:
+    """An HTML table of `frame[columns]` with `columns` mapping column names to headers."""
+    head = "".join(f'<th class="{"text" if c in text_columns else ""}">{html.escape(h)}</th>'
+                   for c, h in columns.items())
+    rows = "".join("<tr>" + "".join(f'<td class="{"text" if c in text_columns else ""}">{_format(row[c])}</td>'
+                                    for c in columns) + "</tr>" for _, row in frame.iterrows())
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _figure(div_id: str, fig: go.Figure, caption: str) -> str:
+    plot = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})
+    return f'<div class="figure" id="figure-{div_id}">{plot}</div><p class="caption">{caption}</p>'
+
+
+def _header(meta: dict[str, Any], result: AnalysisResult) -> str:
+    accuracy = result.info.get("accuracy")
+    rows = {
+        "model": meta.get("model", "?"), "parameters": f"{meta.get('parameters', 0):,}",
+        "checkpoint": meta.get("checkpoint", "–"), "dataset": meta.get("dataset", "?"),
+        "timesteps T": result.info["T"], "samples analysed": f"{result.info['samples']:,}",
+        "accuracy on them": f"{accuracy:.2%}" if accuracy is not None else "– (no labels)",
+        "runtime": f"{result.info['runtime_s']:.1f} s", "command": meta.get("command", "–"),
+        "spikescope": meta.get("version", "?"), "seeds": meta.get("seeds", "one trained model (one seed)"),
+    }
+    body = "".join(f'<tr><th class="text">{k}</th><td class="text">{_format(v) if not isinstance(v, str) else html.escape(v)}'
+                   f"</td></tr>" for k, v in rows.items())
+    return f"<table>{body}</table>"
+
+
+def _claims(result: AnalysisResult) -> str:
+    items = []
+    for claim in read_claims(result.layers, result.similarity):
+        items.append(f"<li><b>Paper: “{html.escape(claim['claim'])}”</b><br>"
+                     f"<span class='verdict'>Here: {html.escape(claim['verdict'])}.</span><br>"
+                     f"{html.escape(claim['evidence'])}<br><i>Rule: {html.escape(claim.get('rule', ''))}</i></li>")
+    return ("<p>What this one model on this one dataset says about the FSTA paper's claims 1 and 2 (claim 3, that "
+            "FSTA lowers the firing rate while raising accuracy, needs a with/without-FSTA pair; see "
+            "<code>analyses/</code>).</p><ul>" + "".join(items) + "</ul>")
+
+
+def render(result: AnalysisResult, meta: dict[str, Any]) -> str:
+    """The report page as a string; it expects `plotly.min.js` in the same folder."""
+    layers, energy_rows = result.layers, result.energy
+    totals = result.energy_totals()
+    preset = result.info.get("energy_preset", "fp32")
+    pj = result.info.get("energy_pj", {})
+    energy_table = pd.concat([energy_rows, pd.DataFrame([{"layer": "total", "kind": "", "input": "",
+                                                          "input_firing_rate": float("nan"), **totals}])])
+    sections = [
+        ("Model and data", _header(meta, result)),
+        ("Against the paper's claims", _claims(result)),
+        ("Firing rates", _figure("firing", figures.firing_rates(result),
+                                 "Firing rate = spikes / (T x samples x neurons). Lines: per timestep. Right: share "
+                                 "of neurons that never fired on the analysed samples.")
+         + table(layers, {"layer": "layer", "found_by": "found by", "layout": "time layout", "neurons": "neurons",
+                          "firing_rate": "firing rate", "silent_fraction": "silent fraction"},
+                 ("layer", "found_by", "layout"))),
+        ("Frequency content (2D DCT)", _figure("spectra", figures.spectra(result),
+                                               "DCT-II power of every spike map, summed over samples, channels and "
+                                               "timesteps; colour = log10 of the share of the layer's power. Rows: "
+                                               "vertical frequency u/H (change along the height); columns: "
+                                               "horizontal frequency v/W.")
+         + _figure("orientation", figures.orientation_by_depth(result),
+                   "Orientation index against depth. OI = (E_vert - E_horz) / (E_vert + E_horz); positive when "
+                   "variation along the height dominates. Per-timestep lines can be switched on in the legend.")
+         + table(layers.dropna(subset=["axis_OI"]), {
+             "layer": "layer", "height": "H", "width": "W", "dc_fraction": "DC share", "axis_OI": "OI (axis)",
+             "wedge_OI": "OI (wedge)", "band_low": "low band", "band_mid": "mid band", "band_high": "high band",
+             "parseval_error": "Parseval error"})),
+        ("Similarity across timesteps", _figure("similarity", figures.similarity(result),
+                                                "T x T cosine similarity per layer: of the spike vectors (mean "
+                                                "over samples) and of the non-DC power spectra.")
+         + table(layers, {"layer": "layer", "spike_cosine_mean_off_diagonal": "mean spike cosine (t ≠ t')",
+                          "similarity_left_out": "sample pairs left out (no spike)"})),
+        ("Synaptic operations and energy", _figure("energy", figures.energy(result),
+                                                   f"Compute energy per image with the {preset} preset "
+                                                   f"(E_MAC = {pj.get('mac')} pJ, E_AC = {pj.get('ac')} pJ, "
+                                                   "Horowitz 2014, 45 nm); memory access is not included.")
+         + table(energy_table, {"layer": "layer", "kind": "kind", "input": "input",
+                                "input_firing_rate": "input firing rate", "sops_per_image": "SOPs (exact)",
+                                "sops_approx_per_image": "SOPs (fr x T x FLOPs)", "macs_per_image": "MACs",
+                                "energy_pj_per_image": "energy (pJ)"}, ("layer", "kind", "input"))
+         + "<p class='caption'>All counts per image.</p>"),
+    ]
+    if result.captured:
+        sections.append(("Example spike maps", _figure("spikes", figures.spike_maps(result),
+                                                       "Share of each layer's channels firing at every position, "
+                                                       "for the first analysed samples, per timestep.")))
+    definitions = "".join(f"<tr><th class='text'>{html.escape(k)}</th><td class='text'>{html.escape(v)}</td></tr>"
+                          for k, v in result.definitions.items())
+    sections.append(("Definitions", f"<table>{definitions}</table>"))
+    if result.info.get("warnings"):
+        sections.append(("Warnings", "<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in result.info["warnings"])
+                         + "</ul>"))
+    body = "\n".join(f"<h2>{html.escape(title)}</h2>\n{content}" for title, content in sections)
+    template = Template((resources.files("spikescope.report") / "template.html").read_text())
+    title = f"{meta.get('model', 'model')} on {meta.get('dataset', 'data')}, {result.info['samples']:,} samples"
+    return template.substitute(title=html.escape(title), body=body)
+
+
+def plotly_js() -> str:
+    """The plotly.js bundle written next to the report (so the page works offline)."""
+    return get_plotlyjs()

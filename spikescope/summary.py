@@ -1,0 +1,29 @@
+"""The short plain-text summary `spikescope analyze` prints in the terminal."""
+from __future__ import annotations
+
+import math
+
+from .analyze import AnalysisResult
+
+
+def _cell(value: float, digits: int = 3) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def summary_table(result: AnalysisResult) -> str:
+    """One line per spiking layer (firing rate, silent share, orientation, similarity) plus totals."""
+    header = f"{'layer':<22}{'firing':>8}{'silent':>8}{'OI axis':>9}{'OI wedge':>9}{'cos(t,t`)':>10}"
+    lines = [header, "-" * len(header)]
+    for _, row in result.layers.iterrows():
+        lines.append(f"{row['layer']:<22}{_cell(row['firing_rate']):>8}{_cell(row['silent_fraction']):>8}"
+                     f"{_cell(row.get('axis_OI')):>9}{_cell(row.get('wedge_OI')):>9}"
+                     f"{_cell(row.get('spike_cosine_mean_off_diagonal')):>10}")
+    totals = result.energy_totals()
+    info = result.info
+    accuracy = f"{info['accuracy']:.2%}" if info.get("accuracy") is not None else "n/a"
+    lines.append("-" * len(header))
+    lines.append(f"{info['samples']} samples, T = {info['T']}, accuracy {accuracy}, {info['runtime_s']:.1f} s")
+    lines.append(f"per image: {totals['sops_per_image']:.3e} SOPs, {totals['macs_per_image']:.3e} MACs, "
+                 f"{totals['energy_pj_per_image'] / 1e6:.3f} uJ ({info.get('energy_preset', 'fp32')}, compute only)")
+    lines.append("firing rate = spikes / (T x samples x neurons); OI > 0: variation along the height dominates")
+    return "\n".join(lines)

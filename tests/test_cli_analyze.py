@@ -1,0 +1,131 @@
+"""`spikescope analyze` end to end: what it accepts, what it writes, and how it refuses bad input."""
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import snn_zoo
+from spikescope.checkpoint import bundled_checkpoint
+
+TESTS = Path(__file__).parent
+OUTPUTS = {"report.html", "plotly.min.js", "layers.csv", "timesteps.csv", "energy.csv", "spectra.npz",
+           "similarity.npz", "summary.json"}
+
+
+def spikescope(*args, cwd=None):
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    return subprocess.run([sys.executable, "-m", "spikescope", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd)
+
+
+def test_analyze_without_arguments_reports_the_bundled_model_on_the_bundled_sample(in_tmp):
+    result = spikescope("analyze", "--limit", "200", "--png")
+    assert result.returncode == 0, result.stderr
+    out = in_tmp / "reports" / "compact_cnn_baseline"
+    assert OUTPUTS <= {p.name for p in out.iterdir()}
+    assert {p.name for p in (out / "figures").iterdir()} == {"firing_rate.png", "orientation_by_depth.png",
+                                                             "spectra.png", "similarity.png"}
+    layers = pd.read_csv(out / "layers.csv")
+    assert list(layers["layer"]) == [f"block{i}.lif" for i in range(1, 6)]
+    assert len(pd.read_csv(out / "timesteps.csv")) == 10
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["samples"] == 200 and summary["T"] == 2 and summary["accuracy"] > 0.8
+    assert "firing_rate" in summary["definitions"] and summary["units"]["energy_pj_per_image"] == "picojoules"
+    assert summary["energy"]["total_per_image"]["energy_pj_per_image"] > 0
+    spectra = np.load(out / "spectra.npz")
+    assert spectra["block1.lif"].shape == (2, 28, 28)
+    assert np.load(out / "similarity.npz")["block3.lif:spike_cosine"].shape == (2, 2)
+    assert "block5.lif" in result.stdout and f"report: {Path('reports/compact_cnn_baseline/report.html')}" in result.stdout
+
+
+def test_help_shows_examples():
+    result = spikescope("analyze", "--help")
+    assert result.returncode == 0 and "examples:" in result.stdout and "--trust-pickle" in result.stdout
+
+
+def test_a_plain_state_dict_of_a_spikingjelly_network_with_arch_and_T(tmp_path):
+    pytest.importorskip("spikingjelly")
+    torch.save(snn_zoo.spikingjelly_classifier().state_dict(), tmp_path / "weights.pt")
+    result = spikescope("analyze", tmp_path / "weights.pt", "--arch", "snn_zoo:spikingjelly_classifier", "--T", 3,
+                        "--time-first-input", "--data", "fashion-mnist-sample", "--limit", 50, "--out", tmp_path / "r")
+    assert result.returncode == 0, result.stderr
+    layers = pd.read_csv(tmp_path / "r" / "layers.csv", dtype={"layer": str})
+    assert list(layers["layer"]) == ["2"] and list(layers["found_by"]) == ["SpikingJelly neuron"]
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["T"] == 3
+
+
+def test_a_state_dict_without_arch_says_what_to_pass(tmp_path):
+    torch.save(snn_zoo.PlainSNN().state_dict(), tmp_path / "weights.pt")
+    result = spikescope("analyze", tmp_path / "weights.pt", "--out", tmp_path / "r")
+    assert result.returncode == 2 and "pass --arch" in result.stderr and not (tmp_path / "r").exists()
+
+
+def test_a_whole_pickled_model_needs_trust_pickle_and_then_works_with_a_warning(tmp_path):
+    torch.save(snn_zoo.PlainSNN(), tmp_path / "model.pt")
+    refused = spikescope("analyze", tmp_path / "model.pt", "--data", "fashion-mnist-sample", "--out", tmp_path / "r")
+    assert refused.returncode == 2 and "--trust-pickle" in refused.stderr and not (tmp_path / "r").exists()
+    trusted = spikescope("analyze", tmp_path / "model.pt", "--trust-pickle", "--data", "fashion-mnist-sample",
+                         "--limit", 40, "--out", tmp_path / "r")
+    assert trusted.returncode == 0, trusted.stderr
+    assert "warning: --trust-pickle: unpickling" in trusted.stderr
+    assert list(pd.read_csv(tmp_path / "r" / "layers.csv")["layer"]) == ["stage1.1", "stage2.1"]
+
+
+class CreatesAFile:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_a_pickle_that_would_create_a_file_is_refused_and_the_file_never_appears(tmp_path):
+    victim = tmp_path / "created-by-unpickling"
+    with open(tmp_path / "evil.pt", "wb") as f:
+        torch.save({"model": CreatesAFile(victim)}, f, pickle_module=pickle)
+    assert not victim.exists()
+    result = spikescope("analyze", tmp_path / "evil.pt", "--out", tmp_path / "r")
+    assert result.returncode == 2 and "--trust-pickle" in result.stderr
+    assert not victim.exists() and not (tmp_path / "r").exists()
+
+
+def bad_inputs(tmp_path):
+    good = bundled_checkpoint("baseline").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(good[: len(good) // 3])
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    wrong = torch.load(bundled_checkpoint("baseline"), weights_only=True)
+    wrong["state_dict"].pop("block3.bn.weight")
+    torch.save(wrong, tmp_path / "wrong_keys.pt")
+    torch.save(snn_zoo.linear_classifier().state_dict(), tmp_path / "ann.pt")
+    return {
+        "missing file": (["analyze", tmp_path / "nope.pt"], "checkpoint not found"),
+        "not a checkpoint": (["analyze", tmp_path / "text.pt"], "not a"),
+        "truncated": (["analyze", tmp_path / "truncated.pt"], "truncated"),
+        "wrong keys": (["analyze", tmp_path / "wrong_keys.pt"], "1 missing (e.g. block3.bn.weight)"),
+        "unknown layer": (["analyze", "--layers", "block1.lif,conv9"], "no module named 'conv9'; spiking layers "
+                                                                     "found: block1.lif, block2.lif"),
+        "no layer matches": (["analyze", "--layers", "fc.*", "--limit", 10], "available: block1.lif"),
+        "no spiking layer": (["analyze", tmp_path / "ann.pt", "--arch", "snn_zoo:linear_classifier", "--T", 2,
+                              "--data", "fashion-mnist-sample"], "no spiking layer found"),
+        "data missing": (["analyze", "--data", "fashion-mnist", "--data-root", tmp_path], "not found in"),
+        "cuda missing": (["analyze", "--device", "cuda"], "no CUDA GPU"),
+    }
+
+
+def test_every_bad_input_ends_in_one_line_exit_code_2_and_no_output(tmp_path):
+    for case, (args, message) in bad_inputs(tmp_path).items():
+        if case == "cuda missing" and torch.cuda.is_available():
+            continue
+        result = spikescope(*args, "--out", tmp_path / "out")
+        assert result.returncode == 2, (case, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1].startswith("spikescope: error: ") and message in lines[-1], (case, result.stderr)
+        assert sum("error" in line for line in lines) == 1 and "Traceback" not in result.stderr, (case, result.stderr)
+        assert not (tmp_path / "out").exists(), case
