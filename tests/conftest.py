@@ -15,3 +15,13 @@ def in_tmp(tmp_path, monkeypatch) -> Path:
     """Run the test inside an empty temporary folder."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+class CreatesAFile:
+    """A pickle payload that creates `path` when unpickled: proof that a loader ran code it should not."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))

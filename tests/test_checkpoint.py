@@ -6,6 +6,7 @@ import sys
 import pytest
 import torch
 
+from conftest import CreatesAFile
 from spikescope.checkpoint import load, read_checkpoint, save_checkpoint
 from spikescope.errors import SpikescopeError
 from spikescope.models import build
@@ -97,18 +98,10 @@ def test_newer_format_is_refused_with_advice(tmp_path):
         read_checkpoint(tmp_path / "x.pt")
 
 
-class _CreatesAFile:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (str(self.path), "w"))
-
-
 def test_pickled_objects_are_refused_and_never_run(tmp_path):
     victim = tmp_path / "created-by-unpickling"
     with open(tmp_path / "evil.pt", "wb") as f:
-        torch.save({"format": "spikescope-checkpoint", "x": _CreatesAFile(victim)}, f, pickle_module=pickle)
+        torch.save({"format": "spikescope-checkpoint", "x": CreatesAFile(victim)}, f, pickle_module=pickle)
     assert not victim.exists()
     with pytest.raises(SpikescopeError, match="pickled Python objects"):
         read_checkpoint(tmp_path / "evil.pt")

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import snn_zoo
+from conftest import CreatesAFile
 from spikescope.checkpoint import bundled_checkpoint
 
 TESTS = Path(__file__).parent
@@ -76,14 +77,6 @@ def test_a_whole_pickled_model_needs_trust_pickle_and_then_works_with_a_warning(
     assert trusted.returncode == 0, trusted.stderr
     assert "warning: --trust-pickle: unpickling" in trusted.stderr
     assert list(pd.read_csv(tmp_path / "r" / "layers.csv")["layer"]) == ["stage1.1", "stage2.1"]
-
-
-class CreatesAFile:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (str(self.path), "w"))
 
 
 def test_a_pickle_that_would_create_a_file_is_refused_and_the_file_never_appears(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import needs_fashion_mnist
+from conftest import CreatesAFile, needs_fashion_mnist
 from spikescope.data import FASHION_MNIST_ROOT, grating, gratings, load_dataset, make_loader
 from spikescope.errors import SpikescopeError
 from spikescope.idx import parse_idx, read_idx
@@ -99,19 +99,11 @@ def test_cifar100_python_batches_are_read(tmp_path):
     assert load_dataset("cifar100", "test", root=tmp_path).labels.tolist() == [0, 50, 99]
 
 
-class _CreatesAFile:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (str(self.path), "w"))
-
-
 def test_a_cifar_batch_that_would_run_code_is_refused_and_the_code_never_runs(tmp_path):
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()
     victim = tmp_path / "created-by-unpickling"
-    (folder / "test").write_bytes(pickle.dumps({b"data": _CreatesAFile(victim), b"fine_labels": [0]}))
+    (folder / "test").write_bytes(pickle.dumps({b"data": CreatesAFile(victim), b"fine_labels": [0]}))
     with pytest.raises(SpikescopeError, match="refusing to load"):
         load_dataset("cifar100", "test", root=tmp_path)
     assert not victim.exists()
