@@ -13,11 +13,9 @@ from tqdm import tqdm
 
 from .detect import first_tensor, reset_neuron_states
 from .metrics.base import Metric
+from .errors import SpikescopeError
 from .metrics.energy import ENERGY_PRESETS_PJ, Energy
-from .metrics.firing import FiringRate
-from .metrics.spectrum import Spectrum
-from .metrics.temporal import TemporalSimilarity
-from .record import SpikeRecorder
+from .record import SpikeRecorder, default_metrics
 
 
 @dataclass
@@ -26,7 +24,7 @@ class AnalysisResult:
 
     `layers`: one row per spiking layer (depth order); `timesteps`: one row per layer and timestep;
     `energy`: one row per synaptic layer, per image; `spectra[layer]`: DCT power `[T, H, W]`;
-    `similarity[layer]`: `T x T` arrays "spike_cosine", "spectral_cosine", "left_out";
+    `similarity[layer]`: `T x T` arrays "spike_cosine", "left_out", "spectral_cosine", "spectral_cosine_ac";
     `captured[layer]`: raw spikes `[T, K, ...]` of the first K samples (if asked for);
     `definitions`: each metric's formula; `info`: samples, T, accuracy, runtime and the layers found.
     """
@@ -76,59 +74,56 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
     averaged over time).
     """
     model = model.to(device).eval()
-    metrics = list(metrics) if metrics is not None else [FiringRate(), Spectrum(), TemporalSimilarity(), Energy(energy)]
-    correct = samples = 0
+    metrics = list(metrics) if metrics is not None else default_metrics(energy)
+    correct = samples = batches = 0
     started = time.perf_counter()
     with torch.no_grad(), SpikeRecorder(model, layers=layers, metrics=metrics, T=T, capture=capture) as recorder:
         for batch in tqdm(loader, desc="analyze", unit="batch", disable=not progress, delay=1.0):
             inputs, labels = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
+            batches += 1
             reset_neuron_states(model)
             output = run(model, inputs.to(device))
             logits = _logits(output, recorder.T, len(labels)) if labels is not None else None
             if logits is not None:
                 correct += int((logits.argmax(1).cpu() == labels).sum())
                 samples += len(labels)
+    if batches == 0:
+        raise SpikescopeError("the data loader yielded no batch")
     runtime = time.perf_counter() - started
     return _assemble(recorder, runtime, correct / samples if samples else None)
 
 
+SIMILARITY_ARRAYS = ("spike_cosine", "left_out", "spectral_cosine", "spectral_cosine_ac")
+
+
 def _assemble(recorder: SpikeRecorder, runtime: float, accuracy: float | None) -> AnalysisResult:
     results = recorder.compute()
-    found = pd.DataFrame([{"layer": i.name, "depth": d, "type": i.type, "found_by": i.found_by,
-                           "layout": i.layout.value} for d, i in enumerate(recorder.layers)])
-    layers, timesteps = found, None
-    for name in ("FiringRate", "Spectrum", "TemporalSimilarity"):
-        if name in results:
-            layers = layers.merge(results[name].layers, on="layer", how="left")
-            steps = results[name].timesteps
-            if steps is not None and len(steps):
-                timesteps = steps if timesteps is None else timesteps.merge(steps, on=["layer", "t"], how="left")
-    spectra = results["Spectrum"].arrays["spectrum"] if "Spectrum" in results else {}
+    layers = pd.DataFrame([{"layer": i.name, "depth": d, "type": i.type, "found_by": i.found_by,
+                            "layout": i.layout.value} for d, i in enumerate(recorder.layers)])
+    timesteps = pd.DataFrame()
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    for name, result in results.items():
+        arrays.update(result.arrays)
+        if name != "Energy" and len(result.layers):  # energy rows are synaptic layers, kept apart
+            layers = layers.merge(result.layers, on="layer", how="left")
+        if result.timesteps is not None and len(result.timesteps):
+            timesteps = result.timesteps if timesteps.empty else timesteps.merge(result.timesteps, on=["layer", "t"],
+                                                                                 how="left")
     similarity: dict[str, dict[str, np.ndarray]] = {}
-    for name, key in (("TemporalSimilarity", "spike_cosine"), ("TemporalSimilarity", "left_out"),
-                      ("Spectrum", "spectral_cosine")):
-        for layer, matrix in results.get(name, _EMPTY).arrays.get(key, {}).items():
+    for key in SIMILARITY_ARRAYS:
+        for layer, matrix in arrays.get(key, {}).items():
             similarity.setdefault(layer, {})[key] = matrix
-    definitions = {k: v for r in results.values() for k, v in r.definitions.items()}
-    capture = recorder.capture
-    firing = results.get("FiringRate")
     info = {"samples": int(layers["samples"].max()) if "samples" in layers and len(layers) else 0,
             "T": recorder.T, "accuracy": accuracy, "runtime_s": runtime, "warnings": list(recorder.warnings)}
     energy_metric = next((m for m in recorder.metrics if isinstance(m, Energy)), None)
     if energy_metric is not None:
         info["energy_preset"] = energy_metric.preset
         info["energy_pj"] = dict(ENERGY_PRESETS_PJ[energy_metric.preset])
+    capture = recorder.capture
     return AnalysisResult(
-        layers=layers, timesteps=timesteps if timesteps is not None else pd.DataFrame(),
+        layers=layers, timesteps=timesteps,
         energy=results["Energy"].layers if "Energy" in results else pd.DataFrame(),
-        spectra=spectra, similarity=similarity,
-        channel_firing_rate=firing.arrays["channel_firing_rate"] if firing else {},
+        spectra=arrays.get("spectrum", {}), similarity=similarity,
+        channel_firing_rate=arrays.get("channel_firing_rate", {}),
         captured={layer: capture.spikes(layer) for layer in capture.layers()} if capture else {},
-        definitions=definitions, info=info)
-
-
-class _Empty:
-    arrays: dict = {}
-
-
-_EMPTY = _Empty()
+        definitions={k: v for r in results.values() for k, v in r.definitions.items()}, info=info)

@@ -26,7 +26,7 @@ from torch import nn
 
 from . import __version__
 from .atomic import atomic_path
-from .errors import SpikescopeError
+from .errors import SpikescopeError, describe
 from .models import build
 
 FORMAT = "spikescope-checkpoint"
@@ -56,10 +56,10 @@ def load_file(path: str | Path, trust_pickle: bool = False) -> Any:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "Unsupported global" not in str(error):
-            raise SpikescopeError(f"{path} is not a PyTorch file ({_first_line(error)})") from None
+        if not _names_python_objects(path):
+            raise SpikescopeError(f"{path} is not a PyTorch file ({describe(error)})") from None
     except Exception as error:  # truncated zips, random bytes and bad pickles raise many types; all are bad input
-        raise SpikescopeError(f"{path} is not a readable PyTorch file, or it is truncated ({_first_line(error)})") from None
+        raise SpikescopeError(f"{path} is not a readable PyTorch file, or it is truncated ({describe(error)})") from None
     if not trust_pickle:
         raise SpikescopeError(f"{path} holds pickled Python objects, and unpickling can run arbitrary code: if you "
                               "trust its source pass --trust-pickle (trust_pickle=True), or save model.state_dict() "
@@ -67,7 +67,19 @@ def load_file(path: str | Path, trust_pickle: bool = False) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # the user's own classes may be missing or broken
-        raise SpikescopeError(f"cannot unpickle {path} ({_first_line(error)})") from None
+        raise SpikescopeError(f"cannot unpickle {path} ({describe(error)})") from None
+
+
+def _names_python_objects(path: Path) -> bool:
+    """True if a file that `weights_only` refused names Python globals (a pickled object, not corruption)."""
+    try:
+        return bool(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # not a zip checkpoint at all
+        return False
+
+
+FIELD_TYPES = {"format_version": int, "arch": str, "arch_kwargs": dict, "T": int, "dataset": dict,
+               "state_dict": dict, "train_config": dict, "history": list, "training_state": dict}
 
 
 def validate_checkpoint(checkpoint: Any, source: str) -> dict[str, Any]:
@@ -77,6 +89,12 @@ def validate_checkpoint(checkpoint: Any, source: str) -> dict[str, Any]:
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
     if missing:
         raise SpikescopeError(f"{source} is an incomplete spikescope checkpoint (missing {', '.join(missing)})")
+    for key, expected in FIELD_TYPES.items():
+        if key in checkpoint and not isinstance(checkpoint[key], expected):
+            raise SpikescopeError(f"{source} is a corrupt spikescope checkpoint: {key} is a "
+                                  f"{type(checkpoint[key]).__name__}, not a {expected.__name__}")
+    if checkpoint["T"] < 1 or _state_dict_in(checkpoint["state_dict"]) is not checkpoint["state_dict"]:
+        raise SpikescopeError(f"{source} is a corrupt spikescope checkpoint (bad T or state_dict)")
     if checkpoint["format_version"] > FORMAT_VERSION:
         raise SpikescopeError(f"{source} has checkpoint format {checkpoint['format_version']}; this spikescope "
                               f"({__version__}) reads up to {FORMAT_VERSION}: upgrade spikescope")
@@ -108,14 +126,6 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: 
     model.load_state_dict(state_dict)
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model stored in a spikescope checkpoint, in eval mode on `device`; returns `(model, checkpoint)`."""
-    checkpoint = read_checkpoint(path)
-    model = build(checkpoint["arch"], **checkpoint["arch_kwargs"])
-    load_weights(model, checkpoint["state_dict"], str(path))
-    return model.to(device).eval(), checkpoint
-
-
 def import_factory(spec: str) -> Callable[..., nn.Module]:
     """The model constructor named by `spec`: 'package.module:callable', or a spikescope registry name."""
     if ":" not in spec:
@@ -141,15 +151,17 @@ def _state_dict_in(obj: Any) -> dict[str, torch.Tensor] | None:
     return None
 
 
-def load_model(path: str | Path, arch: str | None = None, arch_kwargs: dict[str, Any] | None = None,
-               T: int | None = None, trust_pickle: bool = False) -> tuple[nn.Module, dict[str, Any]]:
-    """Any model file spikescope accepts, as `(model in eval mode, metadata)`.
+def load(path: str | Path, device: str | torch.device = "cpu", arch: str | None = None,
+         arch_kwargs: dict[str, Any] | None = None, T: int | None = None,
+         trust_pickle: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+    """Any model file spikescope accepts, as `(model in eval mode on device, metadata)`.
 
     - a spikescope checkpoint: architecture, T and dataset come from inside;
     - a plain state dict (or a dict holding one under 'state_dict' / 'model'): `arch` names the
       constructor ('package.module:factory' or a registry name), called with `arch_kwargs`;
     - a whole pickled model: only with `trust_pickle=True`, since unpickling runs code.
-    The metadata always holds "T" (from the file, the `T` argument or `model.T`) and "source".
+    The metadata (a spikescope checkpoint's keys without the weights) always holds "T" (from the
+    file, the `T` argument or `model.T`) and "source".
     """
     obj = load_file(path, trust_pickle)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
@@ -164,22 +176,20 @@ def load_model(path: str | Path, arch: str | None = None, arch_kwargs: dict[str,
         if arch is None:
             raise SpikescopeError(f"{path} is a plain state dict: pass --arch package.module:factory (and --T) "
                                   "to say which model it belongs to")
+        factory = import_factory(arch)
         try:
-            model = import_factory(arch)(**(arch_kwargs or {}))
-        except TypeError as error:
-            raise SpikescopeError(f"--arch {arch}: cannot call it with {arch_kwargs or {}} ({error})") from None
+            model = factory(**(arch_kwargs or {}))
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise SpikescopeError(f"--arch {arch}: cannot call it with {arch_kwargs or {}} ({describe(error)})") from None
+        if not isinstance(model, nn.Module):
+            raise SpikescopeError(f"--arch {arch} returned a {type(model).__name__}, not a torch.nn.Module")
         load_weights(model, state_dict, str(path))
         meta = {"arch": arch, "arch_kwargs": arch_kwargs or {}, "source": "state dict"}
     else:
         raise SpikescopeError(f"{path} holds a {type(obj).__name__}: neither a spikescope checkpoint, a state dict "
                               "nor a model")
     meta["T"] = T or meta.get("T") or getattr(model, "T", None)
-    return model.eval(), meta
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return model.to(device).eval(), meta
 
 
 BUNDLED_MODELS = {"baseline": "compact_cnn_baseline.pt", "fsta": "compact_cnn_fsta.pt"}

@@ -43,8 +43,12 @@ def read_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarr
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
         raise SpikescopeError(f"{path} is not a CIFAR batch (needs keys b'data' and {label_key!r})")
     data = np.asarray(batch[b"data"])
-    labels = np.asarray(batch[label_key], dtype=np.int64)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
+    try:
+        labels = np.asarray(batch[label_key], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise SpikescopeError(f"{path} holds labels that are not integers") from None
+    if (data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.ndim != 1
+            or len(labels) != len(data)):
         raise SpikescopeError(f"{path} has data of shape {data.shape} ({data.dtype}) and {len(labels)} labels; "
                               "expected uint8 [N, 3072] and N labels")
     return data.reshape(-1, 3, 32, 32), labels

@@ -50,8 +50,8 @@ def temporal_claim(layers: pd.DataFrame, similarity: dict[str, dict[str, np.ndar
             continue
         off = ~np.eye(T, dtype=bool)
         spike.append((name, float(np.nanmin(matrices["spike_cosine"][off]))))
-        if "spectral_cosine" in matrices:
-            spectral.append((name, float(np.nanmin(matrices["spectral_cosine"][off]))))
+        if "spectral_cosine_ac" in matrices:
+            spectral.append((name, float(np.nanmin(matrices["spectral_cosine_ac"][off]))))
     if not spike:
         return {"claim": claim, "verdict": "not testable", "evidence": "T < 2"}
     low_spectral = [n for n, v in spectral if v < SIMILAR]
@@ -66,7 +66,8 @@ def temporal_claim(layers: pd.DataFrame, similarity: dict[str, dict[str, np.ndar
     else:
         verdict = f"not supported: frequency content differs across timesteps in {', '.join(low_spectral)}"
     return {"claim": claim, "verdict": verdict,
-            "evidence": f"lowest spectral cosine between timesteps: {spectral_text}; lowest spike cosine: {spike_text}",
+            "evidence": f"lowest spectral cosine (DC excluded) between timesteps: {spectral_text}; lowest spike "
+                        f"cosine: {spike_text}",
             "rule": f"a cosine of at least {SIMILAR} between every pair of timesteps counts as 'barely differs'"}
 
 

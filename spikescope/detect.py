@@ -31,7 +31,10 @@ PASS_THROUGH = (
 FOUND_BY_CLASS = {"spikescope": "spikescope LIF", "spikingjelly": "SpikingJelly neuron", "snntorch": "snnTorch neuron"}
 FOUND_BY_PROBE = "binary output on the first batch"
 FOUND_BY_NAME = "named by the user"
-PASS_THROUGH_ROLE = "pass-through"
+
+ROLE_SPIKING = "spiking"  # a neuron: its output goes to the spike metrics
+ROLE_SYNAPTIC = "synaptic"  # a conv/linear/FSTA: its input goes to the energy metric
+ROLE_PASS_THROUGH = "pass-through"  # observed on the first batch only, to recognise containers of spikes
 
 
 def _spikingjelly_base() -> type | None:
@@ -66,13 +69,11 @@ def declared_layouts(module: nn.Module) -> tuple[Layout, ...]:
     return ()
 
 
-def is_binary(output: torch.Tensor) -> bool:
-    """True if `output` holds only 0 and 1 and at least one 1 (an all-zero output proves nothing)."""
-    if output.dtype == torch.bool:
-        return bool(output.any())
-    if not output.is_floating_point():
-        return False
-    return bool(((output == 0) | (output == 1)).all() and (output == 1).any())
+def sample_rank(module: nn.Module) -> int | None:
+    """Dimensions of one sample's input to a convolution (`C` plus the spatial axes); None if unknown."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return 1 + len(module.kernel_size)
+    return None
 
 
 def first_tensor(value) -> torch.Tensor | None:
@@ -88,8 +89,9 @@ def neurons_by_class(model: nn.Module) -> dict[str, str]:
     """`{name: how found}` for every neuron of a known framework (outermost only, the model itself excluded)."""
     found: dict[str, str] = {}
     for name, module in model.named_modules():
-        if name and neuron_framework(module) and not _inside(name, found):
-            found[name] = FOUND_BY_CLASS[neuron_framework(module)]
+        framework = neuron_framework(module)
+        if name and framework and not _inside(name, found):
+            found[name] = FOUND_BY_CLASS[framework]
     return found
 
 

@@ -9,3 +9,9 @@ class SpikescopeError(Exception):
     """
 
     exit_code = 2
+
+
+def describe(error: BaseException) -> str:
+    """`Type: first line of the message`, for wrapping a library's exception into one line."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__

@@ -10,10 +10,10 @@ from typing import Any, Sequence
 
 from . import __version__
 from .analyze import AnalysisResult, analyze, repeated_input
-from .checkpoint import bundled_checkpoint, load_model
+from .checkpoint import bundled_checkpoint, load
 from .data import load_dataset, make_loader
 from .errors import SpikescopeError
-from .metrics.energy import ENERGY_PRESETS_PJ
+from .metrics.energy import check_preset
 from .report.outputs import write_outputs
 from .train import resolve_device
 
@@ -33,11 +33,10 @@ def analyze_checkpoint(checkpoint: str | Path | None = None, layers: str | Seque
     sample. The dataset defaults to the one named in the checkpoint; its normalisation is the
     checkpoint's. `out` defaults to `reports/<checkpoint name>`.
     """
-    if energy not in ENERGY_PRESETS_PJ:
-        raise SpikescopeError(f"unknown energy preset {energy!r}; choose one of {', '.join(ENERGY_PRESETS_PJ)}")
+    check_preset(energy)
     torch_device = resolve_device(device)
     path = Path(checkpoint) if checkpoint is not None else bundled_checkpoint("baseline")
-    model, meta = load_model(path, arch, arch_kwargs, T, trust_pickle)
+    model, meta = load(path, torch_device, arch, arch_kwargs, T, trust_pickle)
     if meta["T"] is None:
         raise SpikescopeError("the number of timesteps is unknown for this model: pass --T")
     trained_on = meta.get("dataset", {})

@@ -20,11 +20,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .detect import (FOUND_BY_NAME, FOUND_BY_PROBE, PASS_THROUGH_ROLE, declared_layouts, first_tensor, innermost,
-                     is_binary, neurons_by_class, probe_candidates)
+from .detect import (FOUND_BY_NAME, FOUND_BY_PROBE, ROLE_PASS_THROUGH, ROLE_SPIKING, ROLE_SYNAPTIC,
+                     declared_layouts, first_tensor, innermost, neurons_by_class, probe_candidates, sample_rank)
 from .errors import SpikescopeError
 from .fsta import FSTA
-from .metrics.base import Metric, MetricResult
+from .metrics.base import Metric, MetricResult, zero_one
 from .metrics.capture import SpikeCapture
 from .metrics.energy import Energy
 from .metrics.firing import FiringRate
@@ -34,9 +34,9 @@ from .synapses import synapse_cost
 from .timelayout import Layout, batch_size_of, candidate_layouts, infer_layout, to_time_first
 
 
-def default_metrics() -> list[Metric]:
-    """Firing rate, DCT spectrum, temporal similarity and energy (FP32 preset)."""
-    return [FiringRate(), Spectrum(), TemporalSimilarity(), Energy()]
+def default_metrics(energy: str = "fp32") -> list[Metric]:
+    """Firing rate, DCT spectrum, temporal similarity and energy (with the `energy` preset)."""
+    return [FiringRate(), Spectrum(), TemporalSimilarity(), Energy(energy)]
 
 
 @dataclass
@@ -46,8 +46,16 @@ class LayerInfo:
     name: str
     type: str
     found_by: str
-    role: str  # "spiking", "synaptic" (energy) or "pass-through" (observed on the first batch only)
+    role: str  # ROLE_SPIKING, ROLE_SYNAPTIC or ROLE_PASS_THROUGH
     layout: Layout | None = None
+
+
+@dataclass
+class _Probe:
+    """What the first batch showed about a module that no rule named: only 0/1 values, and any spike."""
+
+    zero_one: bool = True
+    fired: bool = False
 
 
 class SpikeRecorder:
@@ -56,7 +64,7 @@ class SpikeRecorder:
     `layers`: "all", a list of module names (taken as spiking layers even if no rule finds them),
     or a regular expression matched against the names of the layers found. `T` defaults to
     `model.T` or, for multi-step neurons, their output's first dimension. `capture=K` keeps the
-    raw spikes of the first K samples (bit-packed, on the CPU).
+    raw spikes of the first K samples (bit-packed, on the CPU). A recorder records one run.
     """
 
     def __init__(self, model: nn.Module, layers: str | Sequence[str] = "all", metrics: Sequence[Metric] | None = None,
@@ -72,12 +80,12 @@ class SpikeRecorder:
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._watched: dict[str, LayerInfo] = {}
         self._buffers: dict[str, list[torch.Tensor]] = {}
+        self._probes: dict[str, _Probe] = {}
         self._order: list[str] = []
         self._costs = {}
-        self._binary_pass_through: set[str] = set()
         self._batch = 0
         self._first_pass = True
-        self._open = False
+        self._opened = False
 
     # --- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> "SpikeRecorder":
@@ -88,9 +96,12 @@ class SpikeRecorder:
         self.close()
 
     def open(self) -> None:
-        """Install the hooks (called by `with`)."""
-        if self._open:
+        """Install the hooks (called by `with`); a recorder cannot be reopened once closed."""
+        if self._handles:
             return
+        if self._opened:
+            raise SpikescopeError("this SpikeRecorder was closed; create a new one for a new run")
+        self._opened = True
         known = neurons_by_class(self.model)
         if isinstance(self._selection, (list, tuple)):
             missing = [n for n in self._selection if n not in self._modules or not n]
@@ -102,19 +113,17 @@ class SpikeRecorder:
             probed, pass_through = probe_candidates(self.model, known)
             candidates = {**known, **{n: FOUND_BY_PROBE for n in probed}}
             for name in pass_through:
-                self._watch(name, PASS_THROUGH_ROLE, PASS_THROUGH_ROLE)
+                self._watch(name, ROLE_PASS_THROUGH, ROLE_PASS_THROUGH)
         for name, found_by in candidates.items():
-            self._watch(name, found_by, "spiking")
+            self._watch(name, found_by, ROLE_SPIKING)
         if any(m.inputs == "synapses" for m in self.metrics):
             fsta_roots = [n for n, m in self._modules.items() if isinstance(m, FSTA)]
             for name, module in self._modules.items():
                 cost = synapse_cost(module)
                 if cost is not None and not any(name.startswith(root + ".") for root in fsta_roots):
                     self._costs[name] = cost
-                    self._watch(name, type(cost).__name__, "synaptic")
-        self._handles.append(self.model.register_forward_pre_hook(self._begin_pass))
-        self._handles.append(self.model.register_forward_hook(self._end_pass))
-        self._open = True
+                    self._watch(name, type(cost).__name__, ROLE_SYNAPTIC)
+        self._install_model_hooks()
 
     def close(self) -> None:
         """Remove every hook; safe to call twice. Spikes of an unfinished single-step sequence are dropped."""
@@ -124,13 +133,15 @@ class SpikeRecorder:
         if any(self._buffers.values()) and not self._first_pass:
             self.warnings.append("an unfinished sequence of single-step calls was dropped")
         self._buffers.clear()
-        self._open = False
+
+    def _install_model_hooks(self) -> None:
+        self._handles.append(self.model.register_forward_pre_hook(self._begin_pass))
+        self._handles.append(self.model.register_forward_hook(self._end_pass))
 
     def _watch(self, name: str, found_by: str, role: str) -> None:
-        module = self._modules[name]
         key = f"{role}:{name}"
-        self._watched[key] = LayerInfo(name, type(module).__name__, found_by, role)
-        self._handles.append(module.register_forward_hook(partial(self._on_forward, key)))
+        self._watched[key] = LayerInfo(name, type(self._modules[name]).__name__, found_by, role)
+        self._handles.append(self._modules[name].register_forward_hook(partial(self._on_forward, key)))
 
     # --- hooks -----------------------------------------------------------------------------------
     def _begin_pass(self, module: nn.Module, args: tuple) -> None:
@@ -138,26 +149,24 @@ class SpikeRecorder:
         if model_input is None:
             raise SpikescopeError("the model was called without a tensor input; SpikeRecorder needs one")
         self._batch = batch_size_of(model_input, self.T or 1)
-        if self._first_pass:
+        if self._first_pass:  # a first pass that raised starts over
             self._buffers.clear()
+            self._probes.clear()
             self._order.clear()
-            self._binary_pass_through.clear()
+            return
+        for key, info in self._watched.items():
+            if info.layout is Layout.PER_CALL and self._buffers.get(key):
+                self.warnings.append("a forward pass ended early; its partial spikes were dropped")
+                self._buffers[key] = []
 
     def _on_forward(self, key: str, module: nn.Module, args: tuple, output) -> None:
         info = self._watched[key]
-        tensor = first_tensor(args if info.role == "synaptic" else output)
+        tensor = first_tensor(args if info.role == ROLE_SYNAPTIC else output)
         if tensor is None:
             return
         tensor = tensor.detach()
         if self._first_pass:
-            if info.found_by in (FOUND_BY_PROBE, PASS_THROUGH_ROLE) and not is_binary(tensor):
-                return
-            if info.role == PASS_THROUGH_ROLE:
-                self._binary_pass_through.add(info.name)
-                return
-            if key not in self._buffers:
-                self._order.append(key)
-            self._buffers.setdefault(key, []).append(tensor)
+            self._observe(key, info, tensor)
             return
         if info.layout in (Layout.TIME_FIRST, Layout.FOLDED):
             self._dispatch(key, [tensor])
@@ -167,6 +176,19 @@ class SpikeRecorder:
         if len(pending) == self.T:
             self._dispatch(key, pending)
             self._buffers[key] = []
+
+    def _observe(self, key: str, info: LayerInfo, tensor: torch.Tensor) -> None:
+        """First pass: buffer the tensor; for probed modules also judge binarity over all calls."""
+        if info.role == ROLE_PASS_THROUGH or info.found_by == FOUND_BY_PROBE:
+            probe = self._probes.setdefault(key, _Probe())
+            probe.zero_one = probe.zero_one and zero_one(tensor)
+            probe.fired = probe.fired or bool(tensor.any())
+            if not probe.zero_one or info.role == ROLE_PASS_THROUGH:
+                self._buffers.pop(key, None)
+                return
+        if key not in self._buffers:
+            self._order.append(key)
+        self._buffers.setdefault(key, []).append(tensor)
 
     def _end_pass(self, module: nn.Module, args: tuple, output) -> None:
         if self._first_pass:
@@ -179,23 +201,29 @@ class SpikeRecorder:
                                       f"with T={self.T} it should run {self.T} times")
 
     # --- the first pass decides layers and layouts ------------------------------------------------
+    def _binary(self, key: str) -> bool:
+        probe = self._probes.get(key)
+        return probe is not None and probe.zero_one and probe.fired
+
     def _finish_first_pass(self) -> None:
         self._infer_T()
-        spiking = {k for k in self._buffers if self._watched[k].role == "spiking"}
-        probed = {self._watched[k].name for k in spiking if self._watched[k].found_by == FOUND_BY_PROBE}
-        known = {self._watched[k].name for k in spiking} - probed
-        keep_probed = innermost(probed, known | self._binary_pass_through)
-        selected = [k for k in self._order if self._watched[k].role == "synaptic"
-                    or self._watched[k].found_by != FOUND_BY_PROBE or self._watched[k].name in keep_probed]
+        watched = self._watched
+        probed = {watched[k].name for k in self._order if watched[k].found_by == FOUND_BY_PROBE and self._binary(k)}
+        known = {watched[k].name for k in self._order if watched[k].role == ROLE_SPIKING} - {
+            watched[k].name for k in self._order if watched[k].found_by == FOUND_BY_PROBE}
+        binary_pass_through = {watched[k].name for k in self._probes if watched[k].role == ROLE_PASS_THROUGH
+                               and self._binary(k)}
+        keep_probed = innermost(probed, known | binary_pass_through)
+        selected = [k for k in self._order if watched[k].role == ROLE_SYNAPTIC
+                    or watched[k].found_by != FOUND_BY_PROBE or watched[k].name in keep_probed]
         selected = self._apply_pattern(selected)
-        self._set_layouts(selected)
-        for key in [k for k in self._watched if k not in selected]:
-            del self._watched[key]
-        self._rehook(selected)
-        self.layers = [self._watched[k] for k in selected if self._watched[k].role == "spiking"]
-        if not self.layers:
+        if not any(watched[k].role == ROLE_SPIKING for k in selected):
             raise SpikescopeError("no spiking layer found: no neuron of a known framework and no module with binary "
                                   "output; name the layers explicitly with layers=[...] / --layers")
+        self._set_layouts(selected)
+        self._watched = {k: watched[k] for k in selected}
+        self._rehook()
+        self.layers = [info for info in self._watched.values() if info.role == ROLE_SPIKING]
         self._first_pass = False
         buffered, self._buffers = self._buffers, {}
         for key in selected:
@@ -208,8 +236,7 @@ class SpikeRecorder:
             else:
                 self._dispatch(key, tensors)
         for info in self.layers:
-            if info.found_by == FOUND_BY_NAME and not all(is_binary(t) or not t.any() for t in buffered[
-                    f"spiking:{info.name}"]):
+            if info.found_by == FOUND_BY_NAME and not all(zero_one(t) for t in buffered[f"{ROLE_SPIKING}:{info.name}"]):
                 self.warnings.append(f"layer {info.name} was named explicitly but its output is not binary; "
                                      "its 'firing rate' is the mean output")
 
@@ -231,17 +258,18 @@ class SpikeRecorder:
             pattern = re.compile(self._selection)
         except re.error as error:
             raise SpikescopeError(f"--layers {self._selection!r} is not a valid regular expression: {error}") from None
-        spiking = [k for k in selected if self._watched[k].role == "spiking"]
+        spiking = [k for k in selected if self._watched[k].role == ROLE_SPIKING]
         matched = [k for k in spiking if pattern.fullmatch(self._watched[k].name)]
         if not matched:
             names = ", ".join(self._watched[k].name for k in spiking)
             raise SpikescopeError(f"no spiking layer matches {self._selection!r}; available: {names}")
-        return [k for k in selected if self._watched[k].role == "synaptic" or k in matched]
+        return [k for k in selected if self._watched[k].role == ROLE_SYNAPTIC or k in matched]
 
     def _set_layouts(self, selected: list[str]) -> None:
         """Decide every module's layout; ambiguous ones follow the framework, then the rest of the model."""
-        readings = {k: candidate_layouts(self._buffers[k][0].shape, len(self._buffers[k]), self.T, self._batch)
-                    for k in selected}
+        ranks = {k: sample_rank(self._modules[self._watched[k].name]) for k in selected}
+        readings = {k: candidate_layouts(self._buffers[k][0].shape, len(self._buffers[k]), self.T, self._batch,
+                                         ranks[k]) for k in selected}
         external = any(r == [Layout.PER_FORWARD] for r in readings.values())
         internal = any(r and Layout.PER_FORWARD not in r for r in readings.values())
         if external and internal:
@@ -253,17 +281,16 @@ class SpikeRecorder:
             declared = declared_layouts(self._modules[info.name])
             preferred = tuple(layout for layout in declared if layout in model_wide) or declared or model_wide
             info.layout = infer_layout(info.name, self._buffers[key][0].shape, len(self._buffers[key]), self.T,
-                                       self._batch, preferred)
+                                       self._batch, preferred, ranks[key])
 
-    def _rehook(self, selected: list[str]) -> None:
-        """Keep the model-level hooks and the hooks of selected modules only."""
+    def _rehook(self) -> None:
+        """Keep the model-level hooks and the hooks of the selected modules only."""
         for handle in self._handles:
             handle.remove()
-        self._handles = [self.model.register_forward_pre_hook(self._begin_pass),
-                         self.model.register_forward_hook(self._end_pass)]
-        for key in selected:
-            module = self._modules[self._watched[key].name]
-            self._handles.append(module.register_forward_hook(partial(self._on_forward, key)))
+        self._handles = []
+        self._install_model_hooks()
+        for key, info in self._watched.items():
+            self._handles.append(self._modules[info.name].register_forward_hook(partial(self._on_forward, key)))
 
     # --- hand-over to the metrics -----------------------------------------------------------------
     def _dispatch(self, key: str, tensors: list[torch.Tensor]) -> None:
@@ -271,7 +298,7 @@ class SpikeRecorder:
         if info.layout is Layout.FOLDED and tensors[0].shape[0] % self.T:
             raise SpikescopeError(f"layer {info.name} saw {tensors[0].shape[0]} rows, not a multiple of T={self.T}")
         x = to_time_first(tensors, info.layout, self.T)
-        if info.role == "synaptic":
+        if info.role == ROLE_SYNAPTIC:
             for metric in self.metrics:
                 if metric.inputs == "synapses":
                     metric.update(info.name, x, self._costs[info.name])
@@ -286,6 +313,8 @@ class SpikeRecorder:
     # --- results ---------------------------------------------------------------------------------
     def compute(self) -> dict[str, MetricResult]:
         """Every metric's results, keyed by the metric's class name."""
+        if self._first_pass:
+            raise SpikescopeError("nothing was recorded: run at least one forward pass inside the recorder")
         return {type(metric).__name__: metric.compute() for metric in self.metrics}
 
     def hook_count(self) -> int:

@@ -13,29 +13,38 @@ from .metrics.energy import SynapseCost
 
 
 class ConvCost(SynapseCost):
-    """`Conv1d/2d/3d`: each input element's fan-out counted exactly, padding borders included."""
+    """`Conv1d/2d/3d`: each input element's exact fan-out (borders reach fewer outputs) and dense FLOPs."""
+
+    kind = "conv"
 
     def __init__(self, conv: nn.modules.conv._ConvNd) -> None:
         self.conv = conv
-        self._fan_out: dict[tuple, torch.Tensor] = {}
+        self._geometry: dict[tuple, tuple[torch.Tensor, int]] = {}
 
-    def fan_out(self, sample_shape: torch.Size, device: torch.device) -> torch.Tensor:
-        key = (tuple(sample_shape), device)
-        if key not in self._fan_out:
+    def _measure(self, sample_shape: torch.Size, device: torch.device) -> tuple[torch.Tensor, int]:
+        key = (tuple(sample_shape), torch.device(device))
+        if key not in self._geometry:
             # d/dx sum(conv(x, ones)) = how many (output, weight) pairs each input element takes part in
             x = torch.ones(1, *sample_shape, dtype=torch.float64, device=device, requires_grad=True)
             weight = torch.ones_like(self.conv.weight, dtype=torch.float64, device=device)
             with torch.enable_grad():
-                self.conv._conv_forward(x, weight, None).sum().backward()
-            self._fan_out[key] = x.grad[0].detach()
-        return self._fan_out[key]
+                out = self.conv._conv_forward(x, weight, None)
+                out.sum().backward()
+            taps = self.conv.weight[0].numel()  # C_in / groups x prod(kernel)
+            self._geometry[key] = (x.grad[0].detach(), out.numel() * taps)
+        return self._geometry[key]
+
+    def fan_out(self, sample_shape: torch.Size, device: torch.device) -> torch.Tensor:
+        return self._measure(sample_shape, device)[0]
 
     def dense_ops(self, T: int, sample_shape: torch.Size) -> int:
-        return T * int(self.fan_out(sample_shape, self.conv.weight.device).sum())
+        return T * self._measure(sample_shape, self.conv.weight.device)[1]
 
 
 class LinearCost(SynapseCost):
     """`Linear`: every input element reaches `out_features` outputs."""
+
+    kind = "linear"
 
     def __init__(self, linear: nn.Linear) -> None:
         self.out_features = linear.out_features
@@ -50,6 +59,7 @@ class LinearCost(SynapseCost):
 class FSTACost(SynapseCost):
     """FSTA acts on real-valued current: always MACs (`FSTA.macs`)."""
 
+    kind = "fsta"
     accepts_spikes = False
 
     def __init__(self, fsta: FSTA) -> None:

@@ -50,6 +50,29 @@ class TrainConfig:
     device: str = "cpu"
     out: str = "runs/train"
 
+    def validate(self) -> "TrainConfig":
+        """Refuse settings that cannot train, each with a one-line error; returns self."""
+        checks = [(self.T >= 1, f"--T must be at least 1, got {self.T}"),
+                  (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+                  (self.batch_size >= 1, f"--batch-size must be positive, got {self.batch_size}"),
+                  (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+                  (0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}"),
+                  (self.momentum >= 0 and self.weight_decay >= 0, "--momentum and --weight-decay must be >= 0"),
+                  (self.optimizer in ("sgd", "adam"), f"unknown optimizer {self.optimizer!r}; choose sgd or adam")]
+        for ok, message in checks:
+            if not ok:
+                raise SpikescopeError(message)
+        return self
+
+    @classmethod
+    def from_checkpoint(cls, stored: dict[str, Any], source: str) -> "TrainConfig":
+        """The configuration saved in a checkpoint's `train_config`."""
+        try:
+            return cls(**stored)
+        except TypeError as error:
+            raise SpikescopeError(f"{source} holds a training configuration this spikescope cannot read "
+                                  f"({error})") from None
+
 
 def resolve_device(name: str) -> torch.device:
     """`torch.device(name)`, refusing CUDA when this machine has none."""
@@ -88,9 +111,7 @@ def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                weight_decay=config.weight_decay)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    raise SpikescopeError(f"unknown optimizer {config.optimizer!r}; choose sgd or adam")
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -105,18 +126,27 @@ def _dataset_meta(dataset: ImageSet) -> dict[str, Any]:
 def train(config: TrainConfig, resume_from: str | Path | None = None, progress: bool = True) -> Path:
     """Train `config` (or continue the run in checkpoint `resume_from`); returns the checkpoint path.
 
-    The checkpoint `<out>/checkpoint.pt` is rewritten atomically after every epoch.
+    The checkpoint `<out>/checkpoint.pt` is rewritten atomically after every epoch; a resumed run
+    keeps its own settings (only `config.device` applies) and writes next to `resume_from`.
     """
     state = None
     if resume_from is not None:
         state = read_checkpoint(resume_from)
         if "training_state" not in state:
             raise SpikescopeError(f"{resume_from} holds no training state to resume from")
-        config = dataclasses.replace(TrainConfig(**state["train_config"]), device=config.device)
+        stored = TrainConfig.from_checkpoint(state["train_config"], str(resume_from))
+        config = dataclasses.replace(stored, device=config.device, out=str(Path(resume_from).parent))
+    config.validate()
     device = resolve_device(config.device)
-    if config.epochs < 1:
-        raise SpikescopeError(f"--epochs must be at least 1, got {config.epochs}")
+    deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _run(config, state, device, progress)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _run(config: TrainConfig, state: dict[str, Any] | None, device: torch.device, progress: bool) -> Path:
     train_set = load_dataset(config.data, "train", config.data_root, config.limit, seed=config.seed)
     test_set = load_dataset(config.data, "test", config.data_root, config.test_limit, seed=config.seed)
     torch.manual_seed(config.seed)
@@ -129,7 +159,7 @@ def train(config: TrainConfig, resume_from: str | Path | None = None, progress: 
     history: list[dict[str, float]] = []
     first_epoch = 1
     if state is not None:
-        load_weights(model, state["state_dict"], str(resume_from))
+        load_weights(model, state["state_dict"], "the checkpoint")
         optimizer.load_state_dict(state["training_state"]["optimizer"])
         scheduler.load_state_dict(state["training_state"]["scheduler"])
         history = list(state["history"])

@@ -61,6 +61,25 @@ class FoldedSNN(nn.Module):
         return self.fire(self.conv(x))
 
 
+class SnnLikeLoop(nn.Module):
+    """A threshold neuron called once per step inside the model's own loop; can fail at a chosen step."""
+
+    def __init__(self, T: int = 3, fail_at_step: int | None = None) -> None:
+        super().__init__()
+        self.T = T
+        self.fail_at_step = fail_at_step
+        self.fc = nn.Linear(10, 6)
+        self.fire = FoldedHeaviside()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spikes = []
+        for step in range(self.T):
+            if step == self.fail_at_step:
+                raise RuntimeError(f"failed at step {step}")
+            spikes.append(self.fire(self.fc(x)))
+        return torch.stack(spikes)
+
+
 def spikingjelly_classifier() -> nn.Module:
     """A SpikingJelly network in multi-step mode (`[T, B, 1, 28, 28]` in, `[T, B, 10]` out)."""
     from spikingjelly.activation_based import functional, layer, neuron

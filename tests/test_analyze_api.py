@@ -37,3 +37,11 @@ def test_layer_selection_by_regex_through_analyze():
     results = spikescope.analyze(model, loader, layers=r"block[45]\.lif")
     assert list(results.layers["layer"]) == ["block4.lif", "block5.lif"]
     assert len(results.energy) == 6  # energy always covers every synaptic layer
+
+
+def test_an_empty_loader_is_a_clear_error():
+    from spikescope.errors import SpikescopeError
+
+    model, _ = spikescope.load(spikescope.bundled_checkpoint("baseline"))
+    with pytest.raises(SpikescopeError, match="yielded no batch"):
+        spikescope.analyze(model, [])

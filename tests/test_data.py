@@ -109,6 +109,14 @@ def test_a_cifar_batch_that_would_run_code_is_refused_and_the_code_never_runs(tm
     assert not victim.exists()
 
 
+def test_cifar_labels_that_are_not_integers_are_refused(tmp_path):
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    (folder / "test").write_bytes(pickle.dumps({b"data": np.zeros((1, 3072), np.uint8), b"fine_labels": [b"a"]}))
+    with pytest.raises(SpikescopeError, match="labels that are not integers"):
+        load_dataset("cifar100", "test", root=tmp_path)
+
+
 def test_missing_cifar_says_which_file_and_where():
     with pytest.raises(SpikescopeError, match="data_batch_1 not found in /nonexistent"):
         load_dataset("cifar10", "train", root="/nonexistent")

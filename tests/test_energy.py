@@ -42,7 +42,7 @@ def test_linear_sops_are_spikes_times_out_features_and_approx_follows_the_paper_
 def test_analog_input_costs_dense_macs_and_energy_uses_the_preset():
     conv = nn.Conv2d(1, 2, 3, padding=1)
     row = run(conv, torch.rand(2, 1, 1, 3, 3) + 0.1)
-    dense_per_step = 2 * (4 * 4 + 4 * 6 + 1 * 9)  # corners 4 taps, edges 6, centre 9; 2 output channels
+    dense_per_step = 2 * 3 * 3 * 9  # C_out x H_out x W_out x k^2, padding taps included (the FLOPs convention)
     assert row["input"] == "analog" and row["sops_per_image"] == 0
     assert row["macs_per_image"] == 2 * dense_per_step
     assert row["energy_pj_per_image"] == pytest.approx(4.6 * 2 * dense_per_step)
@@ -54,7 +54,21 @@ def test_analog_input_costs_dense_macs_and_energy_uses_the_preset():
 def test_fsta_always_costs_macs_even_on_binary_input():
     fsta = FSTA(3, T=2)
     row = run(fsta, (torch.rand(2, 1, 3, 6, 6) < 0.5).float())
-    assert row["sops_per_image"] == 0 and row["macs_per_image"] == fsta.macs((3, 6, 6)) > 49 * 49 * 36
+    elements, pixels = 2 * 3 * 6 * 6, 6 * 6
+    expected = (2 * elements + 2 * 2 * 3 + elements  # temporal: descriptors, 2x2 time mixing per channel, gate
+                + elements + 49 * 49 * pixels + 49 * 49 * pixels + elements  # spatial: sums, DCT bank, fusion, gate
+                + 2 * elements)  # fusion m X_t + n X_s
+    assert row["sops_per_image"] == 0 and row["input"] == "analog"
+    assert row["macs_per_image"] == fsta.macs((3, 6, 6)) == expected
+
+
+def test_a_layer_fed_real_values_on_any_batch_counts_as_analog_on_every_batch():
+    conv = nn.Conv2d(1, 1, 3, padding=1)
+    metric = Energy()
+    metric.update("layer", torch.zeros(1, 1, 1, 3, 3), synapse_cost(conv))  # all zeros: looks like spikes
+    metric.update("layer", torch.full((1, 1, 1, 3, 3), 0.5), synapse_cost(conv))
+    row = metric.compute().layers.iloc[0]
+    assert row["input"] == "analog" and row["sops_per_image"] == 0 and row["macs_per_image"] == 81  # 9 outputs x 9 taps per image
 
 
 def test_unknown_preset_is_refused():

@@ -5,10 +5,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spikescope.checkpoint import bundled_checkpoint, load_model
+from spikescope.checkpoint import bundled_checkpoint, load
 from spikescope.cifar import read_cifar_batch
 from spikescope.errors import SpikescopeError
 from spikescope.idx import read_idx
@@ -42,7 +43,29 @@ def flip(data: bytes) -> st.SearchStrategy[bytes]:
 @FUZZ
 @given(st.one_of(st.binary(max_size=4096), cut(CHECKPOINT), flip(CHECKPOINT)))
 def test_checkpoint_loader_survives_random_truncated_and_corrupted_bytes(data):
-    outcome(load_model, data)
+    outcome(load, data)
+
+
+ODD_VALUES = st.one_of(st.none(), st.integers(-3, 3), st.text(max_size=5), st.lists(st.integers(), max_size=3),
+                      st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), st.just(torch.zeros(2)))
+FIELDS = ["format_version", "arch", "arch_kwargs", "T", "dataset", "state_dict", "train_config", "history"]
+
+
+@FUZZ
+@given(st.sampled_from(FIELDS), ODD_VALUES)
+def test_checkpoint_loader_survives_fields_of_the_wrong_type_or_value(field, value):
+    checkpoint = torch.load(bundled_checkpoint("baseline"), weights_only=True)
+    checkpoint[field] = value
+
+    def save_and_load(path):
+        torch.save(checkpoint, path)
+        load(path)
+
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            save_and_load(Path(folder) / "c.pt")
+        except SpikescopeError as error:
+            assert "\n" not in str(error)
 
 
 @FUZZ

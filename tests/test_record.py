@@ -7,6 +7,7 @@ from torch import nn
 from snn_zoo import FoldedSNN, PlainSNN
 from spikescope.data import load_dataset, make_loader
 from spikescope.errors import SpikescopeError
+from spikescope.metrics.energy import Energy
 from spikescope.metrics.firing import FiringRate
 from spikescope.metrics.spectrum import Spectrum
 from spikescope.metrics.temporal import TemporalSimilarity
@@ -132,6 +133,67 @@ def test_capture_keeps_the_first_samples_bit_exact():
     assert torch.equal(torch.from_numpy(captured).float(), expected)
 
 
+def test_batch_size_one_is_unambiguous_for_convolutions():
+    model = build("compact_cnn", width=4)
+    with torch.no_grad(), SpikeRecorder(model) as recorder:
+        model(batches(1)[0])
+    assert {layer.layout for layer in recorder.layers} == {Layout.TIME_FIRST}
+    assert recorder.compute()["Energy"].layers.set_index("layer").loc["block1.conv", "input"] == "analog"
+
+
+def test_a_single_step_plain_neuron_silent_at_some_steps_is_still_recorded_per_call():
+    class StepNeuron(nn.Module):  # fires only at the middle call of each sequence
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            return (x > 0).float() if self.calls % 3 == 2 else torch.zeros_like(x)
+
+    class Looping(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.neuron = StepNeuron()
+
+        def forward(self, x):
+            return torch.stack([self.neuron(x) for _ in range(3)])
+
+    model = Looping()
+    with SpikeRecorder(model, metrics=[FiringRate()], T=3) as recorder:
+        for _ in range(2):
+            model(torch.randn(4, 10))
+    assert [(layer.name, layer.layout) for layer in recorder.layers] == [("neuron", Layout.PER_CALL)]
+    steps = recorder.compute()["FiringRate"].timesteps["firing_rate"].tolist()
+    assert steps[0] == 0 and steps[2] == 0 and steps[1] > 0.2
+
+
+def test_an_exception_inside_a_forward_pass_does_not_corrupt_the_next_ones():
+    from snn_zoo import SnnLikeLoop
+
+    model = SnnLikeLoop(T=3, fail_at_step=None)
+    with SpikeRecorder(model, metrics=[FiringRate()], T=3) as recorder:
+        model(torch.randn(4, 10))
+        model.fail_at_step = 1
+        with pytest.raises(RuntimeError, match="step 1"):
+            model(torch.randn(4, 10))
+        model.fail_at_step = None
+        model(torch.randn(4, 10))
+    assert recorder.compute()["FiringRate"].layers.loc[0, "samples"] == 8
+    assert "a forward pass ended early" in " ".join(recorder.warnings)
+
+
+def test_a_recorder_records_one_run():
+    model = build("compact_cnn", width=4)
+    recorder = SpikeRecorder(model)
+    with recorder:
+        model(batches()[0])
+    with pytest.raises(SpikescopeError, match="create a new one"):
+        recorder.open()
+    with pytest.raises(SpikescopeError, match="nothing was recorded"):
+        SpikeRecorder(model).compute()
+
+
 def test_state_memory_does_not_grow_with_the_number_of_batches():
     model = build("compact_cnn", width=4).eval()
     x = batches(4)[0]
@@ -159,15 +221,19 @@ def merged_equals_whole(metric_type, model):
     merged = metric_type()
     merged.load_state_dict(first.state_dict())
     merged.merge(second)
+    assert list(merged.states) == list(whole.states)
     for layer, states in whole.states.items():
+        assert set(merged.states[layer]) == set(states)
         for name, value in states.items():
             other = merged.states[layer][name]
-            if value.is_floating_point() and name not in ("spikes", "samples"):
+            if name in metric_type.float_sums:
                 torch.testing.assert_close(other, value, rtol=1e-12, atol=0)  # float64 sums, reordered
             else:
-                assert torch.equal(other, value), (layer, name)  # counts: bit-exact
+                assert torch.equal(other, value), (layer, name)  # counts and maxima: bit-exact
+    if not metric_type.float_sums:
+        assert merged.compute().layers.equals(whole.compute().layers)
 
 
-@pytest.mark.parametrize("metric_type", [FiringRate, Spectrum, TemporalSimilarity])
+@pytest.mark.parametrize("metric_type", [FiringRate, Spectrum, TemporalSimilarity, Energy])
 def test_merging_the_states_of_two_halves_equals_the_state_of_the_whole(metric_type):
     merged_equals_whole(metric_type, build("compact_cnn", width=4).eval())

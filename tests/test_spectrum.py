@@ -81,6 +81,15 @@ def test_spectral_cosine_ignores_how_much_a_timestep_fires():
     assert cosine[0, 1] == pytest.approx(1.0) and cosine[0, 2] < 0.99
 
 
+def test_spectral_cosine_without_dc_sees_differences_that_a_large_dc_hides():
+    a, b = np.zeros((4, 4)), np.zeros((4, 4))
+    a[0, 0] = b[0, 0] = 100.0
+    a[0, 1], b[1, 0] = 1.0, 1.0  # different orientation, same DC
+    power = np.stack([a, b])
+    assert spectral_cosine(power)[0, 1] > 0.99
+    assert spectral_cosine(power, include_dc=False)[0, 1] == pytest.approx(0.0)
+
+
 def test_linear_layer_spikes_carry_no_spectrum():
     metric = Spectrum()
     metric.update("fc", torch.ones(2, 3, 10))

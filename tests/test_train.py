@@ -71,11 +71,33 @@ def test_a_run_killed_mid_epoch_resumes_to_exactly_the_weights_of_an_uninterrupt
         assert torch.equal(resumed["state_dict"][key], value), key
 
 
-def test_train_help_shows_examples_and_bad_flags_fail_in_one_line():
+def test_train_help_shows_examples_and_bad_flags_fail_in_one_line(tmp_path):
     help_text = subprocess.run(spikescope("train", "--help"), capture_output=True, text=True).stdout
     assert "examples:" in help_text and "--resume" in help_text
-    result = subprocess.run(spikescope("train", "--epochs", "zero"), capture_output=True, text=True)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    for flags, message in ((["--epochs", "zero"], "invalid int value"), (["--T", "0"], "--T must be at least 1"),
+                           (["--lr", "-1"], "--lr must be positive"),
+                           (["--label-smoothing", "2"], "--label-smoothing must be in [0, 1)"),
+                           (["--arch-kw", "width=-1"], "cannot build 'compact_cnn'")):
+        result = subprocess.run(spikescope("train", "--data", "fashion-mnist-sample", "--out", str(tmp_path / "r"),
+                                           *flags), capture_output=True, text=True)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+        assert not (tmp_path / "r").exists()
+
+
+def test_a_moved_run_resumes_into_its_new_folder(tmp_path):
+    first = train(TrainConfig(**SMALL, epochs=2, limit=64, out=str(tmp_path / "old")), progress=False)
+    checkpoint = read_checkpoint(first)
+    checkpoint["history"] = checkpoint["history"][:1]
+    checkpoint["training_state"]["epoch"] = 1
+    from spikescope.checkpoint import save_checkpoint
+
+    moved = save_checkpoint({k: v for k, v in checkpoint.items() if k not in ("format", "format_version",
+                                                                               "spikescope_version")},
+                            tmp_path / "new" / "checkpoint.pt")
+    (tmp_path / "old" / "checkpoint.pt").unlink()
+    resumed = train(TrainConfig(), resume_from=moved, progress=False)
+    assert resumed == moved and [h["epoch"] for h in read_checkpoint(resumed)["history"]] == [1, 2]
+    assert not (tmp_path / "old" / "checkpoint.pt").exists()
 
 
 def test_missing_data_ends_training_with_a_one_line_error(tmp_path):

@@ -17,6 +17,13 @@ import torch
 Reduction = Literal["sum", "max"]
 
 
+def zero_one(x: torch.Tensor) -> bool:
+    """True if every value of `x` is 0 or 1 (bool or floating point): spikes, not graded values."""
+    if x.dtype == torch.bool:
+        return True
+    return x.is_floating_point() and bool(((x == 0) | (x == 1)).all())
+
+
 @dataclass
 class MetricResult:
     """What a metric's `compute()` returns: per-layer and per-layer-per-timestep tables plus arrays."""
@@ -33,10 +40,13 @@ class Metric:
     Subclasses set `reductions` (state name -> "sum" | "max") and `inputs`: "spikes" for
     metrics fed the output of spiking layers, "synapses" for metrics fed the input of
     synaptic layers. States live in `self.states[layer][name]`, in insertion (depth) order.
+    Counts are whole numbers held exactly, so they merge bit for bit; `float_sums` names the
+    states (sums of real values) whose merge can differ from a single pass in the last bits.
     """
 
     reductions: ClassVar[dict[str, Reduction]] = {}
     inputs: ClassVar[Literal["spikes", "synapses"]] = "spikes"
+    float_sums: ClassVar[tuple[str, ...]] = ()  # states that merge exactly only up to float64 rounding
 
     def __init__(self) -> None:
         self.states: dict[str, dict[str, torch.Tensor]] = {}

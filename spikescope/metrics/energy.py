@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from ..errors import SpikescopeError
-from .base import Metric, MetricResult
+from .base import Metric, MetricResult, zero_one
 
 # Horowitz, ISSCC 2014, 45 nm: FP32 mult 3.7 pJ + add 0.9 pJ; FP16 1.1 + 0.4; INT8 0.2 + 0.03.
 ENERGY_PRESETS_PJ = {
@@ -21,84 +21,94 @@ ENERGY_PRESETS_PJ = {
 }
 
 DEFINITIONS = {
-    "SOPs (exact)": "sum over input spikes of each spike's fan-out (the number of weights it is multiplied by)",
-    "SOPs (approx.)": "paper-style fr_in x T x FLOPs, fr_in = input firing rate, FLOPs = dense MACs per timestep",
-    "MACs": "dense multiply-accumulates of layers whose input is not binary (encoding layer, after average "
-            "pooling, FSTA's convolutions and gates)",
+    "SOPs (exact)": "sum over input spikes of each spike's fan-out (the number of weights it is multiplied by; "
+                    "zero-padding taps never receive a spike)",
+    "SOPs (approx.)": "paper-style fr_in x T x FLOPs, fr_in = input firing rate, FLOPs = MACs of one dense "
+                      "timestep counted as C_out x H_out x W_out x C_in/groups x k^2 (padding taps included)",
+    "MACs": "dense multiply-accumulates (FLOPs as above, times T) of layers whose input is not binary: the "
+            "encoding layer, layers after average pooling, FSTA's convolutions and gates; a layer counts as "
+            "analog if any analysed batch fed it non-binary values",
     "energy": "E = E_MAC x MACs + E_AC x SOPs(exact), per image; compute only (memory access not included)",
 }
+KINDS = ("conv", "linear", "fsta")
+
+
+def check_preset(preset: str) -> str:
+    """`preset` if it names an energy preset, else a one-line error."""
+    if preset not in ENERGY_PRESETS_PJ:
+        raise SpikescopeError(f"unknown energy preset {preset!r}; choose one of {', '.join(ENERGY_PRESETS_PJ)}")
+    return preset
 
 
 class SynapseCost:
     """Operation counts of one synaptic module: `fan_out` per input element and dense MACs per sample."""
 
+    kind: str = "conv"  # one of KINDS
     accepts_spikes: bool = True
 
     def fan_out(self, sample_shape: torch.Size, device: torch.device) -> torch.Tensor:
         raise NotImplementedError
 
     def dense_ops(self, T: int, sample_shape: torch.Size) -> int:
-        """MACs one sample costs over all T timesteps if every input element were used."""
+        """MACs one sample costs over all T timesteps when run densely (the FLOPs convention of papers)."""
         raise NotImplementedError
 
 
 class Energy(Metric):
-    """States per synaptic layer: exact SOPs, MACs, dense ops and input spikes/elements of binary calls, samples.
+    """States per synaptic layer: exact SOPs, dense MACs of analog and of binary inputs, input spikes and
+    elements of binary inputs, samples, T and the layer kind (an index into `KINDS`).
 
     `preset` picks the energy per operation (`ENERGY_PRESETS_PJ`).
     """
 
     reductions = {"sops": "sum", "macs": "sum", "dense_binary": "sum", "input_spikes": "sum",
-                  "input_elements": "sum", "samples": "sum", "T": "max"}
+                  "input_elements": "sum", "samples": "sum", "T": "max", "kind": "max"}
     inputs = "synapses"
 
     def __init__(self, preset: str = "fp32") -> None:
         super().__init__()
-        if preset not in ENERGY_PRESETS_PJ:
-            raise SpikescopeError(f"unknown energy preset {preset!r}; choose one of {', '.join(ENERGY_PRESETS_PJ)}")
-        self.preset = preset
-        self.kinds: dict[str, str] = {}
+        self.preset = check_preset(preset)
 
     def update(self, layer: str, inputs: torch.Tensor, cost: SynapseCost) -> None:
         """`inputs: [T, B, ...]`, the synaptic layer's input; `cost` describes the layer."""
         T, B = inputs.shape[:2]
         sample_shape = inputs.shape[2:]
         dense = float(cost.dense_ops(T, sample_shape) * B)
-        binary = cost.accepts_spikes and bool(((inputs == 0) | (inputs == 1)).all())
+        binary = cost.accepts_spikes and zero_one(inputs)
         zero = torch.zeros((), dtype=torch.float64, device=inputs.device)
         if binary:
-            counts = inputs.sum(dim=(0, 1)).double()  # float32 is exact for T x B < 2**24
+            counts = inputs.float().sum(dim=(0, 1)).double()  # float32 is exact for T x B < 2**24
             sops = (counts * cost.fan_out(sample_shape, inputs.device)).sum()
             spikes, elements, macs, dense_binary = counts.sum(), inputs.numel(), zero, dense
         else:
             sops, spikes, elements, macs, dense_binary = zero, zero, 0, zero + dense, 0.0
-        self.kinds.setdefault(layer, type(cost).__name__)
         self._accumulate(layer, {
             "sops": sops, "macs": macs, "dense_binary": zero + dense_binary, "input_spikes": spikes,
             "input_elements": zero + elements, "samples": zero + B,
             "T": torch.tensor(T, dtype=torch.int64, device=inputs.device),
+            "kind": torch.tensor(KINDS.index(cost.kind), dtype=torch.int64, device=inputs.device),
         })
 
     def merge(self, other: "Energy") -> "Energy":
-        super().merge(other)
-        for layer, kind in other.kinds.items():
-            self.kinds.setdefault(layer, kind)
-        return self
+        if getattr(other, "preset", self.preset) != self.preset:
+            raise ValueError(f"cannot merge energy measured with preset {other.preset} into {self.preset}")
+        return super().merge(other)
 
     def compute(self) -> MetricResult:
         pj = ENERGY_PRESETS_PJ[self.preset]
         rows = []
         for layer, s in self.states.items():
-            values = {name: float(v) for name, v in s.items()}
-            samples = values["samples"]
-            fr_in = values["input_spikes"] / values["input_elements"] if values["input_elements"] else float("nan")
-            approx = fr_in * values["dense_binary"] if values["input_elements"] else 0.0
-            per_image = {"sops": values["sops"] / samples, "sops_approx": approx / samples,
-                         "macs": values["macs"] / samples}
+            v = {name: float(value) for name, value in s.items()}
+            samples = v["samples"]
+            if v["macs"] > 0:  # analog on some batch: the layer multiplies real values on every batch
+                sops, approx, macs, fr_in = 0.0, 0.0, v["macs"] + v["dense_binary"], float("nan")
+            else:
+                fr_in = v["input_spikes"] / v["input_elements"] if v["input_elements"] else float("nan")
+                sops, approx, macs = v["sops"], fr_in * v["dense_binary"], 0.0
+            per_image = {"sops": sops / samples, "sops_approx": approx / samples, "macs": macs / samples}
             rows.append({
-                "layer": layer, "kind": self.kinds.get(layer, ""),
-                "input": "spikes" if values["macs"] == 0 else ("analog" if values["dense_binary"] == 0 else "mixed"),
-                "input_firing_rate": fr_in, **{f"{k}_per_image": v for k, v in per_image.items()},
+                "layer": layer, "kind": KINDS[int(v["kind"])], "input": "analog" if macs else "spikes",
+                "input_firing_rate": fr_in, **{f"{k}_per_image": x for k, x in per_image.items()},
                 "energy_pj_per_image": pj["mac"] * per_image["macs"] + pj["ac"] * per_image["sops"],
             })
         definitions = {**DEFINITIONS, "preset": f"{self.preset}: E_MAC = {pj['mac']} pJ, E_AC = {pj['ac']} pJ "

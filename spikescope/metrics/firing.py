@@ -11,9 +11,9 @@ DEFINITION = ("firing rate = spikes / (T x samples x neurons): the mean of the b
               "it never fired at any timestep on any analysed sample")
 
 
-def channels_first(spikes: torch.Tensor) -> torch.Tensor:
-    """View `[T, B, C, ...]` (conv) or `[T, B, N]` (linear) as `[T, B, C, rest]`."""
-    return spikes.reshape(*spikes.shape[:3], -1)
+def as_channel_maps(spikes: torch.Tensor) -> torch.Tensor:
+    """View `[T, B, C, ...]` (conv) or `[T, B, N]` (linear) as float32 `[T, B, C, positions]`."""
+    return spikes.reshape(*spikes.shape[:3], -1).float()
 
 
 class FiringRate(Metric):
@@ -23,7 +23,7 @@ class FiringRate(Metric):
 
     def update(self, layer: str, spikes: torch.Tensor) -> None:
         """`spikes: [T, B, C, H, W]` or `[T, B, N]` in {0, 1}."""
-        x = channels_first(spikes)
+        x = as_channel_maps(spikes)
         self._accumulate(layer, {
             "spikes": x.sum(dim=3).double().sum(dim=1),  # exact: float32 counts below 2**24 per map
             "samples": torch.tensor(x.shape[1], dtype=torch.int64, device=x.device),

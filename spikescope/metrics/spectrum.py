@@ -23,8 +23,10 @@ DEFINITIONS = {
                          "(along the height, e.g. horizontal stripes) dominates",
     "radial bands": "share of non-DC power at normalised radius rho = sqrt((u/H)^2 + (v/W)^2): "
                     "low rho < 1/3, mid 1/3 <= rho < 2/3, high rho >= 2/3",
-    "spectral cosine": "cosine between the non-DC power spectra of timesteps t and t' (summed over samples "
-                       "and channels): equal frequency content gives 1 even when the amount of firing differs",
+    "spectral cosine": "cosine between the power spectra of timesteps t and t' (summed over samples and "
+                       "channels): equal frequency content gives 1 even when the amount of firing differs",
+    "spectral cosine (AC)": "the same with DC left out; DC holds a large, firing-rate-like share of the power "
+                            "and pushes the full cosine towards 1",
 }
 
 
@@ -70,9 +72,9 @@ def orientation_summary(power: np.ndarray) -> dict[str, float]:
     return summary
 
 
-def spectral_cosine(power: np.ndarray) -> np.ndarray:
-    """`[T, T]` cosine similarity of the non-DC parts of per-timestep spectra `power: [T, H, W]`."""
-    flat = power.reshape(power.shape[0], -1)[:, 1:]  # index 0 is DC
+def spectral_cosine(power: np.ndarray, include_dc: bool = True) -> np.ndarray:
+    """`[T, T]` cosine similarity of per-timestep spectra `power: [T, H, W]`, with or without DC."""
+    flat = power.reshape(power.shape[0], -1)[:, 0 if include_dc else 1:]  # index 0 is DC
     norms = np.linalg.norm(flat, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (flat @ flat.T) / np.outer(norms, norms)
@@ -85,6 +87,7 @@ class Spectrum(Metric):
     """
 
     reductions = {"power": "sum", "squares": "sum"}
+    float_sums = ("power",)
 
     def __init__(self) -> None:
         super().__init__()
@@ -110,7 +113,7 @@ class Spectrum(Metric):
         })
 
     def compute(self) -> MetricResult:
-        rows, steps, spectra, cosines = [], [], {}, {}
+        rows, steps, spectra, cosines, ac_cosines = [], [], {}, {}, {}
         for layer, s in self.states.items():
             power = s["power"].cpu().numpy()
             T, H, W = power.shape
@@ -120,5 +123,7 @@ class Spectrum(Metric):
             steps += [{"layer": layer, "t": t, **orientation_summary(power[t])} for t in range(T)]
             spectra[layer] = power
             cosines[layer] = spectral_cosine(power)
+            ac_cosines[layer] = spectral_cosine(power, include_dc=False)
         return MetricResult(pd.DataFrame(rows), pd.DataFrame(steps),
-                            {"spectrum": spectra, "spectral_cosine": cosines}, dict(DEFINITIONS))
+                            {"spectrum": spectra, "spectral_cosine": cosines, "spectral_cosine_ac": ac_cosines},
+                            dict(DEFINITIONS))

@@ -1,6 +1,7 @@
 """Cross-timestep similarity of spike patterns (design.md §3): a `T x T` matrix per layer."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -8,13 +9,15 @@ from .base import Metric, MetricResult
 
 DEFINITION = ("spike cosine[t, t'] = mean over samples of <s_t, s_t'> / (|s_t| |s_t'|), s_t the sample's spike "
               "vector over the layer's neurons at timestep t; a sample with no spike at t or t' is left out of "
-              "that entry and counted in left_out")
+              "that entry and counted in left_out[t, t']; similarity_left_out_max is the largest such count over "
+              "t != t'")
 
 
 class TemporalSimilarity(Metric):
     """States per layer: sum of per-sample cosines `[T, T]`, samples counted and samples left out `[T, T]`."""
 
     reductions = {"cosine_sum": "sum", "counted": "sum", "left_out": "sum"}
+    float_sums = ("cosine_sum",)
 
     def update(self, layer: str, spikes: torch.Tensor) -> None:
         """`spikes: [T, B, ...]` in {0, 1}."""
@@ -36,10 +39,11 @@ class TemporalSimilarity(Metric):
             counted = s["counted"].double()
             matrix = (s["cosine_sum"] / counted).cpu().numpy()  # NaN where every sample was left out
             T = matrix.shape[0]
-            off_diagonal = matrix[~torch.eye(T, dtype=torch.bool).numpy()]
+            off = ~np.eye(T, dtype=bool)
+            defined = matrix[off][~np.isnan(matrix[off])]
             rows.append({"layer": layer,
-                         "spike_cosine_mean_off_diagonal": float(off_diagonal.mean()) if T > 1 else float("nan"),
-                         "similarity_left_out": int(s["left_out"].sum())})
+                         "spike_cosine_mean_off_diagonal": float(defined.mean()) if defined.size else float("nan"),
+                         "similarity_left_out_max": int(s["left_out"].cpu().numpy()[off].max()) if T > 1 else 0})
             matrices[layer] = matrix
             left_out[layer] = s["left_out"].cpu().numpy()
         return MetricResult(pd.DataFrame(rows), None, {"spike_cosine": matrices, "left_out": left_out},

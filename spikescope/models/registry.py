@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from ..errors import SpikescopeError
+from ..errors import SpikescopeError, describe
 
 _FACTORIES: dict[str, Callable[..., nn.Module]] = {}
 
@@ -26,5 +26,5 @@ def build(name: str, **kwargs: Any) -> nn.Module:
         raise SpikescopeError(f"unknown architecture {name!r}; available: {', '.join(available())}")
     try:
         return _FACTORIES[name](**kwargs)
-    except TypeError as error:
-        raise SpikescopeError(f"cannot build {name!r} with {kwargs}: {error}") from None
+    except (TypeError, ValueError, RuntimeError) as error:  # wrong names, types or sizes of arguments
+        raise SpikescopeError(f"cannot build {name!r} with {kwargs}: {describe(error)}") from None

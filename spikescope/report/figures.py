@@ -69,22 +69,27 @@ def orientation_by_depth(result: AnalysisResult) -> go.Figure:
     return fig
 
 
+SIMILARITY_PANELS = (("spike_cosine", "spike cosine"), ("spectral_cosine", "spectral cosine"),
+                     ("spectral_cosine_ac", "spectral cosine, no DC"))
+
+
 def similarity(result: AnalysisResult, columns: int = 6) -> go.Figure:
-    """Per-layer T x T spike cosine (top row of each pair) and spectral cosine (bottom row)."""
+    """Per-layer T x T matrices: spike cosine, spectral cosine, and spectral cosine without DC (rows)."""
     names = list(result.similarity)
     columns = max(1, min(columns, len(names)))
-    pairs = math.ceil(len(names) / columns)
+    groups = math.ceil(len(names) / columns)
+    panels = len(SIMILARITY_PANELS)
     titles = []
-    for pair in range(pairs):
-        chunk = names[pair * columns:(pair + 1) * columns]
-        titles += [f"{n}<br>spike cosine" for n in chunk] + [""] * (columns - len(chunk))
-        titles += [f"{n}<br>spectral cosine" if "spectral_cosine" in result.similarity[n] else f"{n}<br>(no spectrum)"
-                   for n in chunk] + [""] * (columns - len(chunk))
-    fig = make_subplots(rows=2 * pairs, cols=columns, subplot_titles=titles, vertical_spacing=0.18 / pairs,
-                        horizontal_spacing=0.04)
+    for group in range(groups):
+        chunk = names[group * columns:(group + 1) * columns]
+        for key, label in SIMILARITY_PANELS:
+            titles += [f"{n}<br>{label}" if key in result.similarity[n] else "" for n in chunk]
+            titles += [""] * (columns - len(chunk))
+    fig = make_subplots(rows=panels * groups, cols=columns, subplot_titles=titles,
+                        vertical_spacing=0.24 / (panels * groups), horizontal_spacing=0.04)
     for index, name in enumerate(names):
-        row, col = 2 * (index // columns) + 1, index % columns + 1
-        for offset, key in ((0, "spike_cosine"), (1, "spectral_cosine")):
+        row, col = panels * (index // columns) + 1, index % columns + 1
+        for offset, (key, _) in enumerate(SIMILARITY_PANELS):
             matrix = result.similarity[name].get(key)
             if matrix is None:
                 continue
@@ -94,9 +99,8 @@ def similarity(result: AnalysisResult, columns: int = 6) -> go.Figure:
                             hovertemplate="t %{y} vs t' %{x}: %{z:.4f}<extra></extra>")
     fig.update_xaxes(title_text="t'", dtick=1)
     fig.update_yaxes(title_text="t", dtick=1, autorange="reversed")
-    fig.update_layout(height=300 * pairs * 2, coloraxis=dict(colorscale="Blues", cmin=0, cmax=1,
-                                                             colorbar_title="cosine"),
-                      margin=dict(t=60, b=40))
+    fig.update_layout(height=260 * panels * groups, margin=dict(t=60, b=40),
+                      coloraxis=dict(colorscale="Blues", cmin=0, cmax=1, colorbar_title="cosine"))
     return fig
 
 

@@ -99,9 +99,10 @@ def render(result: AnalysisResult, meta: dict[str, Any]) -> str:
              "parseval_error": "Parseval error"})),
         ("Similarity across timesteps", _figure("similarity", figures.similarity(result),
                                                 "T x T cosine similarity per layer: of the spike vectors (mean "
-                                                "over samples) and of the non-DC power spectra.")
+                                                "over samples), of the power spectra, and of the power spectra "
+                                                "without DC (DC alone pushes the full spectral cosine towards 1).")
          + table(layers, {"layer": "layer", "spike_cosine_mean_off_diagonal": "mean spike cosine (t ≠ t')",
-                          "similarity_left_out": "sample pairs left out (no spike)"})),
+                          "similarity_left_out_max": "samples left out of an entry (no spike), at most"})),
         ("Synaptic operations and energy", _figure("energy", figures.energy(result),
                                                    f"Compute energy per image with the {preset} preset "
                                                    f"(E_MAC = {pj.get('mac')} pJ, E_AC = {pj.get('ac')} pJ, "

@@ -4,6 +4,7 @@ Every file is written atomically, so an interrupted run leaves each file either 
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -56,34 +57,38 @@ def summary(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, Any]:
     })
 
 
-def _write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
 
 
 def write_outputs(result: AnalysisResult, meta: dict[str, Any], out: str | Path, png: bool = False) -> dict[str, Path]:
-    """Write every output file of an analysis into `out`; returns them by name."""
+    """Write every output file of an analysis into `out`; returns them by name.
+
+    Everything is rendered in memory first, so a failure leaves the folder as it was; each file
+    is then replaced atomically.
+    """
     out = Path(out)
-    paths = {name: out / name for name in ("report.html", PLOTLY_JS, "layers.csv", "timesteps.csv", "energy.csv",
-                                           "spectra.npz", "similarity.npz", "summary.json")}
-    for name in ("layers.csv", "timesteps.csv", "energy.csv"):
-        frame = {"layers.csv": result.layers, "timesteps.csv": result.timesteps, "energy.csv": result.energy}[name]
-        _write_text(paths[name], frame.to_csv(index=False))
-    _write_npz(paths["spectra.npz"], result.spectra)
-    _write_npz(paths["similarity.npz"], {f"{layer}:{key}": matrix for layer, matrices in result.similarity.items()
-                                         for key, matrix in matrices.items()})
-    _write_text(paths["summary.json"], json.dumps(summary(result, meta), indent=1, allow_nan=False))
-    js = paths[PLOTLY_JS]
-    bundle = plotly_js()
-    if not js.exists() or js.stat().st_size != len(bundle.encode()):
-        _write_text(js, bundle)
-    _write_text(paths["report.html"], render(result, meta))
+    contents: dict[str, bytes] = {
+        "layers.csv": result.layers.to_csv(index=False).encode(),
+        "timesteps.csv": result.timesteps.to_csv(index=False).encode(),
+        "energy.csv": result.energy.to_csv(index=False).encode(),
+        "spectra.npz": _npz_bytes(result.spectra),
+        "similarity.npz": _npz_bytes({f"{layer}:{key}": matrix for layer, matrices in result.similarity.items()
+                                      for key, matrix in matrices.items()}),
+        "summary.json": json.dumps(summary(result, meta), indent=1, allow_nan=False).encode(),
+        "report.html": render(result, meta).encode(),
+    }
+    bundle = plotly_js().encode()
+    if not (out / PLOTLY_JS).exists() or (out / PLOTLY_JS).stat().st_size != len(bundle):
+        contents[PLOTLY_JS] = bundle
+    paths = {}
+    for name, data in contents.items():
+        with atomic_path(out / name) as tmp:
+            tmp.write_bytes(data)
+        paths[name] = out / name
+    paths.setdefault(PLOTLY_JS, out / PLOTLY_JS)
     if png:
         from .static import write_png_figures
 

@@ -65,9 +65,10 @@ def write_png_figures(result: AnalysisResult, folder: Path) -> list[Path]:
         paths.append(_save(fig, folder / "spectra.png"))
 
     names = list(result.similarity)
-    fig, axes = plt.subplots(2, len(names), figsize=(2.2 * len(names), 4.4), squeeze=False)
+    keys = ("spike_cosine", "spectral_cosine", "spectral_cosine_ac")
+    fig, axes = plt.subplots(len(keys), len(names), figsize=(2.2 * len(names), 2.2 * len(keys)), squeeze=False)
     for column, name in enumerate(names):
-        for row, key in enumerate(("spike_cosine", "spectral_cosine")):
+        for row, key in enumerate(keys):
             ax = axes[row, column]
             matrix = result.similarity[name].get(key)
             if matrix is None:
