@@ -1,6 +1,6 @@
 """How much slower `analyze` (all metrics) is than a plain forward pass over the same images.
 
-    python benchmarks/analyze_overhead.py [--limit 1000] [--batch-size 100] [--model baseline|fsta]
+    python benchmarks/analyze_overhead.py [--data fashion-mnist] [--limit 1000] [--batch-size 100] [--model fsta]
 
 Prints images/s for the plain pass and for analyze with each metric alone and all together,
 and each as a ratio to the plain pass measured in the same run.
@@ -31,6 +31,7 @@ def best_of(repeats: int, work) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="fashion-mnist-sample", help="dataset (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--model", default="baseline", choices=("baseline", "fsta"))
@@ -38,8 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     model, checkpoint = spikescope.load(spikescope.bundled_checkpoint(args.model))
-    dataset = load_dataset("fashion-mnist", "test", limit=args.limit) if args.limit > 1000 else \
-        load_dataset("fashion-mnist-sample", "test", limit=args.limit)
+    dataset = load_dataset(args.data, "test", limit=args.limit)
     batches = list(make_loader(dataset, args.batch_size))
     images = len(dataset)
 

@@ -50,7 +50,9 @@ def _header(meta: dict[str, Any], result: AnalysisResult) -> str:
         "timesteps T": result.info["T"], "samples analysed": f"{result.info['samples']:,}",
         "accuracy on them": f"{accuracy:.2%}" if accuracy is not None else "– (no labels)",
         "runtime": f"{result.info['runtime_s']:.1f} s", "command": meta.get("command", "–"),
-        "spikescope": meta.get("version", "?"), "seeds": meta.get("seeds", "one trained model (one seed)"),
+        "spikescope": meta.get("version", "?"),
+        "seeds": (f"one trained model (training seed {meta['train_config']['seed']})"
+                  if "seed" in meta.get("train_config", {}) else "one model; its training seeds are not recorded"),
     }
     body = "".join(f'<tr><th class="text">{k}</th><td class="text">{_format(v) if not isinstance(v, str) else html.escape(v)}'
                    f"</td></tr>" for k, v in rows.items())
