@@ -134,7 +134,7 @@ def import_factory(spec: str) -> Callable[..., nn.Module]:
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
     except ImportError as error:
-        raise SpikescopeError(f"--arch {spec}: cannot import {module_name} ({error})") from None
+        raise SpikescopeError(f"--arch {spec}: cannot import {module_name} ({describe(error)})") from None
     except AttributeError:
         raise SpikescopeError(f"--arch {spec}: {module_name} has no attribute {attribute!r}") from None
     if not callable(factory):

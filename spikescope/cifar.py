@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpikescopeError
+from .errors import SpikescopeError, describe
 
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -39,7 +39,7 @@ def read_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarr
     except FileNotFoundError:
         raise SpikescopeError(f"CIFAR batch not found: {path}") from None
     except Exception as error:  # a corrupt pickle can raise almost anything; all of it is bad input
-        raise SpikescopeError(f"{path} is not a readable CIFAR batch ({type(error).__name__}: {error})") from None
+        raise SpikescopeError(f"{path} is not a readable CIFAR batch ({describe(error)})") from None
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
         raise SpikescopeError(f"{path} is not a CIFAR batch (needs keys b'data' and {label_key!r})")
     data = np.asarray(batch[b"data"])

@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         COMMANDS[args.command](args)
     except SpikescopeError as error:
-        print(f"spikescope: error: {error}", file=sys.stderr)
+        print(f"spikescope: error: {' '.join(str(error).split())}", file=sys.stderr)  # always one line
         return error.exit_code
     except KeyboardInterrupt:
         print("spikescope: interrupted", file=sys.stderr)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpikescopeError
+from .errors import SpikescopeError, describe
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -22,7 +22,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     except FileNotFoundError:
         raise SpikescopeError(f"data file not found: {path}") from None
     except (OSError, EOFError, zlib.error) as error:
-        raise SpikescopeError(f"cannot read {path}: {error}") from None
+        raise SpikescopeError(f"cannot read {path}: {describe(error)}") from None
     return parse_idx(raw, str(path))
 
 
