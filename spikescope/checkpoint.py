@@ -59,7 +59,8 @@ def load_file(path: str | Path, trust_pickle: bool = False) -> Any:
         if not _names_python_objects(path):
             raise SpikescopeError(f"{path} is not a PyTorch file ({describe(error)})") from None
     except Exception as error:  # truncated zips, random bytes and bad pickles raise many types; all are bad input
-        raise SpikescopeError(f"{path} is not a readable PyTorch file, or it is truncated ({describe(error)})") from None
+        raise SpikescopeError(f"{path} is not a readable PyTorch file, or it is truncated "
+                              f"({describe(error)})") from None
     if not trust_pickle:
         raise SpikescopeError(f"{path} holds pickled Python objects, and unpickling can run arbitrary code: if you "
                               "trust its source pass --trust-pickle (trust_pickle=True), or save model.state_dict() "
@@ -180,7 +181,8 @@ def load(path: str | Path, device: str | torch.device = "cpu", arch: str | None 
         try:
             model = factory(**(arch_kwargs or {}))
         except (TypeError, ValueError, RuntimeError) as error:
-            raise SpikescopeError(f"--arch {arch}: cannot call it with {arch_kwargs or {}} ({describe(error)})") from None
+            raise SpikescopeError(f"--arch {arch}: cannot call it with {arch_kwargs or {}} "
+                                  f"({describe(error)})") from None
         if not isinstance(model, nn.Module):
             raise SpikescopeError(f"--arch {arch} returned a {type(model).__name__}, not a torch.nn.Module")
         load_weights(model, state_dict, str(path))

@@ -23,7 +23,8 @@ def dct_matrix(n: int, *, dtype: torch.dtype = torch.float64, device: torch.devi
     return (scale * matrix).to(dtype=dtype, device=device)
 
 
-def dct_basis_2d(size: int, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
+def dct_basis_2d(size: int, *, dtype: torch.dtype = torch.float32,
+                 device: torch.device | str | None = None) -> torch.Tensor:
     """The `size*size` 2D DCT-II basis images, shape `[size*size, size, size]`.
 
     Filter `u * size + v` is `outer(D[u], D[v])`: it varies along the height with vertical

@@ -43,7 +43,8 @@ def test_analyze_without_arguments_reports_the_bundled_model_on_the_bundled_samp
     spectra = np.load(out / "spectra.npz")
     assert spectra["block1.lif"].shape == (2, 28, 28)
     assert np.load(out / "similarity.npz")["block3.lif:spike_cosine"].shape == (2, 2)
-    assert "block5.lif" in result.stdout and f"report: {Path('reports/compact_cnn_baseline/report.html')}" in result.stdout
+    assert "block5.lif" in result.stdout
+    assert f"report: {Path('reports/compact_cnn_baseline/report.html')}" in result.stdout
 
 
 def test_help_shows_examples():

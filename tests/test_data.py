@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import CreatesAFile, needs_fashion_mnist
-from spikescope.data import FASHION_MNIST_ROOT, grating, gratings, load_dataset, make_loader
+from spikescope.data import grating, gratings, load_dataset, make_loader
 from spikescope.errors import SpikescopeError
 from spikescope.idx import parse_idx, read_idx
 

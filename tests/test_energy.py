@@ -68,7 +68,8 @@ def test_a_layer_fed_real_values_on_any_batch_counts_as_analog_on_every_batch():
     metric.update("layer", torch.zeros(1, 1, 1, 3, 3), synapse_cost(conv))  # all zeros: looks like spikes
     metric.update("layer", torch.full((1, 1, 1, 3, 3), 0.5), synapse_cost(conv))
     row = metric.compute().layers.iloc[0]
-    assert row["input"] == "analog" and row["sops_per_image"] == 0 and row["macs_per_image"] == 81  # 9 outputs x 9 taps per image
+    assert row["input"] == "analog" and row["sops_per_image"] == 0
+    assert row["macs_per_image"] == 81  # 9 outputs x 9 taps per image
 
 
 def test_unknown_preset_is_refused():

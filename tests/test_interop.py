@@ -9,7 +9,8 @@ from spikescope.metrics.firing import FiringRate
 from spikescope.record import SpikeRecorder
 from spikescope.timelayout import Layout
 
-sj = pytest.importorskip("spikingjelly.activation_based.neuron", reason="test extra: pip install --no-deps spikingjelly")
+sj = pytest.importorskip("spikingjelly.activation_based.neuron",
+                         reason="test extra: pip install --no-deps spikingjelly")
 from spikingjelly.activation_based import functional, layer, neuron  # noqa: E402
 
 snn = pytest.importorskip("snntorch", reason="test extra: pip install --no-deps snntorch")
@@ -49,7 +50,7 @@ def test_spikingjelly_multi_step_network():
             functional.reset_net(net)
             net(x.unsqueeze(0).repeat(T, 1, 1, 1, 1))
     assert recorder.T == T  # read from the multi-step neurons' output
-    assert [(l.name, l.found_by, l.layout) for l in recorder.layers] == [
+    assert [(layer.name, layer.found_by, layer.layout) for layer in recorder.layers] == [
         (name, "SpikingJelly neuron", Layout.TIME_FIRST) for name in ("2", "6", "9")]
     outputs, handles = collect_neuron_outputs(net, neuron.LIFNode)
     with torch.no_grad():
@@ -71,7 +72,8 @@ def test_spikingjelly_single_step_network_stepped_by_the_user():
             functional.reset_net(net)
             for _ in range(T):
                 net(x)
-    assert [(l.found_by, l.layout) for l in recorder.layers] == [("SpikingJelly neuron", Layout.PER_FORWARD)] * 3
+    assert [(layer.found_by, layer.layout) for layer in recorder.layers] == [
+        ("SpikingJelly neuron", Layout.PER_FORWARD)] * 3
     result = recorder.compute()["FiringRate"]
     rates = result.layers.set_index("layer")["firing_rate"]
     for name, expected in own_rates(outputs).items():
@@ -111,7 +113,7 @@ def test_snntorch_network_with_a_per_step_loop():
             spk2, spk1 = net(x)
             returned["lif1"].append(spk1)
             returned["lif2"].append(spk2)
-    assert [(l.name, l.found_by, l.layout) for l in recorder.layers] == [
+    assert [(layer.name, layer.found_by, layer.layout) for layer in recorder.layers] == [
         ("lif1", "snnTorch neuron", Layout.PER_CALL), ("lif2", "snnTorch neuron", Layout.PER_CALL)]
     rates = recorder.compute()["FiringRate"].layers.set_index("layer")["firing_rate"]
     for name, expected in own_rates(returned).items():
@@ -124,6 +126,7 @@ def test_analyze_resets_spikingjelly_state_between_batches_and_counts_energy():
     loader = [(x.unsqueeze(0).repeat(T, 1, 1, 1, 1), torch.zeros(len(x), dtype=torch.long)) for x in IMAGES]
     result = spikescope.analyze(net, loader, run=lambda model, x: model(x).mean(0))
     assert list(result.layers["layer"]) == ["2", "6", "9"]
-    assert list(result.energy["layer"]) == ["0", "4", "8"] and list(result.energy["input"]) == ["analog", "spikes", "spikes"]
+    assert list(result.energy["layer"]) == ["0", "4", "8"]
+    assert list(result.energy["input"]) == ["analog", "spikes", "spikes"]
     again = spikescope.analyze(net, loader[::-1], run=lambda model, x: model(x).mean(0))
     assert again.layers["firing_rate"].tolist() == pytest.approx(result.layers["firing_rate"].tolist(), rel=1e-9)

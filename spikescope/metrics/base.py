@@ -80,7 +80,8 @@ class Metric:
                 for layer, states in self.states.items()}
 
     def load_state_dict(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
-        self.states = {layer: {name: value.clone() for name, value in states.items()} for layer, states in state.items()}
+        self.states = {layer: {name: value.clone() for name, value in states.items()}
+                       for layer, states in state.items()}
 
     def nbytes(self) -> int:
         """Bytes held by the states (constant once every layer has been seen)."""

@@ -54,8 +54,8 @@ def _header(meta: dict[str, Any], result: AnalysisResult) -> str:
         "seeds": (f"one trained model (training seed {meta['train_config']['seed']})"
                   if "seed" in meta.get("train_config", {}) else "one model; its training seeds are not recorded"),
     }
-    body = "".join(f'<tr><th class="text">{k}</th><td class="text">{_format(v) if not isinstance(v, str) else html.escape(v)}'
-                   f"</td></tr>" for k, v in rows.items())
+    body = "".join(f'<tr><th class="text">{k}</th><td class="text">{html.escape(str(v))}</td></tr>'
+                   for k, v in rows.items())
     return f"<table>{body}</table>"
 
 
