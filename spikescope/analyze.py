@@ -64,16 +64,18 @@ def _logits(output: Any, T: int | None, batch: int) -> torch.Tensor | None:
 
 def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "all", T: int | None = None,
             device: str | torch.device = "cpu", energy: str = "fp32", capture: int = 0,
-            metrics: Sequence[Metric] | None = None, run: Callable[[nn.Module, torch.Tensor], Any] = _default_run,
+            metrics: Sequence[Metric] | None = None, run: Callable[[nn.Module, torch.Tensor], Any] | None = None,
             progress: bool = False) -> AnalysisResult:
     """Run `model` over `loader` (batches of inputs, or of `(inputs, labels)`) and measure its spiking layers.
 
-    `run(model, inputs)` performs one forward pass (override it for models stepped from outside);
+    `run(model, inputs)` performs one forward pass (default `model(inputs)`; see `repeated_input` for
+    multi-step models that take `[T, B, ...]`);
     neuron states of SpikingJelly/snnTorch models are reset before every batch. Accuracy is
     reported when batches carry labels and the output is `[B, classes]` logits (or `[T, B, classes]`,
     averaged over time).
     """
     model = model.to(device).eval()
+    run = run or _default_run
     metrics = list(metrics) if metrics is not None else default_metrics(energy)
     correct = samples = batches = 0
     started = time.perf_counter()

@@ -12,7 +12,7 @@ from . import __version__
 from .analyze import AnalysisResult, analyze, repeated_input
 from .checkpoint import bundled_checkpoint, load
 from .data import load_dataset, make_loader
-from .errors import SpikescopeError
+from .errors import SpikescopeError, describe
 from .metrics.energy import check_preset
 from .report.outputs import write_outputs
 from .train import resolve_device
@@ -49,9 +49,13 @@ def analyze_checkpoint(checkpoint: str | Path | None = None, layers: str | Seque
                               f"{list(dataset.images.shape[1:])}")
     if trained_on.get("mean"):
         dataset = dataclasses.replace(dataset, mean=tuple(trained_on["mean"]), std=tuple(trained_on["std"]))
-    run = repeated_input(meta["T"]) if time_first_input else None
-    result = analyze(model, make_loader(dataset, batch_size), layers=layers, T=meta["T"], device=torch_device,
-                     energy=energy, capture=capture, progress=progress, **({"run": run} if run else {}))
+    try:
+        result = analyze(model, make_loader(dataset, batch_size), layers=layers, T=meta["T"], device=torch_device,
+                         energy=energy, capture=capture, progress=progress,
+                         run=repeated_input(meta["T"]) if time_first_input else None)
+    except RuntimeError as error:  # shape and dtype mismatches between the user's model and the data
+        raise SpikescopeError(f"the model cannot run on {name} images of shape {list(dataset.images.shape[1:])} "
+                              f"({describe(error)})") from None
     report_meta = {
         "model": meta.get("arch", type(model).__name__), "arch_kwargs": meta.get("arch_kwargs", {}),
         "parameters": sum(p.numel() for p in model.parameters()), "checkpoint": str(path),

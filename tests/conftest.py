@@ -1,5 +1,7 @@
+import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from spikescope.data import FASHION_MNIST_ROOT
@@ -25,3 +27,13 @@ class CreatesAFile:
 
     def __reduce__(self):
         return (open, (str(self.path), "w"))
+
+
+def write_cifar10(folder, images_per_batch=4):
+    """CIFAR-10's python batches in their real format (pickled dicts of numpy arrays)."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (images_per_batch, 3072), dtype=np.uint8),
+                 b"labels": list(rng.integers(0, 10, images_per_batch))}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))

@@ -92,6 +92,11 @@ def spikingjelly_classifier() -> nn.Module:
     return net
 
 
+def plain_snn() -> nn.Module:
+    """`PlainSNN` as a factory for `--arch`."""
+    return PlainSNN()
+
+
 def linear_classifier() -> nn.Module:
     """Not a spiking network at all."""
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))

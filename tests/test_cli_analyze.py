@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import snn_zoo
-from conftest import CreatesAFile
+from conftest import CreatesAFile, write_cifar10
 from spikescope.checkpoint import bundled_checkpoint
 
 TESTS = Path(__file__).parent
@@ -98,6 +98,8 @@ def bad_inputs(tmp_path):
     wrong["state_dict"].pop("block3.bn.weight")
     torch.save(wrong, tmp_path / "wrong_keys.pt")
     torch.save(snn_zoo.linear_classifier().state_dict(), tmp_path / "ann.pt")
+    torch.save(snn_zoo.plain_snn().state_dict(), tmp_path / "plain.pt")
+    write_cifar10(tmp_path / "cifar-10-batches-py")
     return {
         "missing file": (["analyze", tmp_path / "nope.pt"], "checkpoint not found"),
         "not a checkpoint": (["analyze", tmp_path / "text.pt"], "not a"),
@@ -109,6 +111,8 @@ def bad_inputs(tmp_path):
         "no spiking layer": (["analyze", tmp_path / "ann.pt", "--arch", "snn_zoo:linear_classifier", "--T", 2,
                               "--data", "fashion-mnist-sample"], "no spiking layer found"),
         "data missing": (["analyze", "--data", "fashion-mnist", "--data-root", tmp_path], "not found in"),
+        "data of the wrong shape": (["analyze", tmp_path / "plain.pt", "--arch", "snn_zoo:plain_snn", "--data",
+                                     "cifar10", "--data-root", tmp_path], "cannot run on cifar10 images"),
         "cuda missing": (["analyze", "--device", "cuda"], "no CUDA GPU"),
     }
 

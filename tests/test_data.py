@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CreatesAFile, needs_fashion_mnist
+from conftest import CreatesAFile, needs_fashion_mnist, write_cifar10
 from spikescope.data import grating, gratings, load_dataset, make_loader
 from spikescope.errors import SpikescopeError
 from spikescope.idx import parse_idx, read_idx
@@ -70,16 +70,6 @@ def test_fashion_mnist_files_in_another_root_are_read(tmp_path):
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([0, 1, 2, 3, 9]))
     dataset = load_dataset("fashion-mnist", "test", root=tmp_path)
     assert dataset.labels.tolist() == [0, 1, 2, 3, 9]
-
-
-def write_cifar10(folder, images_per_batch=4):
-    """CIFAR-10's python batches in their real format (pickled dicts of numpy arrays)."""
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.integers(0, 256, (images_per_batch, 3072), dtype=np.uint8),
-                 b"labels": list(rng.integers(0, 10, images_per_batch))}
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
 
 
 def test_cifar10_python_batches_are_read(tmp_path):
