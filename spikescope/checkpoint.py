@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import pickle
+from importlib import resources
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -199,8 +200,6 @@ BUNDLED_MODELS = {"baseline": "compact_cnn_baseline.pt", "fsta": "compact_cnn_fs
 
 def bundled_checkpoint(name: str = "baseline") -> Path:
     """Path of a demo model shipped with spikescope: 'baseline' or 'fsta' (compact CNN, Fashion-MNIST, T=2)."""
-    from importlib import resources
-
     if name not in BUNDLED_MODELS:
         raise SpikescopeError(f"unknown bundled model {name!r}; choose one of: {', '.join(BUNDLED_MODELS)}")
     return Path(str(resources.files("spikescope") / "bundled" / BUNDLED_MODELS[name]))

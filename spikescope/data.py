@@ -6,6 +6,7 @@ file is a one-line error that says which file and where spikescope looked.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from importlib import resources
@@ -54,7 +55,11 @@ class ImageSet:
             return self
         if limit < 1:
             raise SpikescopeError(f"--limit must be positive, got {limit}")
-        return ImageSet(self.name, self.images[:limit], self.labels[:limit], self.mean, self.std, self.classes)
+        return self.take(slice(None, limit))
+
+    def take(self, index: slice) -> "ImageSet":
+        """The images and labels at `index`, with the same normalisation and classes."""
+        return dataclasses.replace(self, images=self.images[index], labels=self.labels[index])
 
     def normalisation(self) -> dict[str, list[float]]:
         return {"mean": list(self.mean), "std": list(self.std)}
@@ -116,7 +121,7 @@ def fashion_mnist_sample(split: str) -> ImageSet:
                              Path(str(bundled / "fashion-mnist-sample-images-idx3-ubyte.gz")),
                              Path(str(bundled / "fashion-mnist-sample-labels-idx1-ubyte.gz")))
     part = slice(None, SAMPLE_SPLIT) if split == "train" else slice(SAMPLE_SPLIT, None)
-    return ImageSet(full.name, full.images[part], full.labels[part], full.mean, full.std, full.classes)
+    return full.take(part)
 
 
 def cifar(num_classes: int, split: str, root: Path = DEFAULT_CIFAR_ROOT) -> ImageSet:

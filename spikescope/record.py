@@ -209,8 +209,8 @@ class SpikeRecorder:
         self._infer_T()
         watched = self._watched
         probed = {watched[k].name for k in self._order if watched[k].found_by == FOUND_BY_PROBE and self._binary(k)}
-        known = {watched[k].name for k in self._order if watched[k].role == ROLE_SPIKING} - {
-            watched[k].name for k in self._order if watched[k].found_by == FOUND_BY_PROBE}
+        known = {watched[k].name for k in self._order
+                 if watched[k].role == ROLE_SPIKING and watched[k].found_by != FOUND_BY_PROBE}
         binary_pass_through = {watched[k].name for k in self._probes if watched[k].role == ROLE_PASS_THROUGH
                                and self._binary(k)}
         keep_probed = innermost(probed, known | binary_pass_through)

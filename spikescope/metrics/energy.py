@@ -56,13 +56,13 @@ class SynapseCost:
 
 class Energy(Metric):
     """States per synaptic layer: exact SOPs, dense MACs of analog and of binary inputs, input spikes and
-    elements of binary inputs, samples, T and the layer kind (an index into `KINDS`).
+    elements of binary inputs, samples and the layer kind (an index into `KINDS`).
 
     `preset` picks the energy per operation (`ENERGY_PRESETS_PJ`).
     """
 
     reductions = {"sops": "sum", "macs": "sum", "dense_binary": "sum", "input_spikes": "sum",
-                  "input_elements": "sum", "samples": "sum", "T": "max", "kind": "max"}
+                  "input_elements": "sum", "samples": "sum", "kind": "max"}
     inputs = "synapses"
 
     def __init__(self, preset: str = "fp32") -> None:
@@ -85,7 +85,6 @@ class Energy(Metric):
         self._accumulate(layer, {
             "sops": sops, "macs": macs, "dense_binary": zero + dense_binary, "input_spikes": spikes,
             "input_elements": zero + elements, "samples": zero + B,
-            "T": torch.tensor(T, dtype=torch.int64, device=inputs.device),
             "kind": torch.tensor(KINDS.index(cost.kind), dtype=torch.int64, device=inputs.device),
         })
 
