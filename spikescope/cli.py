@@ -98,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "timestep (firing rates, 2D-DCT spectra, cross-timestep similarity, "
                                         "synaptic operations and energy) and write a report folder.")
     a.add_argument("checkpoint", nargs="?", help="model file (default: the bundled baseline demo model)")
-    a.add_argument("--layers", default="all", help="all, NAME,NAME,... or a regular expression (default: all)")
+    a.add_argument("--layers", default="all",
+                   help="all, NAME,NAME,... or a regular expression; text of only letters, digits, _ and . is "
+                        "one module name (default: all)")
     a.add_argument("--data", choices=DATASETS, help="dataset (default: the checkpoint's; the bundled sample "
                                                      "for the demo model)")
     a.add_argument("--data-root", help="folder holding the dataset files")
