@@ -1,4 +1,4 @@
-"""Orthonormal DCT-II matrices and 2D bases, generated from the formula (design.md §3).
+"""Orthonormal DCT-II matrices and 2D bases, generated from the formula (docs/metrics.md, "2D-DCT spectrum").
 
 `D_N[k, n] = a_k cos(pi (2n + 1) k / 2N)` with `a_0 = sqrt(1/N)`, `a_k = sqrt(2/N)`.
 For a map `S` of size `H x W`, `X = D_H S D_W^T`: row index `u` of `X` is the vertical

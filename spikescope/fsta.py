@@ -1,4 +1,4 @@
-"""FSTA: frequency-based spatial-temporal attention (design.md §4) and `add_fsta(model)`.
+"""FSTA: frequency-based spatial-temporal attention (docs/metrics.md, "FSTA") and `add_fsta(model)`.
 
 FSTA rescales the input current `X: [T, B, C, H, W]` of a spiking layer before the neuron
 integrates it: a temporal gate `w_t[b, t]` from pooled descriptors mixed across time, a

@@ -1,9 +1,14 @@
-"""The LIF neuron of the FSTA-SNN reference code (design.md §4), multi-step and time-first.
+"""The LIF neuron of the FSTA-SNN reference code (docs/metrics.md, "Neuron"), multi-step and time-first.
 
-`u[t] = decay * u[t-1] + x[t]`; a spike when `u / v_threshold - 0.5 > 0`; hard reset to 0.
-The spike is a Heaviside step forward and a tanh-shaped (Dspike) surrogate backward. The
-surrogate is used in `train()` and `eval()` alike, so gradients (attribution) work on a
-model in evaluation mode.
+`u[t] = decay * u[t-1] + x[t]`; a spike when `u > threshold` (0.5 by default); hard reset to 0.
+The spike is a Heaviside step forward and a tanh-shaped (Dspike) surrogate backward on
+`0 < u < 2 * threshold`. The surrogate is used in `train()` and `eval()` alike, so gradients
+(attribution) work on a model in evaluation mode.
+
+The reference code writes the same neuron as `v_threshold = 1.0` and fires when
+`u / v_threshold - 0.5 > 0`, so its `v_threshold` is twice the membrane potential at which the
+neuron fires (in SpikingJelly, `v_threshold` *is* that potential). spikescope names the firing
+threshold itself: `LIF(threshold=0.5)` is the reference code's `v_threshold = 1.0`.
 """
 from __future__ import annotations
 
@@ -34,25 +39,26 @@ class DspikeSurrogate(torch.autograd.Function):
 class LIF(nn.Module):
     """Leaky integrate-and-fire neuron over a whole sequence: `[T, B, ...]` in, spikes `[T, B, ...]` out.
 
-    Membrane state lives only inside one call (it starts at 0 for every sequence), so the
-    module needs no reset between batches.
+    `threshold` is the membrane potential above which the neuron fires. Membrane state lives only
+    inside one call (it starts at 0 for every sequence), so the module needs no reset between batches.
     """
 
-    def __init__(self, decay: float = 0.25, v_threshold: float = 1.0, surrogate_temperature: float = 1.0) -> None:
+    def __init__(self, decay: float = 0.25, threshold: float = 0.5, surrogate_temperature: float = 1.0) -> None:
         super().__init__()
         self.decay = decay
-        self.v_threshold = v_threshold
+        self.threshold = threshold
         self.surrogate_temperature = surrogate_temperature
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         membrane = torch.zeros_like(current[0])
+        scale = 2.0 * self.threshold  # the surrogate sees u / (2 threshold): a step at 0.5, a window on (0, 1)
         spikes = []
         for x_t in current:
             membrane = self.decay * membrane + x_t
-            spike = DspikeSurrogate.apply(membrane / self.v_threshold, self.surrogate_temperature)
+            spike = DspikeSurrogate.apply(membrane / scale, self.surrogate_temperature)
             membrane = membrane * (1.0 - spike)
             spikes.append(spike)
         return torch.stack(spikes)
 
     def extra_repr(self) -> str:
-        return f"decay={self.decay}, v_threshold={self.v_threshold}, surrogate_temperature={self.surrogate_temperature}"
+        return f"decay={self.decay}, threshold={self.threshold}, surrogate_temperature={self.surrogate_temperature}"

@@ -16,7 +16,7 @@ def sigmoid(x):
 
 
 def reference_fsta(module: FSTA, x: np.ndarray) -> np.ndarray:
-    """design.md §4 written out with numpy loops, independent of the module's tensor code."""
+    """docs/metrics.md, "FSTA", written out with numpy loops, independent of the module's tensor code."""
     T, B, C, H, W = x.shape
     k = module.dct_size
     alpha, beta, m, n = (p.item() for p in (module.alpha, module.beta, module.m, module.n))

@@ -27,3 +27,17 @@ def test_surrogate_gradient_is_active_in_eval_mode_with_the_dspike_shape():
     assert math.isclose(current.grad[0, 0].item(), peak, rel_tol=1e-6)
     assert current.grad[0, 1].item() == 0.0  # u = 0 is outside (0, 1)
     assert current.grad[0, 2].item() == 0.0  # u = 1.5 is outside (0, 1)
+
+
+def test_threshold_is_the_membrane_potential_at_which_the_neuron_fires():
+    current = torch.tensor([0.29, 0.31, 0.05]).view(3, 1)
+    neuron = LIF(decay=0.0, threshold=0.3)
+    assert neuron(current).flatten().tolist() == [0.0, 1.0, 0.0]
+    assert LIF(decay=0.0, threshold=2.0)(torch.tensor([1.9, 2.1]).view(2, 1)).flatten().tolist() == [0.0, 1.0]
+
+
+def test_the_surrogate_window_scales_with_the_threshold():
+    current = torch.tensor([2.0, 3.9, 4.1]).view(1, 3).requires_grad_()
+    LIF(threshold=2.0)(current).sum().backward()  # window 0 < u < 4, peak at u = 2; d(u / 4)/du = 1/4
+    assert math.isclose(current.grad[0, 0].item(), 1.0 / (2 * math.tanh(0.5)) / 4, rel_tol=1e-6)
+    assert current.grad[0, 1].item() > 0 and current.grad[0, 2].item() == 0.0
