@@ -1,10 +1,18 @@
+import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from spikescope.data import FASHION_MNIST_ROOT
+
+# CI runs every property test on the same examples (derandomized), so a red build is reproducible and a
+# green one cannot turn red without a change; other settings stay as each test sets them.
+settings.register_profile("ci", settings.get_profile("default"), derandomize=True)
+if "CI" in os.environ:
+    settings.load_profile("ci")
 
 needs_fashion_mnist = pytest.mark.skipif(
     not (FASHION_MNIST_ROOT / "t10k-images-idx3-ubyte.gz").exists(),

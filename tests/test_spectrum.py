@@ -95,3 +95,79 @@ def test_linear_layer_spikes_carry_no_spectrum():
     metric = Spectrum()
     metric.update("fc", torch.ones(2, 3, 10))
     assert metric.compute().layers.empty
+
+
+def all_power_at(u, v, height, width):
+    """A power spectrum with all of its (non-DC) power at the single frequency `(u, v)`."""
+    power = np.zeros((height, width))
+    power[u, v] = 5.0
+    return power
+
+
+def band_of(u, v, height, width):
+    """The radial band that gets 100 % of a single-frequency spectrum, checked to be the only one."""
+    summary = orientation_summary(all_power_at(u, v, height, width))
+    shares = {band: summary[f"band_{band}"] for band in ("low", "mid", "high")}
+    assert sorted(shares.values()) == [0.0, 0.0, 1.0], shares
+    return max(shares, key=shares.get)
+
+
+@pytest.mark.parametrize("u, v, size, band", [
+    (1, 0, 6, "low"),      # rho = 1/6
+    (1, 1, 6, "low"),      # rho = sqrt(2)/6 = 0.236
+    (9, 0, 30, "low"),     # rho = 0.3, just below 1/3
+    (7, 7, 30, "low"),     # rho = sqrt(98)/30 = 0.330, just below 1/3 off the axes
+    (2, 0, 6, "mid"),      # rho = 1/3 exactly: the edge belongs to mid
+    (0, 2, 6, "mid"),
+    (1, 0, 3, "mid"),      # rho = 1/3 on a 3x3 map
+    (8, 6, 30, "mid"),     # rho = sqrt(64 + 36)/30 = 1/3 exactly, off the axes
+    (2, 2, 6, "mid"),      # rho = sqrt(8)/6 = 0.471
+    (19, 0, 30, "mid"),    # rho = 0.633, just below 2/3
+    (14, 14, 30, "mid"),   # rho = sqrt(392)/30 = 0.660, just below 2/3 off the axes
+    (4, 0, 6, "high"),     # rho = 2/3 exactly: the edge belongs to high
+    (0, 2, 3, "high"),     # rho = 2/3 on a 3x3 map
+    (16, 12, 30, "high"),  # rho = sqrt(256 + 144)/30 = 2/3 exactly, off the axes
+    (3, 3, 6, "high"),     # rho = sqrt(18)/6 = 0.707
+    (5, 5, 6, "high"),     # the highest frequency, rho = 1.18
+])
+def test_a_single_frequency_puts_all_of_its_power_in_the_band_of_its_normalised_radius(u, v, size, band):
+    assert band_of(u, v, size, size) == band
+
+
+@pytest.mark.parametrize("u, v, height, width, band", [
+    (0, 1, 3, 6, "low"),   # rho = 1/6
+    (1, 0, 3, 6, "mid"),   # rho = 1/3: one step along the short side
+    (0, 2, 3, 6, "mid"),   # rho = 2/6 = 1/3: two steps along the long side
+    (1, 1, 3, 6, "mid"),   # rho = sqrt(1/9 + 1/36) = 0.373
+    (2, 0, 3, 6, "high"),  # rho = 2/3
+    (0, 4, 3, 6, "high"),  # rho = 4/6 = 2/3
+    (0, 3, 3, 6, "mid"),   # rho = 1/2
+    (3, 0, 6, 3, "mid"),   # the transposed map: rho = 1/2
+    (1, 0, 6, 3, "low"),   # rho = 1/6
+    (0, 1, 6, 3, "mid"),   # rho = 1/3
+])
+def test_radial_bands_of_non_square_maps_normalise_each_axis_by_its_own_length(u, v, height, width, band):
+    assert band_of(u, v, height, width) == band
+
+
+@pytest.mark.parametrize("u, v, height, width, wedge_oi", [
+    (1, 1, 4, 8, 1.0),    # u/H = 1/4 > v/W = 1/8: vertical, although u == v
+    (2, 3, 4, 8, 1.0),    # 2/4 > 3/8: vertical, although u < v
+    (1, 3, 4, 8, -1.0),   # 1/4 < 3/8: horizontal
+    (3, 2, 8, 4, -1.0),   # 3/8 < 2/4 on the tall map: horizontal, although u > v
+    (1, 1, 8, 4, -1.0),   # 1/8 < 1/4: horizontal
+    (3, 0, 8, 4, 1.0),    # on the vertical axis
+    (0, 3, 8, 4, -1.0),   # on the horizontal axis
+])
+def test_wedge_split_of_a_single_frequency_on_a_non_square_map_uses_u_over_H_against_v_over_W(
+        u, v, height, width, wedge_oi):
+    summary = orientation_summary(all_power_at(u, v, height, width))
+    assert summary["wedge_OI"] == wedge_oi
+    assert summary["wedge_E_vert" if wedge_oi > 0 else "wedge_E_horz"] == 5.0
+
+
+@pytest.mark.parametrize("u, v, height, width", [(1, 2, 4, 8), (2, 1, 8, 4), (3, 3, 6, 6)])
+def test_a_single_frequency_on_the_normalised_diagonal_belongs_to_neither_wedge(u, v, height, width):
+    summary = orientation_summary(all_power_at(u, v, height, width))
+    assert summary["wedge_E_vert"] == 0 and summary["wedge_E_horz"] == 0
+    assert np.isnan(summary["wedge_OI"])
