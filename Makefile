@@ -31,10 +31,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e .
 	touch $@
 
-# SpikingJelly 2.0 and snnTorch declare heavy dependencies (CUDA torch via torchvision) they do not need here.
-$(VENV)/.installed-test: $(VENV)/.installed
+# SpikingJelly 2.0, snnTorch and sinabs declare heavy dependencies (CUDA torch via torchvision, samna) they do
+# not need here; sinabs imports pbr, nir, nirtorch and h5py (nir 1.0.4 is the newest sinabs 3.1.3 accepts).
+INTEROP_PACKAGES ?= spikingjelly==2.0.0 snntorch==1.0.0 sinabs==3.1.3 nir==1.0.4 nirtorch==2.6 pbr==7.1.3 h5py==3.16.0
+$(VENV)/.installed-test: $(VENV)/.installed Makefile
 	$(PIP) install -e ".[test]"
-	$(PIP) install --no-deps spikingjelly==2.0.0 snntorch==1.0.0
+	$(PIP) install --no-deps $(INTEROP_PACKAGES)
 	touch $@
 
 # Debian packages the demo and the tests use; skipped (with a note) where apt cannot run.

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .detect import first_tensor, reset_neuron_states
+from .detect import OUTPUT_ANALOG, first_tensor, reset_neuron_states
+from .devices import resolve_device
 from .metrics.base import Metric
 from .errors import SpikescopeError
 from .metrics.energy import ENERGY_PRESETS_PJ, Energy
@@ -22,19 +23,22 @@ from .record import SpikeRecorder, default_metrics
 class AnalysisResult:
     """Everything `analyze` measured.
 
-    `layers`: one row per spiking layer (depth order); `timesteps`: one row per layer and timestep;
-    `energy`: one row per synaptic layer, per image; `spectra[layer]`: DCT power `[T, H, W]`;
-    `similarity[layer]`: `T x T` arrays "spike_cosine", "left_out", "spectral_cosine", "spectral_cosine_ac";
+    `layers`: one row per spiking layer (depth order; `output` says spikes, spike counts or analog,
+    and analog layers have no firing rate); `timesteps`: one row per layer and timestep; `channels`:
+    one row per layer and channel (firing rate, silent share); `energy`: one row per synaptic layer,
+    per image; `spectra[layer]`: DCT power `[T, H, W]` (layers with 2D maps); `similarity[layer]`:
+    `T x T` arrays "spike_cosine", "left_out", "spectral_cosine", "spectral_cosine_ac";
     `captured[layer]`: raw spikes `[T, K, ...]` of the first K samples (if asked for);
-    `definitions`: each metric's formula; `info`: samples, T, accuracy, runtime and the layers found.
+    `definitions`: each metric's formula; `info`: samples, T, accuracy, runtime, warnings and the
+    synaptic modules that could not be costed (`uncosted`).
     """
 
     layers: pd.DataFrame
     timesteps: pd.DataFrame
+    channels: pd.DataFrame
     energy: pd.DataFrame
     spectra: dict[str, np.ndarray]
     similarity: dict[str, dict[str, np.ndarray]]
-    channel_firing_rate: dict[str, np.ndarray]
     captured: dict[str, np.ndarray]
     definitions: dict[str, str]
     info: dict[str, Any] = field(default_factory=dict)
@@ -50,8 +54,36 @@ def _default_run(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
 
 
 def repeated_input(T: int) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
-    """A `run` for multi-step models that expect `[T, B, ...]`: static inputs are repeated T times."""
+    """A `run` for multi-step models that expect `[T, B, ...]`: static inputs are repeated T times.
+
+        spikescope.analyze(spikingjelly_net, loader, run=spikescope.repeated_input(4))
+    """
     return lambda model, inputs: model(inputs.unsqueeze(0).expand(T, *inputs.shape).contiguous())
+
+
+INPUT_KEYS = ("input", "inputs", "image", "images", "x", "data")
+LABEL_KEYS = ("label", "labels", "target", "targets", "y")
+BATCH_FORMS = (f"a tensor of inputs, a tuple (inputs,) or (inputs, labels), or a dict with one of the keys "
+               f"{', '.join(INPUT_KEYS)} (and optionally {', '.join(LABEL_KEYS)})")
+
+
+def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`(inputs, labels or None)` from any batch a DataLoader yields; a one-line error for anything else."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None
+    if isinstance(batch, (tuple, list)) and 1 <= len(batch) <= 2 and isinstance(batch[0], torch.Tensor):
+        labels = batch[1] if len(batch) == 2 else None
+        if labels is not None and not isinstance(labels, torch.Tensor):
+            raise SpikescopeError(f"each batch must be {BATCH_FORMS}; its labels are a {type(labels).__name__}")
+        return batch[0], labels
+    if isinstance(batch, dict):
+        inputs = next((batch[k] for k in INPUT_KEYS if isinstance(batch.get(k), torch.Tensor)), None)
+        labels = next((batch[k] for k in LABEL_KEYS if isinstance(batch.get(k), torch.Tensor)), None)
+        if inputs is not None:
+            return inputs, labels
+        raise SpikescopeError(f"each batch must be {BATCH_FORMS}; got a dict with keys {', '.join(map(str, batch))}")
+    shape = f" of {len(batch)} items" if isinstance(batch, (tuple, list)) else ""
+    raise SpikescopeError(f"each batch must be {BATCH_FORMS}; got a {type(batch).__name__}{shape}")
 
 
 def _logits(output: Any, T: int | None, batch: int) -> torch.Tensor | None:
@@ -65,23 +97,26 @@ def _logits(output: Any, T: int | None, batch: int) -> torch.Tensor | None:
 def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "all", T: int | None = None,
             device: str | torch.device = "cpu", energy: str = "fp32", capture: int = 0,
             metrics: Sequence[Metric] | None = None, run: Callable[[nn.Module, torch.Tensor], Any] | None = None,
-            progress: bool = False) -> AnalysisResult:
-    """Run `model` over `loader` (batches of inputs, or of `(inputs, labels)`) and measure its spiking layers.
+            fold: str | None = None, progress: bool = False) -> AnalysisResult:
+    """Run `model` over `loader` and measure its spiking layers.
 
-    `run(model, inputs)` performs one forward pass (default `model(inputs)`; see `repeated_input` for
-    multi-step models that take `[T, B, ...]`);
-    neuron states of SpikingJelly/snnTorch models are reset before every batch. Accuracy is
-    reported when batches carry labels and the output is `[B, classes]` logits (or `[T, B, classes]`,
-    averaged over time).
+    Batches may be input tensors, `(inputs,)` or `(inputs, labels)` tuples, or dicts with an input key
+    (see `split_batch`). `run(model, inputs)` performs one forward pass (default `model(inputs)`; see
+    `repeated_input` for multi-step models that take `[T, B, ...]`); neuron states of SpikingJelly,
+    snnTorch and sinabs models are reset before every batch. `fold` tells `SpikeRecorder` how an
+    unknown neuron folds time into the batch. Accuracy is reported when batches carry labels and the
+    output is `[B, classes]` logits (or `[T, B, classes]`, averaged over time).
     """
+    device = resolve_device(device)
     model = model.to(device).eval()
     run = run or _default_run
     metrics = list(metrics) if metrics is not None else default_metrics(energy)
     correct = samples = batches = 0
     started = time.perf_counter()
-    with torch.no_grad(), SpikeRecorder(model, layers=layers, metrics=metrics, T=T, capture=capture) as recorder:
+    with torch.no_grad(), SpikeRecorder(model, layers=layers, metrics=metrics, T=T, capture=capture,
+                                        fold=fold) as recorder:
         for batch in tqdm(loader, desc="analyze", unit="batch", disable=not progress, delay=1.0):
-            inputs, labels = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
+            inputs, labels = split_batch(batch)
             batches += 1
             reset_neuron_states(model)
             output = run(model, inputs.to(device))
@@ -101,31 +136,56 @@ SIMILARITY_ARRAYS = ("spike_cosine", "left_out", "spectral_cosine", "spectral_co
 def _assemble(recorder: SpikeRecorder, runtime: float, accuracy: float | None) -> AnalysisResult:
     results = recorder.compute()
     layers = pd.DataFrame([{"layer": i.name, "depth": d, "type": i.type, "found_by": i.found_by,
-                            "layout": i.layout.value} for d, i in enumerate(recorder.layers)])
-    timesteps = pd.DataFrame()
+                            "layout": i.layout.value, "output": i.output} for d, i in enumerate(recorder.layers)])
+    timesteps: pd.DataFrame | None = None
     arrays: dict[str, dict[str, np.ndarray]] = {}
     for name, result in results.items():
         arrays.update(result.arrays)
-        if name != "Energy" and len(result.layers):  # energy rows are synaptic layers, kept apart
+        if name != "Energy" and len(result.layers.columns):  # energy rows are synaptic layers, kept apart
             layers = layers.merge(result.layers, on="layer", how="left")
-        if result.timesteps is not None and len(result.timesteps):
-            timesteps = result.timesteps if timesteps.empty else timesteps.merge(result.timesteps, on=["layer", "t"],
-                                                                                 how="left")
+        if result.timesteps is not None and len(result.timesteps.columns):
+            timesteps = result.timesteps if timesteps is None else timesteps.merge(result.timesteps, on=["layer", "t"],
+                                                                                  how="left")
+    timesteps = pd.DataFrame(columns=["layer", "t"]) if timesteps is None else timesteps
+    analog = [i.name for i in recorder.layers if i.output == OUTPUT_ANALOG]
+    _blank(layers, analog, SPIKE_COUNT_COLUMNS)
+    _blank(timesteps, analog, SPIKE_COUNT_COLUMNS)
     similarity: dict[str, dict[str, np.ndarray]] = {}
     for key in SIMILARITY_ARRAYS:
         for layer, matrix in arrays.get(key, {}).items():
             similarity.setdefault(layer, {})[key] = matrix
     info = {"samples": int(layers["samples"].max()) if "samples" in layers and len(layers) else 0,
-            "T": recorder.T, "accuracy": accuracy, "runtime_s": runtime, "warnings": list(recorder.warnings)}
+            "T": recorder.T, "accuracy": accuracy, "runtime_s": runtime, "warnings": list(recorder.warnings),
+            "uncosted": [{"module": name, "type": type(recorder.model.get_submodule(name)).__name__}
+                         for name in recorder.uncosted]}
     energy_metric = next((m for m in recorder.metrics if isinstance(m, Energy)), None)
     if energy_metric is not None:
         info["energy_preset"] = energy_metric.preset
         info["energy_pj"] = dict(ENERGY_PRESETS_PJ[energy_metric.preset])
     capture = recorder.capture
     return AnalysisResult(
-        layers=layers, timesteps=timesteps,
+        layers=layers, timesteps=timesteps, channels=_channels(arrays, analog),
         energy=results["Energy"].layers if "Energy" in results else pd.DataFrame(),
         spectra=arrays.get("spectrum", {}), similarity=similarity,
-        channel_firing_rate=arrays.get("channel_firing_rate", {}),
-        captured={layer: capture.spikes(layer) for layer in capture.layers()} if capture else {},
+        captured={layer: capture.spikes(layer) for layer in capture.layers() if layer not in analog} if capture else {},
         definitions={k: v for r in results.values() for k, v in r.definitions.items()}, info=info)
+
+
+SPIKE_COUNT_COLUMNS = ("spikes", "firing_rate", "silent_fraction")  # meaningless for analog values
+
+
+def _blank(frame: pd.DataFrame, layers: list[str], columns: Sequence[str]) -> None:
+    """Set `columns` to NaN in the rows of `layers` (analog layers have no spikes to count)."""
+    present = [c for c in columns if c in frame]
+    if layers and present:
+        frame.loc[frame["layer"].isin(layers), present] = float("nan")
+
+
+def _channels(arrays: dict[str, dict[str, np.ndarray]], analog: list[str]) -> pd.DataFrame:
+    """One row per layer and channel: firing rate and the share of the channel's neurons that never fired."""
+    rates, silence = arrays.get("channel_firing_rate", {}), arrays.get("channel_silent_fraction", {})
+    frames = [pd.DataFrame({"layer": layer, "channel": np.arange(len(rate)), "firing_rate": rate,
+                            "silent_fraction": silence[layer], "silent": silence[layer] == 1.0})
+              for layer, rate in rates.items() if layer not in analog]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["layer", "channel", "firing_rate", "silent_fraction", "silent"])

@@ -1,4 +1,9 @@
-"""The one exception type users see: a short sentence, exit code 2, no traceback."""
+"""What users see when something is off: one error type (exit code 2) and one warning type."""
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from typing import Iterator
 
 
 class SpikescopeError(Exception):
@@ -11,7 +16,44 @@ class SpikescopeError(Exception):
     exit_code = 2
 
 
+class SpikescopeWarning(UserWarning):
+    """Something the user should know that does not stop the run (the CLI prints it on one line)."""
+
+
+class SpikescopeNote(SpikescopeWarning):
+    """A harmless fact about the run worth a line (the CLI prints it as a note)."""
+
+
+def warn(message: str) -> str:
+    """Issue `message` as a `SpikescopeWarning` (shown once per distinct message); returns it for the record."""
+    warnings.warn(message, SpikescopeWarning, stacklevel=2)
+    return message
+
+
+def note(message: str) -> str:
+    """Issue `message` as a `SpikescopeNote`; returns it."""
+    warnings.warn(message, SpikescopeNote, stacklevel=2)
+    return message
+
+
 def describe(error: BaseException) -> str:
     """`Type: first line of the message`, for wrapping a library's exception into one line."""
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+@contextmanager
+def recorded_warnings() -> Iterator[list[str]]:
+    """Collect the text of every spikescope warning and note issued inside the block, still showing each."""
+    messages: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", SpikescopeWarning)  # also clears earlier once-only registries
+        shown = warnings.showwarning
+
+        def show_and_keep(message, category, *args, **kwargs):
+            if issubclass(category, SpikescopeWarning) and str(message) not in messages:
+                messages.append(str(message))
+            shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show_and_keep
+        yield messages

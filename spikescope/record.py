@@ -5,10 +5,11 @@
             model(images)
     results = rec.compute()
 
-Layers are found on entry by class (spikescope, SpikingJelly, snnTorch neurons) and on the
-first forward pass by the binary-output probe; `rec.layers` says what was found and how,
-and which time layout each layer's tensors had. Hooks only detach, reshape and hand over;
-the metrics reduce on the fly, so memory does not grow with the number of batches.
+Layers are found on entry by class (spikescope, SpikingJelly, snnTorch and sinabs neurons) and
+on the first forward pass by the binary-output probe; `rec.layers` says what was found and how,
+which time layout each layer's tensors had, and whether it emits spikes, spike counts or (a
+layer the user named that is not a neuron) analog values. Hooks only detach, reshape and hand
+over; the metrics reduce on the fly, so memory does not grow with the number of batches.
 """
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .detect import (FOUND_BY_NAME, FOUND_BY_PROBE, ROLE_PASS_THROUGH, ROLE_SPIKING, ROLE_SYNAPTIC,
-                     declared_layouts, first_tensor, innermost, neurons_by_class, probe_candidates, sample_rank)
-from .errors import SpikescopeError
+from .detect import (FOUND_BY_NAME, FOUND_BY_PROBE, OUTPUT_ANALOG, OUTPUT_COUNTS, OUTPUT_SPIKES, ROLE_PASS_THROUGH,
+                     ROLE_SPIKING, ROLE_SYNAPTIC, declared_geometry, declared_layouts, declared_output, first_tensor,
+                     framework_fold, innermost, neuron_framework, neurons_by_class, output_kind, probe_candidates,
+                     sample_rank)
+from .errors import SpikescopeError, warn
 from .fsta import FSTA
 from .metrics.base import Metric, MetricResult, zero_one
 from .metrics.capture import SpikeCapture
@@ -31,7 +34,10 @@ from .metrics.firing import FiringRate
 from .metrics.spectrum import Spectrum
 from .metrics.temporal import TemporalSimilarity
 from .synapses import synapse_cost
-from .timelayout import Layout, batch_size_of, candidate_layouts, infer_layout, to_time_first
+from .timelayout import (FOLD_ORDERS, WHOLE_SEQUENCE, Layout, batch_size_of, candidate_layouts, infer_layout,
+                         to_time_first)
+
+OUTPUT_ORDER = (OUTPUT_SPIKES, OUTPUT_COUNTS, OUTPUT_ANALOG)  # a layer's kind is the worst any batch showed
 
 
 def default_metrics(energy: str = "fp32") -> list[Metric]:
@@ -41,13 +47,15 @@ def default_metrics(energy: str = "fp32") -> list[Metric]:
 
 @dataclass
 class LayerInfo:
-    """One recorded module: its name, class, why it was chosen, and its time layout (after the first batch)."""
+    """One recorded module: its name, class, why it was chosen, and (after the first batch) its time layout
+    and what it emits (`OUTPUT_SPIKES`, `OUTPUT_COUNTS` or `OUTPUT_ANALOG`)."""
 
     name: str
     type: str
     found_by: str
     role: str  # ROLE_SPIKING, ROLE_SYNAPTIC or ROLE_PASS_THROUGH
     layout: Layout | None = None
+    output: str = OUTPUT_SPIKES
 
 
 @dataclass
@@ -61,20 +69,34 @@ class _Probe:
 class SpikeRecorder:
     """Record the spiking layers of `model` into `metrics` while the user runs forward passes.
 
-    `layers`: "all", a list of module names (taken as spiking layers even if no rule finds them),
-    or a regular expression matched against the names of the layers found. `T` defaults to
-    `model.T` or, for multi-step neurons, their output's first dimension. `capture=K` keeps the
-    raw spikes of the first K samples (bit-packed, on the CPU). A recorder records one run.
+    `layers`: "all", a list of module names (taken as spiking layers even if no rule finds them; one
+    whose output is not spikes is recorded as analog), or a regular expression matched against the
+    names of the layers found. `T` defaults to `model.T` or, for multi-step neurons, their output's
+    time dimension. `fold` ("time-major" or "batch-major") says how a module that no framework
+    declares folds time into the batch, when its output is `[T*B, ...]`; by default the fold of the
+    model's framework neurons (time-major for spikescope and SpikingJelly, batch-major for sinabs).
+    `capture=K` keeps the raw spikes of the first K samples (compact, on the CPU). A recorder records
+    one run. `warnings` lists what the user should know (each is also issued as a
+    `SpikescopeWarning`); `uncosted` names modules with synaptic weights that the energy metric
+    cannot cost.
     """
 
     def __init__(self, model: nn.Module, layers: str | Sequence[str] = "all", metrics: Sequence[Metric] | None = None,
-                 T: int | None = None, capture: int = 0) -> None:
+                 T: int | None = None, capture: int = 0, fold: str | None = None) -> None:
+        if fold is not None and fold not in FOLD_ORDERS:
+            raise SpikescopeError(f"fold must be one of {', '.join(FOLD_ORDERS)}, got {fold!r}")
+        if T is not None and T < 1:
+            raise SpikescopeError(f"T must be at least 1, got {T}")
+        if isinstance(layers, (list, tuple)) and not layers:
+            raise SpikescopeError("the list of layers to record is empty")
         self.model = model
         self.metrics = list(default_metrics() if metrics is None else metrics)
         self.T = T if T is not None else getattr(model, "T", None)
+        self.fold = fold
         self.capture = SpikeCapture(capture) if capture else None
         self.layers: list[LayerInfo] = []
         self.warnings: list[str] = []
+        self.uncosted: list[str] = []
         self._selection = layers
         self._modules = dict(model.named_modules())
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -83,6 +105,7 @@ class SpikeRecorder:
         self._probes: dict[str, _Probe] = {}
         self._order: list[str] = []
         self._costs = {}
+        self._checked: set[str] = set()  # keys whose output kind is checked on every batch (named non-neurons)
         self._batch = 0
         self._first_pass = True
         self._opened = False
@@ -117,13 +140,28 @@ class SpikeRecorder:
         for name, found_by in candidates.items():
             self._watch(name, found_by, ROLE_SPIKING)
         if any(m.inputs == "synapses" for m in self.metrics):
-            fsta_roots = [n for n, m in self._modules.items() if isinstance(m, FSTA)]
-            for name, module in self._modules.items():
-                cost = synapse_cost(module)
-                if cost is not None and not any(name.startswith(root + ".") for root in fsta_roots):
-                    self._costs[name] = cost
-                    self._watch(name, type(cost).__name__, ROLE_SYNAPTIC)
+            self._watch_synapses()
         self._install_model_hooks()
+
+    def _watch_synapses(self) -> None:
+        """Watch every module the energy metric can cost; name the ones with weights that it cannot."""
+        fsta_roots = [n for n, m in self._modules.items() if isinstance(m, FSTA)]
+        for name, module in self._modules.items():
+            if any(name.startswith(root + ".") for root in fsta_roots):
+                continue
+            cost = synapse_cost(module)
+            if cost is not None:
+                self._costs[name] = cost
+                self._watch(name, type(cost).__name__, ROLE_SYNAPTIC)
+            elif neuron_framework(module) is None and any(p.dim() >= 2 for p in module.parameters(recurse=False)):
+                self.uncosted.append(name)
+        if self.uncosted:
+            named = ", ".join(f"{name} ({type(self._modules[name]).__name__})" for name in self.uncosted)
+            self._warn(f"spikescope cannot cost the synaptic operations of {named}; they are not in the energy total")
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(warn(message))
 
     def close(self) -> None:
         """Remove every hook; safe to call twice. Spikes of an unfinished single-step sequence are dropped."""
@@ -131,7 +169,7 @@ class SpikeRecorder:
             handle.remove()
         self._handles.clear()
         if any(self._buffers.values()) and not self._first_pass:
-            self.warnings.append("an unfinished sequence of single-step calls was dropped")
+            self._warn("an unfinished sequence of single-step calls was dropped")
         self._buffers.clear()
 
     def _install_model_hooks(self) -> None:
@@ -156,7 +194,7 @@ class SpikeRecorder:
             return
         for key, info in self._watched.items():
             if info.layout is Layout.PER_CALL and self._buffers.get(key):
-                self.warnings.append("a forward pass ended early; its partial spikes were dropped")
+                self._warn("a forward pass ended early; its partial spikes were dropped")
                 self._buffers[key] = []
 
     def _on_forward(self, key: str, module: nn.Module, args: tuple, output) -> None:
@@ -168,7 +206,7 @@ class SpikeRecorder:
         if self._first_pass:
             self._observe(key, info, tensor)
             return
-        if info.layout in (Layout.TIME_FIRST, Layout.FOLDED):
+        if info.layout in WHOLE_SEQUENCE:
             self._dispatch(key, [tensor])
             return
         pending = self._buffers.setdefault(key, [])
@@ -206,7 +244,7 @@ class SpikeRecorder:
         return probe is not None and probe.zero_one and probe.fired
 
     def _finish_first_pass(self) -> None:
-        self._infer_T()
+        self._read_geometry()
         watched = self._watched
         probed = {watched[k].name for k in self._order if watched[k].found_by == FOUND_BY_PROBE and self._binary(k)}
         known = {watched[k].name for k in self._order
@@ -216,6 +254,7 @@ class SpikeRecorder:
         keep_probed = innermost(probed, known | binary_pass_through)
         selected = [k for k in self._order if watched[k].role == ROLE_SYNAPTIC
                     or watched[k].found_by != FOUND_BY_PROBE or watched[k].name in keep_probed]
+        self._name_silent_candidates(probed | known | binary_pass_through)
         selected = self._apply_pattern(selected)
         if not any(watched[k].role == ROLE_SPIKING for k in selected):
             raise SpikescopeError("no spiking layer found: no neuron of a known framework and no module with binary "
@@ -224,6 +263,7 @@ class SpikeRecorder:
         self._watched = {k: watched[k] for k in selected}
         self._rehook()
         self.layers = [info for info in self._watched.values() if info.role == ROLE_SPIKING]
+        self._set_outputs()
         self._first_pass = False
         buffered, self._buffers = self._buffers, {}
         for key in selected:
@@ -235,21 +275,61 @@ class SpikeRecorder:
                     self._buffers[key] = []
             else:
                 self._dispatch(key, tensors)
-        for info in self.layers:
-            if info.found_by == FOUND_BY_NAME and not all(zero_one(t) for t in buffered[f"{ROLE_SPIKING}:{info.name}"]):
-                self.warnings.append(f"layer {info.name} was named explicitly but its output is not binary; "
-                                     "its 'firing rate' is the mean output")
 
-    def _infer_T(self) -> None:
-        if self.T is not None:
+    def _name_silent_candidates(self, binary: set[str]) -> None:
+        """Warn about probed modules that emitted only zeros: a neuron silent on the first batch looks like that."""
+        silent = {self._watched[k].name for k, p in self._probes.items() if self._watched[k].found_by == FOUND_BY_PROBE
+                  and p.zero_one and not p.fired}
+        for name in sorted(innermost(silent, binary), key=list(self._modules).index):
+            self._warn(f"module {name} ({type(self._modules[name]).__name__}) output only zeros on the first batch, so "
+                       f"it is not analysed; if it is a neuron that stayed silent, pass --layers {name} "
+                       f"(layers=[..., {name!r}]) to include it")
+
+    def _set_outputs(self) -> None:
+        """What each spiking layer emits: declared by its framework, binary (probed), or read from the data."""
+        for key, info in self._watched.items():
+            if info.role != ROLE_SPIKING:
+                continue
+            declared = declared_output(self._modules[info.name])
+            if declared is not None or info.found_by == FOUND_BY_PROBE:
+                info.output = declared or OUTPUT_SPIKES
+            else:
+                self._checked.add(key)
+                for tensor in self._buffers[key]:
+                    self._observe_output(info, tensor)
+        if any(info.output == OUTPUT_COUNTS for info in self.layers):
+            self._count_spikes_in_synapses()
+
+    def _observe_output(self, info: LayerInfo, tensor: torch.Tensor) -> None:
+        kind = output_kind(tensor)
+        if OUTPUT_ORDER.index(kind) <= OUTPUT_ORDER.index(info.output):
             return
+        info.output = kind
+        if kind == OUTPUT_ANALOG:
+            self._warn(f"layer {info.name} ({info.type}) was named explicitly but its output is not spikes (real "
+                       "values): it is reported as analog, with spectra and similarity of its values and no firing "
+                       "rate, silent share or spike count")
+        else:
+            self._warn(f"layer {info.name} ({info.type}) emits spike counts (whole numbers above 1): its firing rate "
+                       "is the mean count per neuron and timestep")
+            self._count_spikes_in_synapses()
+
+    def _count_spikes_in_synapses(self) -> None:
+        """Multi-spike neurons in the model: synaptic inputs of whole numbers are spike counts, costed per spike."""
+        for cost in self._costs.values():
+            cost.accepts_counts = True
+
+    def _read_geometry(self) -> None:
+        """T (if unknown) and the batch size from the first layer whose framework fixes its layout; the model
+        input only guesses the batch size (time-first if 5-D, else batch-first)."""
         for key in self._order:
-            module = self._modules[self._watched[key].name]
-            if declared_layouts(module) == (Layout.TIME_FIRST,):
-                self.T = int(self._buffers[key][0].shape[0])
-                self._batch = int(self._buffers[key][0].shape[1])
+            tensors = self._buffers[key]
+            geometry = declared_geometry(self._modules[self._watched[key].name], tensors[0].shape)
+            if len(tensors) == 1 and geometry is not None and (self.T is None or geometry[0] == self.T):
+                self.T, self._batch = geometry
                 return
-        raise SpikescopeError("the number of timesteps T is unknown for this model: pass T=... (--T)")
+        if self.T is None:
+            raise SpikescopeError("the number of timesteps T is unknown for this model: pass T=... (--T)")
 
     def _apply_pattern(self, selected: list[str]) -> list[str]:
         if not isinstance(self._selection, str) or self._selection == "all":
@@ -266,22 +346,30 @@ class SpikeRecorder:
         return [k for k in selected if self._watched[k].role == ROLE_SYNAPTIC or k in matched]
 
     def _set_layouts(self, selected: list[str]) -> None:
-        """Decide every module's layout; ambiguous ones follow the framework, then the rest of the model."""
-        ranks = {k: sample_rank(self._modules[self._watched[k].name]) for k in selected}
+        """Decide every module's layout; ambiguous ones follow the framework, the fold order the user gave, then
+        the rest of the model. Synaptic layers may read a fold either way: operation counts sum over T and B."""
+        modules = {k: self._modules[self._watched[k].name] for k in selected}
+        ranks = {k: sample_rank(module) for k, module in modules.items()}
+        batch_first = any(declared_layouts(module) == (Layout.BATCH_FIRST,) for module in modules.values())
         readings = {k: candidate_layouts(self._buffers[k][0].shape, len(self._buffers[k]), self.T, self._batch,
-                                         ranks[k]) for k in selected}
+                                         ranks[k], batch_first) for k in selected}
         external = any(r == [Layout.PER_FORWARD] for r in readings.values())
         internal = any(r and Layout.PER_FORWARD not in r for r in readings.values())
         if external and internal:
             raise SpikescopeError("some layers step once per forward pass and others see the whole sequence; "
                                   "spikescope cannot align them")
-        model_wide = (Layout.PER_FORWARD,) if external else (Layout.TIME_FIRST, Layout.FOLDED, Layout.PER_CALL)
+        model_wide = (Layout.PER_FORWARD,) if external else (
+            Layout.BATCH_FIRST if batch_first else Layout.TIME_FIRST, Layout.PER_CALL)
+        known_fold = FOLD_ORDERS[self.fold] if self.fold else framework_fold(self.model)
+        folds = (known_fold,) if known_fold else ()
         for key in selected:
             info = self._watched[key]
-            declared = declared_layouts(self._modules[info.name])
-            preferred = tuple(layout for layout in declared if layout in model_wide) or declared or model_wide
+            declared = declared_layouts(modules[key])
+            either_fold = (Layout.FOLDED,) if info.role == ROLE_SYNAPTIC else folds
+            preferred = tuple(layout for layout in declared if layout in model_wide) or declared or (
+                model_wide + either_fold)
             info.layout = infer_layout(info.name, self._buffers[key][0].shape, len(self._buffers[key]), self.T,
-                                       self._batch, preferred, ranks[key])
+                                       self._batch, preferred, ranks[key], batch_first)
 
     def _rehook(self) -> None:
         """Keep the model-level hooks and the hooks of the selected modules only."""
@@ -304,10 +392,12 @@ class SpikeRecorder:
                     metric.update(info.name, x, self._costs[info.name])
             return
         spikes = x.float() if x.dtype == torch.bool else x
+        if key in self._checked:
+            self._observe_output(info, spikes)
         for metric in self.metrics:
             if metric.inputs == "spikes":
                 metric.update(info.name, spikes)
-        if self.capture is not None:
+        if self.capture is not None and info.output != OUTPUT_ANALOG:
             self.capture.update(info.name, spikes)
 
     # --- results ---------------------------------------------------------------------------------

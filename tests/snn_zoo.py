@@ -100,3 +100,52 @@ def plain_snn() -> nn.Module:
 def linear_classifier() -> nn.Module:
     """Not a spiking network at all."""
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+
+
+class MLPSNN(nn.Module):
+    """Only fully connected spiking layers: `[T, B, N]` spikes, no 2D map anywhere."""
+
+    def __init__(self, T: int = 2) -> None:
+        super().__init__()
+        from spikescope.neurons import LIF
+
+        torch.manual_seed(0)
+        self.T = T
+        self.fc1, self.lif1 = nn.Linear(784, 64), LIF()
+        self.fc2, self.lif2 = nn.Linear(64, 32), LIF()
+        self.readout = nn.Linear(32, 10)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.flatten(1).unsqueeze(0).expand(self.T, -1, -1) * 3
+        x = self.lif2(self.fc2(self.lif1(self.fc1(x))))
+        return self.readout(x).mean(0)
+
+
+def mlp_snn() -> nn.Module:
+    """`MLPSNN` as a factory for `--arch`."""
+    return MLPSNN()
+
+
+class QuietUntilWoken(nn.Module):
+    """A custom threshold neuron that stays silent on its first call (a dead neuron on the probing batch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return (current > 0.5).float() if self.calls > 1 else torch.zeros_like(current)
+
+
+class QuietSNN(nn.Module):
+    """A time-first network whose one custom neuron emits nothing on the first batch."""
+
+    def __init__(self, T: int = 2) -> None:
+        super().__init__()
+        self.T = T
+        self.conv = Folded(nn.Conv2d(1, 4, 3, padding=1))
+        self.neuron = QuietUntilWoken()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.neuron(self.conv(images.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)))

@@ -23,8 +23,11 @@ def test_two_line_python_api_returns_tables_and_arrays_that_agree_with_each_othe
         assert results.similarity[name]["spike_cosine"].shape == (2, 2)
         assert results.captured[name].shape[:2] == (2, 2)
         assert 0 <= layers.loc[name, "silent_fraction"] < 1
-        channels = results.channel_firing_rate[name]  # channels are equal-sized: their mean is the layer's rate
-        assert len(channels) > 1 and channels.mean() == pytest.approx(layers.loc[name, "firing_rate"])
+        channels = results.channels.query("layer == @name")  # equal-sized channels: their mean is the layer's rate
+        assert len(channels) > 1 and channels["firing_rate"].mean() == pytest.approx(layers.loc[name, "firing_rate"])
+        neurons_per_channel = layers.loc[name, "neurons"] / len(channels)
+        assert (channels["silent_fraction"] * neurons_per_channel).sum() == pytest.approx(
+            layers.loc[name, "silent_fraction"] * layers.loc[name, "neurons"])
     assert np.allclose(np.diag(results.similarity["block1.lif"]["spike_cosine"]), 1)
     energy = results.energy.set_index("layer")
     assert energy.loc["block1.conv", "input"] == "analog" and energy.loc["block2.conv", "input"] == "spikes"

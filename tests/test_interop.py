@@ -130,3 +130,16 @@ def test_analyze_resets_spikingjelly_state_between_batches_and_counts_energy():
     assert list(result.energy["input"]) == ["analog", "spikes", "spikes"]
     again = spikescope.analyze(net, loader[::-1], run=lambda model, x: model(x).mean(0))
     assert again.layers["firing_rate"].tolist() == pytest.approx(result.layers["firing_rate"].tolist(), rel=1e-9)
+
+
+def test_spikingjelly_dropout_and_delay_pass_spikes_along_and_are_not_neurons():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        layer.Conv2d(1, 6, 3, padding=1), layer.BatchNorm2d(6), neuron.LIFNode(tau=2.0, v_threshold=0.2),
+        layer.Dropout(0.5), layer.Flatten(), layer.Linear(6 * 28 * 28, 10), neuron.LIFNode(tau=2.0, v_threshold=0.2),
+        layer.Delay(1),
+    ).eval()
+    functional.set_step_mode(net, "m")
+    result = spikescope.analyze(net, [(x, torch.zeros(len(x), dtype=torch.long)) for x in IMAGES],
+                                run=spikescope.repeated_input(T))
+    assert list(result.layers["layer"]) == ["2", "6"]

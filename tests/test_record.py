@@ -6,7 +6,7 @@ from torch import nn
 
 from snn_zoo import FoldedSNN, PlainSNN
 from spikescope.data import load_dataset, make_loader
-from spikescope.errors import SpikescopeError
+from spikescope.errors import SpikescopeError, SpikescopeWarning
 from spikescope.metrics.energy import Energy
 from spikescope.metrics.firing import FiringRate
 from spikescope.metrics.spectrum import Spectrum
@@ -77,9 +77,12 @@ def test_a_plain_module_neuron_is_found_by_its_binary_output_and_containers_are_
     assert rates["stage2.1"] == pytest.approx(expected["stage2.1"], rel=1e-9)
 
 
-def test_time_folded_into_the_batch_is_unfolded_with_T():
+def test_time_folded_into_the_batch_is_unfolded_with_T_and_the_fold_order_the_user_gives():
     model = FoldedSNN(steps=2)
-    with torch.no_grad(), SpikeRecorder(model, metrics=[FiringRate()], T=2) as recorder:
+    with pytest.raises(SpikescopeError, match="cannot know the fold order: pass fold='time-major'"):
+        with torch.no_grad(), SpikeRecorder(model, metrics=[FiringRate()], T=2):
+            model(batches()[0])
+    with torch.no_grad(), SpikeRecorder(model, metrics=[FiringRate()], T=2, fold="time-major") as recorder:
         x = batches()[0]
         model(x)
     assert recorder.layers[0].layout is Layout.FOLDED
@@ -178,7 +181,8 @@ def test_an_exception_inside_a_forward_pass_does_not_corrupt_the_next_ones():
         with pytest.raises(RuntimeError, match="step 1"):
             model(torch.randn(4, 10))
         model.fail_at_step = None
-        model(torch.randn(4, 10))
+        with pytest.warns(SpikescopeWarning, match="a forward pass ended early; its partial spikes were dropped"):
+            model(torch.randn(4, 10))
     assert recorder.compute()["FiringRate"].layers.loc[0, "samples"] == 8
     assert "a forward pass ended early" in " ".join(recorder.warnings)
 

@@ -24,6 +24,11 @@ def zero_one(x: torch.Tensor) -> bool:
     return x.is_floating_point() and bool(((x == 0) | (x == 1)).all())
 
 
+def spike_counts(x: torch.Tensor) -> bool:
+    """True if every value of `x` is a non-negative whole number (what multi-spike neurons emit)."""
+    return x.is_floating_point() and bool((x >= 0).all()) and torch.equal(x, x.trunc())
+
+
 @dataclass
 class MetricResult:
     """What a metric's `compute()` returns: per-layer and per-layer-per-timestep tables plus arrays."""

@@ -1,9 +1,10 @@
-"""Synaptic operations and compute energy (design.md §3).
+"""Synaptic operations and compute energy (docs/metrics.md, "Synaptic operations and energy").
 
 A synaptic layer fed spikes performs one accumulate (AC) per input spike per target it
-reaches: exact SOPs = sum over input spikes of that spike's fan-out. A layer fed real values
-(the encoding layer, anything after average pooling, FSTA's own convolutions) performs dense
-multiply-accumulates (MACs). Energy = E_MAC * MACs + E_AC * SOPs: compute only, no memory access.
+reaches: exact SOPs = sum over input spikes of that spike's fan-out (a spike count of n, from a
+multi-spike neuron, counts n times). A layer fed real values (the encoding layer, anything after
+average pooling, FSTA's own convolutions) performs dense multiply-accumulates (MACs).
+Energy = E_MAC * MACs + E_AC * SOPs: compute only, no memory access.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pandas as pd
 import torch
 
 from ..errors import SpikescopeError
-from .base import Metric, MetricResult, zero_one
+from .base import Metric, MetricResult, spike_counts, zero_one
 
 # Horowitz, ISSCC 2014, 45 nm: FP32 mult 3.7 pJ + add 0.9 pJ; FP16 1.1 + 0.4; INT8 0.2 + 0.03.
 ENERGY_PRESETS_PJ = {
@@ -22,15 +23,16 @@ ENERGY_PRESETS_PJ = {
 
 DEFINITIONS = {
     "SOPs (exact)": "sum over input spikes of each spike's fan-out (the number of weights it is multiplied by; "
-                    "zero-padding taps never receive a spike)",
+                    "zero-padding taps never receive a spike); a spike count n (multi-spike neurons) counts n times",
     "SOPs (approx.)": "paper-style fr_in x T x FLOPs, fr_in = input firing rate, FLOPs = MACs of one dense "
-                      "timestep counted as C_out x H_out x W_out x C_in/groups x k^2 (padding taps included)",
+                      "timestep counted as C_out x H_out x W_out x C_in/groups x k^2 (padding taps included); for a "
+                      "transposed convolution C_in x H_in x W_in x C_out/groups x k^2",
     "MACs": "dense multiply-accumulates (FLOPs as above, times T) of layers whose input is not binary: the "
             "encoding layer, layers after average pooling, FSTA's convolutions and gates; a layer counts as "
             "analog if any analysed batch fed it non-binary values",
     "energy": "E = E_MAC x MACs + E_AC x SOPs(exact), per image; compute only (memory access not included)",
 }
-KINDS = ("conv", "linear", "fsta")
+KINDS = ("conv", "linear", "fsta", "transposed conv")
 
 
 def check_preset(preset: str) -> str:
@@ -41,10 +43,15 @@ def check_preset(preset: str) -> str:
 
 
 class SynapseCost:
-    """Operation counts of one synaptic module: `fan_out` per input element and dense MACs per sample."""
+    """Operation counts of one synaptic module: `fan_out` per input element and dense MACs per sample.
+
+    `accepts_counts` is set when the model's neurons emit spike counts: inputs of non-negative whole
+    numbers are then spikes too, each count costing that many accumulates.
+    """
 
     kind: str = "conv"  # one of KINDS
     accepts_spikes: bool = True
+    accepts_counts: bool = False
 
     def fan_out(self, sample_shape: torch.Size, device: torch.device) -> torch.Tensor:
         raise NotImplementedError
@@ -74,10 +81,10 @@ class Energy(Metric):
         T, B = inputs.shape[:2]
         sample_shape = inputs.shape[2:]
         dense = float(cost.dense_ops(T, sample_shape) * B)
-        binary = cost.accepts_spikes and zero_one(inputs)
+        binary = cost.accepts_spikes and (zero_one(inputs) or (cost.accepts_counts and spike_counts(inputs)))
         zero = torch.zeros((), dtype=torch.float64, device=inputs.device)
         if binary:
-            counts = inputs.float().sum(dim=(0, 1)).double()  # float32 is exact for T x B < 2**24
+            counts = inputs.float().sum(dim=(0, 1)).double()  # float32 is exact below 2**24 spikes per element
             sops = (counts * cost.fan_out(sample_shape, inputs.device)).sum()
             spikes, elements, macs, dense_binary = counts.sum(), inputs.numel(), zero, dense
         else:

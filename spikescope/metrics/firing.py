@@ -1,4 +1,4 @@
-"""Firing rates: per layer, per timestep, per channel, and the fraction of silent neurons (design.md §3)."""
+"""Firing rates: per layer, per timestep, per channel, and the fraction of silent neurons (docs/metrics.md)."""
 from __future__ import annotations
 
 import pandas as pd
@@ -7,8 +7,9 @@ import torch
 from .base import Metric, MetricResult
 
 DEFINITION = ("firing rate = spikes / (T x samples x neurons): the mean of the binary output over time, "
-              "samples and neurons; per timestep it is spikes at t / (samples x neurons); a neuron is silent if "
-              "it never fired at any timestep on any analysed sample")
+              "samples and neurons (for multi-spike neurons, the mean spike count); per timestep it is spikes at "
+              "t / (samples x neurons); per channel, spikes in the channel / (T x samples x neurons per channel); "
+              "a neuron is silent if it never fired at any timestep on any analysed sample")
 
 
 def as_channel_maps(spikes: torch.Tensor) -> torch.Tensor:
@@ -22,16 +23,16 @@ class FiringRate(Metric):
     reductions = {"spikes": "sum", "samples": "sum", "ever_fired": "max"}
 
     def update(self, layer: str, spikes: torch.Tensor) -> None:
-        """`spikes: [T, B, C, H, W]` or `[T, B, N]` in {0, 1}."""
+        """`spikes: [T, B, C, H, W]` or `[T, B, N]`, in {0, 1} or spike counts."""
         x = as_channel_maps(spikes)
         self._accumulate(layer, {
             "spikes": x.sum(dim=3).double().sum(dim=1),  # exact: float32 counts below 2**24 per map
             "samples": torch.tensor(x.shape[1], dtype=torch.int64, device=x.device),
-            "ever_fired": x.amax(dim=(0, 1)).to(torch.uint8),
+            "ever_fired": (x.amax(dim=(0, 1)) > 0).to(torch.uint8),
         })
 
     def compute(self) -> MetricResult:
-        rows, steps, channels = [], [], {}
+        rows, steps, channels, channel_silence = [], [], {}, {}
         for layer, s in self.states.items():
             T, C = s["spikes"].shape
             neurons = s["ever_fired"].numel()
@@ -43,5 +44,7 @@ class FiringRate(Metric):
                          "silent_fraction": 1.0 - float(s["ever_fired"].double().mean())})
             steps += [{"layer": layer, "t": t, "firing_rate": float(r)} for t, r in enumerate(per_step)]
             channels[layer] = (s["spikes"].sum(dim=0) / (T * samples * (neurons // C))).cpu().numpy()
-        return MetricResult(pd.DataFrame(rows), pd.DataFrame(steps), {"channel_firing_rate": channels},
+            channel_silence[layer] = 1.0 - s["ever_fired"].double().mean(dim=1).cpu().numpy()
+        return MetricResult(pd.DataFrame(rows), pd.DataFrame(steps),
+                            {"channel_firing_rate": channels, "channel_silent_fraction": channel_silence},
                             {"firing_rate": DEFINITION})

@@ -1,4 +1,4 @@
-"""2D-DCT power spectra of spike maps, orientation energies and radial bands (design.md §3).
+"""2D-DCT power spectra of spike maps, orientation energies and radial bands (docs/metrics.md).
 
 For every spike map `S` (one sample, channel and timestep) `X = D_H S D_W^T` (orthonormal DCT-II);
 the power `X**2` is summed over samples and channels per layer and timestep. Row index `u` is
@@ -72,6 +72,10 @@ def orientation_summary(power: np.ndarray) -> dict[str, float]:
     return summary
 
 
+SUMMARY_COLUMNS = tuple(orientation_summary(np.ones((2, 2))))
+LAYER_COLUMNS = ("layer", "height", "width", *SUMMARY_COLUMNS, "parseval_error")
+
+
 def spectral_cosine(power: np.ndarray, include_dc: bool = True) -> np.ndarray:
     """`[T, T]` cosine similarity of per-timestep spectra `power: [T, H, W]`, with or without DC."""
     flat = power.reshape(power.shape[0], -1)[:, 0 if include_dc else 1:]  # index 0 is DC
@@ -124,6 +128,7 @@ class Spectrum(Metric):
             spectra[layer] = power
             cosines[layer] = spectral_cosine(power)
             ac_cosines[layer] = spectral_cosine(power, include_dc=False)
-        return MetricResult(pd.DataFrame(rows), pd.DataFrame(steps),
+        return MetricResult(pd.DataFrame(rows, columns=LAYER_COLUMNS),
+                            pd.DataFrame(steps, columns=("layer", "t", *SUMMARY_COLUMNS)),
                             {"spectrum": spectra, "spectral_cosine": cosines, "spectral_cosine_ac": ac_cosines},
                             dict(DEFINITIONS))

@@ -1,4 +1,4 @@
-"""Cross-timestep similarity of spike patterns (design.md §3): a `T x T` matrix per layer."""
+"""Cross-timestep similarity of spike patterns (docs/metrics.md): a `T x T` matrix per layer."""
 from __future__ import annotations
 
 import numpy as np
