@@ -7,8 +7,37 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once at import: changing the umask later would race with other threads
+from .errors import SpikescopeError
+
+UMASK = os.umask(0o022)
+os.umask(UMASK)  # read once at import: changing the umask later would race with other threads
+
+
+def check_folder_creatable(folder: str | os.PathLike, flag: str = "--out") -> Path:
+    """`folder` as a Path if it is a folder or can be made one; a one-line error otherwise (nothing is created)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SpikescopeError(f"{flag} {folder} is an existing file; give a folder")
+    ancestor = folder.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise SpikescopeError(f"{flag} {folder} cannot be created: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise SpikescopeError(f"{flag} {folder} cannot be created: no permission to write in {ancestor}")
+    return folder
+
+
+def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of `atomic_path(target)` calls that were killed before their rename.
+
+    Only for a target with a single writer (a training run resuming its own checkpoint).
+    """
+    target = Path(target)
+    stale = list(target.parent.glob(f".{target.name}.*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 @contextmanager
@@ -21,7 +50,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the permissions open() would
+    os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp creates 0600; give the file the permissions open() would
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -19,6 +19,7 @@ import importlib
 import pickle
 from importlib import resources
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,7 +28,7 @@ from torch import nn
 
 from . import __version__
 from .atomic import atomic_path
-from .errors import SpikescopeError, describe
+from .errors import SpikescopeError, describe, warn
 from .models import build
 
 FORMAT = "spikescope-checkpoint"
@@ -52,16 +53,16 @@ def load_file(path: str | Path, trust_pickle: bool = False) -> Any:
     path = Path(path)
     if not path.is_file():
         raise SpikescopeError(f"checkpoint not found: {path}")
+    check_pytorch_file(path)
     try:
         with warnings.catch_warnings():  # torch warns about odd pickle protocols in corrupt files; we report instead
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if not _names_python_objects(path):
-            raise SpikescopeError(f"{path} is not a PyTorch file ({describe(error)})") from None
+            raise SpikescopeError(f"{path} is a corrupt PyTorch file ({describe(error)})") from None
     except Exception as error:  # truncated zips, random bytes and bad pickles raise many types; all are bad input
-        raise SpikescopeError(f"{path} is not a readable PyTorch file, or it is truncated "
-                              f"({describe(error)})") from None
+        raise SpikescopeError(f"{path} is truncated or corrupt ({describe(error)})") from None
     if not trust_pickle:
         raise SpikescopeError(f"{path} holds pickled Python objects, and unpickling can run arbitrary code: if you "
                               "trust its source pass --trust-pickle (trust_pickle=True), or save model.state_dict() "
@@ -70,6 +71,41 @@ def load_file(path: str | Path, trust_pickle: bool = False) -> Any:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # the user's own classes may be missing or broken
         raise SpikescopeError(f"cannot unpickle {path} ({describe(error)})") from None
+
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # torch.save's default zip container (a local header, or empty)
+PICKLE_MAGIC = b"\x80"  # the legacy (pre-1.6) format starts with a pickle protocol opcode
+OTHER_FORMATS = {b"\x93NUMPY": "a NumPy .npy array", b"\x89HDF": "an HDF5 file (Keras or h5py)",
+                 b"{": "a JSON or text file"}
+
+
+def check_pytorch_file(path: Path) -> None:
+    """Refuse, in one line, a file that cannot be a PyTorch checkpoint, naming what it is where that is known.
+
+    A zip container is checked for its central directory (present only in complete files) and for
+    the `data.pkl` every `torch.save` archive holds, so truncation is named as such.
+    """
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if head.startswith(ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            raise SpikescopeError(f"{path} is truncated or corrupt: not a complete PyTorch checkpoint (its zip "
+                                  "directory is missing; was the copy cut short?)") from None
+        if not any(name.endswith("data.pkl") for name in names):
+            raise SpikescopeError(f"{path} is a zip archive but not a PyTorch checkpoint (no data.pkl inside)")
+        return
+    if head.startswith(PICKLE_MAGIC):
+        return
+    if head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < (1 << 32):  # a u64 header length, then JSON
+        what = "a safetensors file (load it with safetensors, then torch.save the state dict)"
+    else:
+        what = next((name for magic, name in OTHER_FORMATS.items() if head.startswith(magic)), None)
+        if what is None and head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+            what = "a text file"
+    raise SpikescopeError(f"{path} is not a PyTorch checkpoint" + (f": it looks like {what}" if what else ""))
 
 
 def _names_python_objects(path: Path) -> bool:
@@ -168,6 +204,9 @@ def load(path: str | Path, device: str | torch.device = "cpu", arch: str | None 
     obj = load_file(path, trust_pickle)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         checkpoint = validate_checkpoint(obj, str(path))
+        if arch is not None or arch_kwargs:
+            warn(f"{path} is a spikescope checkpoint and names its own architecture ({checkpoint['arch']}); "
+                 "--arch and --arch-kw are ignored")
         model = build(checkpoint["arch"], **checkpoint["arch_kwargs"])
         load_weights(model, checkpoint["state_dict"], str(path))
         meta = {k: v for k, v in checkpoint.items() if k not in ("state_dict", "training_state")}

@@ -2,7 +2,7 @@
 
 Each check states the rule it uses, so a reader can disagree with the threshold rather than
 with a hidden judgement. Checks never overstate: one model, one dataset, one seed is what the
-evidence says it is.
+evidence says it is, and a layer that never fired is "no data", never evidence for a claim.
 """
 from __future__ import annotations
 
@@ -10,50 +10,70 @@ import numpy as np
 import pandas as pd
 
 SIMILAR = 0.9  # a cosine at or above this counts as "barely differs"
+NO_DATA = "no data"
 
 
 def orientation_claim(layers: pd.DataFrame) -> dict[str, str]:
     """Claim 1: shallow layers learn vertical variations, deeper layers horizontal ones."""
-    conv = layers.dropna(subset=["axis_OI"])
     claim = "shallow layers learn vertical variations, deeper layers horizontal ones"
-    if len(conv) < 2:
-        return {"claim": claim, "verdict": "not testable", "evidence": "fewer than two layers with 2D spike maps"}
+    rule = ("consistent if the shallowest and the deepest measured layer's OI have opposite signs in the claimed "
+            "direction, for both splits; layers without spikes (no orientation energy) are left out")
+    maps = layers[layers["height"].notna()] if "height" in layers else layers.iloc[0:0]
+    measured = maps.dropna(subset=["axis_OI", "wedge_OI"])
+    silent = [name for name in maps["layer"] if name not in set(measured["layer"])]
+    left_out = f" Left out (no data: no spike or no orientation energy): {', '.join(silent)}." if silent else ""
+    if len(maps) < 2:
+        return {"claim": claim, "verdict": "not testable", "rule": rule,
+                "evidence": f"{len(maps)} layer(s) with 2D spike maps; the claim needs at least two."}
+    if len(measured) < 2:
+        return {"claim": claim, "verdict": NO_DATA, "rule": rule,
+                "evidence": f"{len(maps)} layers have 2D spike maps but only {len(measured)} carry orientation "
+                            f"energy.{left_out}"}
     readings = []
     for split in ("axis", "wedge"):
-        oi = conv[f"{split}_OI"].to_numpy()
+        oi = measured[f"{split}_OI"].to_numpy()
         trend = np.corrcoef(np.arange(len(oi)), oi)[0, 1] if np.ptp(oi) > 0 else 0.0
-        shallow, deep = oi[0], oi[-1]
-        along_height = shallow > 0 > deep  # "vertical variation" = change along the height
-        vertical_stripes = shallow < 0 < deep  # "vertical variation" = vertical stripes (change along the width)
-        readings.append((split, shallow, deep, trend, along_height, vertical_stripes))
-    evidence = "; ".join(f"{s} split: OI {sh:+.3f} ({conv['layer'].iloc[0]}) to {dp:+.3f} ({conv['layer'].iloc[-1]}), "
-                         f"depth correlation {tr:+.2f}" for s, sh, dp, tr, _, _ in readings)
-    if all(r[4] for r in readings):
+        readings.append((split, oi[0], oi[-1], trend))
+    first, last = measured["layer"].iloc[0], measured["layer"].iloc[-1]
+    evidence = "; ".join(f"{split} split: OI {shallow:+.3f} ({first}) to {deep:+.3f} ({last}), depth correlation "
+                         f"{trend:+.2f}" for split, shallow, deep, trend in readings)
+    if all(shallow > 0 > deep for _, shallow, deep, _ in readings):
         verdict = "consistent (reading 'vertical' as variation along the height)"
-    elif all(r[5] for r in readings):
+    elif all(shallow < 0 < deep for _, shallow, deep, _ in readings):
         verdict = "consistent only when 'vertical' means vertical stripes (variation along the width)"
     else:
         verdict = "not supported: the sign of the orientation index does not flip from shallow to deep as claimed"
-    return {"claim": claim, "verdict": verdict,
-            "evidence": evidence + ". OI > 0: variation along the height dominates.",
-            "rule": "consistent if the shallowest layer's OI and the deepest layer's OI have opposite signs in the "
-                    "claimed direction, for both splits"}
+    return {"claim": claim, "verdict": verdict, "rule": rule,
+            "evidence": f"{evidence}. OI > 0: variation along the height dominates.{left_out}"}
 
 
-def temporal_claim(layers: pd.DataFrame, similarity: dict[str, dict[str, np.ndarray]]) -> dict[str, str]:
+def _lowest_off_diagonal(matrix: np.ndarray) -> float | None:
+    """The smallest defined off-diagonal entry of a `T x T` matrix, or None if every one is NaN."""
+    values = matrix[~np.eye(matrix.shape[0], dtype=bool)]
+    values = values[~np.isnan(values)]
+    return float(values.min()) if values.size else None
+
+
+def temporal_claim(similarity: dict[str, dict[str, np.ndarray]]) -> dict[str, str]:
     """Claim 2: feature learning barely differs across timesteps."""
     claim = "feature learning barely differs across timesteps"
-    spectral, spike = [], []
+    rule = (f"a cosine of at least {SIMILAR} between every pair of timesteps counts as 'barely differs'; a layer "
+            "that never fired at two timesteps is 'no data'")
+    if all(m["spike_cosine"].shape[0] < 2 for m in similarity.values()):
+        return {"claim": claim, "verdict": "not testable", "evidence": "T < 2", "rule": rule}
+    spike, spectral, empty = [], [], []
     for name, matrices in similarity.items():
-        T = matrices["spike_cosine"].shape[0]
-        if T < 2:
+        lowest = _lowest_off_diagonal(matrices["spike_cosine"])
+        if lowest is None:
+            empty.append(name)
             continue
-        off = ~np.eye(T, dtype=bool)
-        spike.append((name, float(np.nanmin(matrices["spike_cosine"][off]))))
-        if "spectral_cosine_ac" in matrices:
-            spectral.append((name, float(np.nanmin(matrices["spectral_cosine_ac"][off]))))
+        spike.append((name, lowest))
+        ac = _lowest_off_diagonal(matrices["spectral_cosine_ac"]) if "spectral_cosine_ac" in matrices else None
+        if ac is not None:
+            spectral.append((name, ac))
+    no_data = f" No data (no spikes at two timesteps): {', '.join(empty)}." if empty else ""
     if not spike:
-        return {"claim": claim, "verdict": "not testable", "evidence": "T < 2"}
+        return {"claim": claim, "verdict": NO_DATA, "evidence": no_data.strip(), "rule": rule}
     low_spectral = [n for n, v in spectral if v < SIMILAR]
     low_spike = [n for n, v in spike if v < SIMILAR]
     spectral_text = ", ".join(f"{n} {v:.3f}" for n, v in spectral) or "none"
@@ -65,12 +85,11 @@ def temporal_claim(layers: pd.DataFrame, similarity: dict[str, dict[str, np.ndar
                    f"differ (spike cosine below {SIMILAR} in {', '.join(low_spike)})")
     else:
         verdict = f"not supported: frequency content differs across timesteps in {', '.join(low_spectral)}"
-    return {"claim": claim, "verdict": verdict,
+    return {"claim": claim, "verdict": verdict, "rule": rule,
             "evidence": f"lowest spectral cosine (DC excluded) between timesteps: {spectral_text}; lowest spike "
-                        f"cosine: {spike_text}",
-            "rule": f"a cosine of at least {SIMILAR} between every pair of timesteps counts as 'barely differs'"}
+                        f"cosine: {spike_text}.{no_data}"}
 
 
 def read_claims(layers: pd.DataFrame, similarity: dict[str, dict[str, np.ndarray]]) -> list[dict[str, str]]:
     """The paper's claims 1 and 2 checked on one analysed model (claim 3 needs a with/without-FSTA pair)."""
-    return [orientation_claim(layers), temporal_claim(layers, similarity)]
+    return [orientation_claim(layers), temporal_claim(similarity)]

@@ -6,16 +6,20 @@ import json
 import re
 import shlex
 import sys
+import warnings
+from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
 from .data import DATASETS
-from .errors import SpikescopeError
+from .errors import SpikescopeError, SpikescopeNote, SpikescopeWarning
 from .metrics.energy import ENERGY_PRESETS_PJ
-from .pipeline import analyze_checkpoint
-from .summary import summary_table
 from .models import available
-from .train import FIRING_RATE_DEFINITION, TrainConfig, evaluate_checkpoint, train
+from .pipeline import analyze_checkpoint, evaluate_checkpoint
+from .report.folder import default_report_folder
+from .summary import summary_table
+from .timelayout import FOLD_ORDERS
+from .train import FIRING_RATE_DEFINITION, TrainConfig, train
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,9 +58,11 @@ spectra.npz, similarity.npz, summary.json, and with --png figures/*.png
 """
 
 EVALUATE_EXAMPLES = """examples:
+  spikescope evaluate                                  # the bundled demo model on the bundled sample
   spikescope evaluate runs/baseline/checkpoint.pt
   spikescope evaluate runs/baseline/checkpoint.pt --data fashion-mnist-sample --limit 500
 """
+DEVICE_HELP = "cpu, cuda, cuda:N or mps, where this machine has it (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fsta", action="store_true", help="insert FSTA in front of every spiking layer")
     t.add_argument("--data", default=defaults.data, choices=DATASETS, help="dataset (default: %(default)s)")
     t.add_argument("--data-root", help="folder holding the dataset files")
-    t.add_argument("--epochs", type=int, default=defaults.epochs, help="default: %(default)s")
+    t.add_argument("--epochs", type=int, help=f"number of epochs (default: {defaults.epochs}); with --resume, a "
+                                               "larger number extends a finished run with a new cosine cycle")
     t.add_argument("--batch-size", type=int, default=defaults.batch_size, help="default: %(default)s")
     t.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate, cosine-annealed to 0 "
                                                                   "(default: %(default)s)")
@@ -87,10 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit", type=int, help="train on the first N training images only")
     t.add_argument("--test-limit", type=int, help="evaluate on the first N test images only")
     t.add_argument("--seed", type=int, default=defaults.seed, help="default: %(default)s")
-    t.add_argument("--device", default=defaults.device, help="cpu or cuda (default: %(default)s)")
+    t.add_argument("--device", default=defaults.device, help=DEVICE_HELP)
     t.add_argument("--out", default=defaults.out, help="output folder (default: %(default)s)")
     t.add_argument("--resume", metavar="CHECKPOINT",
-                   help="continue the run saved in CHECKPOINT with its own settings (only --device applies)")
+                   help="continue the run saved in CHECKPOINT with its own settings (only --device and --epochs "
+                        "apply)")
 
     a = commands.add_parser("analyze", help="record every spiking layer and write the HTML report",
                             epilog=ANALYZE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -106,10 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--data-root", help="folder holding the dataset files")
     a.add_argument("--limit", type=int, help="analyze the first N test images only")
     a.add_argument("--batch-size", type=int, default=100, help="default: %(default)s")
-    a.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    a.add_argument("--device", default="cpu", help=DEVICE_HELP)
     a.add_argument("--energy", choices=tuple(ENERGY_PRESETS_PJ), default="fp32",
                    help="energy per operation preset (default: %(default)s)")
-    a.add_argument("--out", help="output folder (default: reports/<checkpoint name>)")
+    a.add_argument("--out", help="output folder, written whole or not at all; an existing one is replaced only if it "
+                                 "is a spikescope report (default: reports/<checkpoint name>, or the run folder's "
+                                 "name for a generic file name such as checkpoint.pt)")
     a.add_argument("--png", action="store_true", help="also write static figures for papers (matplotlib)")
     a.add_argument("--arch", help="for a plain state dict: package.module:factory (or a spikescope model name)")
     a.add_argument("--arch-kw", type=_arch_kwarg, action="append", default=[], metavar="KEY=VALUE",
@@ -118,27 +128,32 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--time-first-input", action="store_true",
                    help="feed [T, B, C, H, W] (images repeated T times), for multi-step models such as "
                         "SpikingJelly networks in 'm' mode")
+    a.add_argument("--fold", choices=tuple(FOLD_ORDERS),
+                   help="how the model folds time into the batch when a neuron no framework declares returns "
+                        "[T*B, ...]: time-major (x.flatten(0, 1) of [T, B, ...]) or batch-major (of [B, T, ...])")
     a.add_argument("--trust-pickle", action="store_true",
                    help="allow loading a whole pickled model; unpickling runs code from the file")
 
     e = commands.add_parser("evaluate", help="accuracy and firing rate of a checkpoint on a test set",
                             epilog=EVALUATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    e.add_argument("checkpoint", help="a spikescope checkpoint (.pt)")
-    e.add_argument("--data", choices=DATASETS, help="dataset (default: the one the model was trained on)")
+    e.add_argument("checkpoint", nargs="?", help="a spikescope checkpoint (default: the bundled baseline demo model)")
+    e.add_argument("--data", choices=DATASETS, help="dataset (default: the checkpoint's; the bundled sample for the "
+                                                     "demo model), as for analyze")
     e.add_argument("--data-root", help="folder holding the dataset files")
     e.add_argument("--limit", type=int, help="evaluate on the first N test images only")
     e.add_argument("--batch-size", type=int, default=256, help="default: %(default)s")
-    e.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    e.add_argument("--device", default="cpu", help=DEVICE_HELP)
     return parser
 
 
 def _run_train(args: argparse.Namespace) -> None:
     config = TrainConfig(arch=args.arch, arch_kwargs=dict(args.arch_kw), T=args.T, fsta=args.fsta, data=args.data,
-                         data_root=args.data_root, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         data_root=args.data_root, epochs=TrainConfig().epochs if args.epochs is None else args.epochs,
+                         batch_size=args.batch_size, lr=args.lr,
                          optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
                          label_smoothing=args.label_smoothing, limit=args.limit, test_limit=args.test_limit,
                          seed=args.seed, device=args.device, out=args.out)
-    path = train(config, resume_from=args.resume)
+    path = train(config, resume_from=args.resume, epochs=args.epochs if args.resume else None)
     print(f"checkpoint: {path}")
 
 
@@ -151,7 +166,12 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 
 def _layers_argument(text: str) -> str | list[str]:
     """'all' and regular expressions stay strings; 'a,b' is a list of names."""
-    return [name for name in text.split(",") if name] if "," in text else text
+    if "," not in text:
+        return text
+    names = [name for name in text.split(",") if name]
+    if not names:
+        raise SpikescopeError(f"--layers {text!r} names no layer")
+    return names
 
 
 def _run_analyze(args: argparse.Namespace) -> None:
@@ -161,11 +181,16 @@ def _run_analyze(args: argparse.Namespace) -> None:
     layers = _layers_argument(args.layers)
     if isinstance(layers, str) and layers != "all" and re.fullmatch(r"[\w.]+", layers):
         layers = [layers]  # a plain module name
+    out = args.out
+    if out is None and args.checkpoint is not None:
+        out = default_report_folder(Path(args.checkpoint))
+        print(f"spikescope: report folder: {out}", file=sys.stderr)
     result, files = analyze_checkpoint(
         args.checkpoint, layers=layers, data=args.data, data_root=args.data_root, limit=args.limit,
-        batch_size=args.batch_size, device=args.device, energy=args.energy, out=args.out, png=args.png,
+        batch_size=args.batch_size, device=args.device, energy=args.energy, out=out, png=args.png,
         arch=args.arch, arch_kwargs=dict(args.arch_kw), T=args.T, trust_pickle=args.trust_pickle,
-        time_first_input=args.time_first_input, command=shlex.join(["spikescope", *sys.argv[1:]]), progress=True)
+        time_first_input=args.time_first_input, fold=args.fold, command=shlex.join(["spikescope", *sys.argv[1:]]),
+        progress=True)
     print(summary_table(result))
     print(f"report: {files['report.html']}")
 
@@ -173,8 +198,18 @@ def _run_analyze(args: argparse.Namespace) -> None:
 COMMANDS = {"train": _run_train, "evaluate": _run_evaluate, "analyze": _run_analyze}
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """spikescope's warnings and notes as one line each; other libraries' warnings as Python shows them."""
+    if issubclass(category, SpikescopeWarning):
+        kind = "note" if issubclass(category, SpikescopeNote) else "warning"
+        print(f"spikescope: {kind}: {' '.join(str(message).split())}", file=file or sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         COMMANDS[args.command](args)
     except SpikescopeError as error:

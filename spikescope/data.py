@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from .cifar import read_cifar_batch
-from .errors import SpikescopeError
+from .errors import SpikescopeError, note
 from .idx import read_idx
 
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")  # Debian package dataset-fashion-mnist
@@ -25,7 +25,11 @@ DEFAULT_CIFAR_ROOT = Path("data")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 GRATING_CLASSES = ("vertical stripes", "horizontal stripes", "diagonal stripes")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR100_CLASSES = tuple(f"class {i}" for i in range(100))  # fine labels 0..99 (names are in the dataset's meta file)
 DATASETS = ("fashion-mnist", "fashion-mnist-sample", "cifar10", "cifar100", "gratings")
+LABEL_SETS = {"fashion-mnist": FASHION_MNIST_CLASSES, "fashion-mnist-sample": FASHION_MNIST_CLASSES,
+              "cifar10": CIFAR10_CLASSES, "cifar100": CIFAR100_CLASSES, "gratings": GRATING_CLASSES}
 SAMPLE_SPLIT = 1000  # the bundled sample's first 1000 images are its "train" half, the rest its "test" half
 
 
@@ -55,6 +59,8 @@ class ImageSet:
             return self
         if limit < 1:
             raise SpikescopeError(f"--limit must be positive, got {limit}")
+        if limit > len(self):
+            note(f"--limit {limit} is more than the {len(self):,} images of {self.name}; all {len(self):,} are used")
         return self.take(slice(None, limit))
 
     def take(self, index: slice) -> "ImageSet":
@@ -137,15 +143,17 @@ def cifar(num_classes: int, split: str, root: Path = DEFAULT_CIFAR_ROOT) -> Imag
     directory = root / folder if (root / folder).is_dir() else root
     missing = [n for n in names if not (directory / n).is_file()]
     if missing:
-        raise SpikescopeError(f"CIFAR-{num_classes} file {missing[0]} not found in {directory} "
-                              f"(put the python-version batches there or pass --data-root)")
+        where = (f"{directory.absolute()}, the default data root ({DEFAULT_CIFAR_ROOT}/ under the current folder)"
+                 if root == DEFAULT_CIFAR_ROOT else str(directory))
+        raise SpikescopeError(f"CIFAR-{num_classes} file {missing[0]} not found in {where}: put the python-version "
+                              f"batches ({folder}/) there, or pass --data-root FOLDER (data_root= in Python)")
     parts = [read_cifar_batch(directory / n, label_key) for n in names]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise SpikescopeError(f"CIFAR-{num_classes} labels in {directory} fall outside 0..{num_classes - 1}")
-    classes = tuple(str(i) for i in range(num_classes))
-    return ImageSet(f"cifar{num_classes}", torch.from_numpy(images), torch.from_numpy(labels), mean, std, classes)
+    return ImageSet(f"cifar{num_classes}", torch.from_numpy(images), torch.from_numpy(labels), mean, std,
+                    LABEL_SETS[f"cifar{num_classes}"])
 
 
 def grating(size: int, orientation: int, cycles: float, phase: float) -> np.ndarray:

@@ -1,6 +1,7 @@
-"""`analyze_checkpoint`: what `spikescope analyze` does, callable in one line from Python.
+"""What `spikescope analyze` and `spikescope evaluate` do, each callable in one line from Python.
 
     result, files = spikescope.analyze_checkpoint("runs/baseline/checkpoint.pt", limit=1000)
+    scores = spikescope.evaluate_checkpoint("runs/baseline/checkpoint.pt")
 """
 from __future__ import annotations
 
@@ -8,16 +9,49 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
+from torch import nn
+
 from . import __version__
 from .analyze import AnalysisResult, analyze, repeated_input
 from .checkpoint import bundled_checkpoint, load
-from .data import load_dataset, make_loader
-from .errors import SpikescopeError, describe
+from .data import LABEL_SETS, ImageSet, load_dataset, make_loader
+from .devices import resolve_device
+from .errors import SpikescopeError, describe, recorded_warnings, warn
 from .metrics.energy import check_preset
+from .report.folder import check_output_folder, default_report_folder
 from .report.outputs import write_outputs
-from .train import resolve_device
+from .train import evaluate
 
 DEFAULT_SAMPLE = "fashion-mnist-sample"
+
+
+def evaluation_set(checkpoint_given: bool, meta: dict[str, Any], data: str | None, data_root: str | None,
+                   limit: int | None) -> ImageSet:
+    """The test images both commands use by default: the bundled sample for the bundled demo model, else the
+    dataset the checkpoint names, normalised as the model was trained. Warns when its labels are not the
+    checkpoint's (accuracy then means nothing)."""
+    path = meta.get("path", "the model file")
+    trained_on = meta.get("dataset", {})
+    name = data or (DEFAULT_SAMPLE if not checkpoint_given else trained_on.get("name"))
+    if name is None:
+        raise SpikescopeError(f"{path} does not say which dataset it was trained on: pass --data")
+    dataset = load_dataset(name, "test", data_root, limit)
+    if trained_on.get("input_shape") and list(dataset.images.shape[1:]) != list(trained_on["input_shape"]):
+        raise SpikescopeError(f"the model takes inputs of shape {trained_on['input_shape']}, but {name} has "
+                              f"{list(dataset.images.shape[1:])}")
+    trained_labels = LABEL_SETS.get(trained_on.get("name"))
+    if trained_labels is not None and trained_labels != dataset.classes:
+        warn(f"{name} has other labels ({len(dataset.classes)} classes) than {trained_on['name']}, which the model "
+             "was trained on: its accuracy there is meaningless")
+    if trained_on.get("mean"):
+        dataset = dataclasses.replace(dataset, mean=tuple(trained_on["mean"]), std=tuple(trained_on["std"]))
+    return dataset
+
+
+def _load(checkpoint: str | Path | None, device: str, **load_options: Any) -> tuple[Path, nn.Module, dict[str, Any]]:
+    path = Path(checkpoint) if checkpoint is not None else bundled_checkpoint("baseline")
+    model, meta = load(path, resolve_device(device), **load_options)
+    return path, model, {**meta, "path": str(path)}
 
 
 def analyze_checkpoint(checkpoint: str | Path | None = None, layers: str | Sequence[str] = "all",
@@ -25,37 +59,35 @@ def analyze_checkpoint(checkpoint: str | Path | None = None, layers: str | Seque
                        batch_size: int = 100, device: str = "cpu", energy: str = "fp32",
                        out: str | Path | None = None, png: bool = False, arch: str | None = None,
                        arch_kwargs: dict[str, Any] | None = None, T: int | None = None, trust_pickle: bool = False,
-                       time_first_input: bool = False, capture: int = 3, command: str | None = None,
-                       progress: bool = False) -> tuple[AnalysisResult, dict[str, Path]]:
+                       time_first_input: bool = False, fold: str | None = None, capture: int = 3,
+                       command: str | None = None, progress: bool = False) -> tuple[AnalysisResult, dict[str, Path]]:
     """Load a model file, analyze it on a test set and write the report folder; returns `(result, files)`.
 
     With no `checkpoint`, the bundled baseline demo model is analysed on the bundled Fashion-MNIST
     sample. The dataset defaults to the one named in the checkpoint; its normalisation is the
-    checkpoint's. `out` defaults to `reports/<checkpoint name>`.
+    checkpoint's. `out` defaults to `reports/<name>` (see `default_report_folder`); it is checked
+    before anything is loaded, and written whole or not at all.
     """
     check_preset(energy)
-    torch_device = resolve_device(device)
-    path = Path(checkpoint) if checkpoint is not None else bundled_checkpoint("baseline")
-    model, meta = load(path, torch_device, arch, arch_kwargs, T, trust_pickle)
-    if meta["T"] is None:
-        raise SpikescopeError("the number of timesteps is unknown for this model: pass --T")
-    trained_on = meta.get("dataset", {})
-    name = data or (DEFAULT_SAMPLE if checkpoint is None else trained_on.get("name"))
-    if name is None:
-        raise SpikescopeError(f"{path} does not say which dataset it was trained on: pass --data")
-    dataset = load_dataset(name, "test", data_root, limit)
-    if trained_on.get("input_shape") and list(dataset.images.shape[1:]) != list(trained_on["input_shape"]):
-        raise SpikescopeError(f"the model takes inputs of shape {trained_on['input_shape']}, but {name} has "
-                              f"{list(dataset.images.shape[1:])}")
-    if trained_on.get("mean"):
-        dataset = dataclasses.replace(dataset, mean=tuple(trained_on["mean"]), std=tuple(trained_on["std"]))
-    try:
-        result = analyze(model, make_loader(dataset, batch_size), layers=layers, T=meta["T"], device=torch_device,
-                         energy=energy, capture=capture, progress=progress,
-                         run=repeated_input(meta["T"]) if time_first_input else None)
-    except RuntimeError as error:  # shape and dtype mismatches between the user's model and the data
-        raise SpikescopeError(f"the model cannot run on {name} images of shape {list(dataset.images.shape[1:])} "
-                              f"({describe(error)})") from None
+    resolve_device(device)
+    if T is not None and T < 1:
+        raise SpikescopeError(f"--T must be at least 1, got {T}")
+    source = Path(checkpoint) if checkpoint is not None else bundled_checkpoint("baseline")
+    destination = check_output_folder(out if out is not None else default_report_folder(source))
+    with recorded_warnings() as warnings_seen:
+        path, model, meta = _load(checkpoint, device, arch=arch, arch_kwargs=arch_kwargs, T=T,
+                                  trust_pickle=trust_pickle)
+        if meta["T"] is None:
+            raise SpikescopeError("the number of timesteps is unknown for this model: pass --T")
+        dataset = evaluation_set(checkpoint is not None, meta, data, data_root, limit)
+        try:
+            result = analyze(model, make_loader(dataset, batch_size), layers=layers, T=meta["T"], device=device,
+                             energy=energy, capture=capture, progress=progress, fold=fold,
+                             run=repeated_input(meta["T"]) if time_first_input else None)
+        except RuntimeError as error:  # shape and dtype mismatches between the user's model and the data
+            raise SpikescopeError(f"the model cannot run on {dataset.name} images of shape "
+                                  f"{list(dataset.images.shape[1:])} ({describe(error)})") from None
+    result.info["warnings"] = list(dict.fromkeys(warnings_seen + result.info.get("warnings", [])))
     report_meta = {
         "model": meta.get("arch", type(model).__name__), "arch_kwargs": meta.get("arch_kwargs", {}),
         "parameters": sum(p.numel() for p in model.parameters()), "checkpoint": str(path),
@@ -64,5 +96,13 @@ def analyze_checkpoint(checkpoint: str | Path | None = None, layers: str | Seque
         "command": command or "spikescope.analyze_checkpoint(...) (Python)",
         "version": __version__,
     }
-    destination = Path(out) if out is not None else Path("reports") / path.stem
     return result, write_outputs(result, report_meta, destination, png)
+
+
+def evaluate_checkpoint(checkpoint: str | Path | None = None, data: str | None = None, data_root: str | None = None,
+                        limit: int | None = None, batch_size: int = 256, device: str = "cpu",
+                        progress: bool = False) -> dict[str, float]:
+    """Accuracy, loss and firing rate of a saved model on the same default test images as `analyze_checkpoint`."""
+    _, model, meta = _load(checkpoint, device)
+    dataset = evaluation_set(checkpoint is not None, meta, data, data_root, limit)
+    return evaluate(model, make_loader(dataset, batch_size), resolve_device(device), progress)

@@ -5,18 +5,21 @@ import math
 
 from .analyze import AnalysisResult
 
+OUTPUT_LABELS = {"spikes": "spikes", "spike counts": "counts", "analog": "analog"}
 
-def _cell(value: float, digits: int = 3) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+def _cell(value: float, format_spec: str = ".3f") -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, format_spec)
 
 
 def summary_table(result: AnalysisResult) -> str:
     """One line per spiking layer (firing rate, silent share, orientation, similarity) plus totals."""
-    header = f"{'layer':<22}{'firing':>8}{'silent':>8}{'OI axis':>9}{'OI wedge':>9}{'cos(t,t`)':>10}"
+    header = f"{'layer':<22}{'output':>8}{'firing':>8}{'silent':>8}{'OI axis':>9}{'OI wedge':>9}{'cos(t,t`)':>10}"
     lines = [header, "-" * len(header)]
     for _, row in result.layers.iterrows():
-        lines.append(f"{row['layer']:<22}{_cell(row['firing_rate']):>8}{_cell(row['silent_fraction']):>8}"
-                     f"{_cell(row.get('axis_OI')):>9}{_cell(row.get('wedge_OI')):>9}"
+        lines.append(f"{row['layer']:<22}{OUTPUT_LABELS.get(row['output'], row['output']):>8}"
+                     f"{_cell(row['firing_rate']):>8}{_cell(row['silent_fraction'], '.1%'):>8}"
+                     f"{_cell(row.get('axis_OI'), '+.3f'):>9}{_cell(row.get('wedge_OI'), '+.3f'):>9}"
                      f"{_cell(row.get('spike_cosine_mean_off_diagonal')):>10}")
     totals = result.energy_totals()
     info = result.info

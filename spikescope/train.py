@@ -1,24 +1,31 @@
 """Training and evaluation: BPTT through the surrogate, one atomic checkpoint per epoch, exact resume.
 
 Runs are deterministic on the CPU for a given seed: the only randomness is the weight init
-(seeded once) and each epoch's shuffling (seeded by `seed` and the epoch number), so a run
-resumed from its last checkpoint ends with exactly the weights of an uninterrupted run.
+(seeded once) and each epoch's shuffling (seeded by `seed` and the epoch number), and the learning
+rate is a pure function of the step (a cosine from `lr` to 0 over each cycle), so a run resumed
+from its last checkpoint ends with exactly the weights of an uninterrupted run. A finished run
+can be extended: the added epochs form a new cosine cycle that starts again at `lr`.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+import pandas as pd
+
+from .atomic import atomic_path, check_folder_creatable, remove_stale_temporaries
 from .checkpoint import load_weights, read_checkpoint, save_checkpoint
 from .data import ImageSet, load_dataset, make_loader
+from .devices import resolve_device
 from .errors import SpikescopeError
 from .models import build
 from .metrics.firing import FiringRate
@@ -49,6 +56,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     out: str = "runs/train"
+    restart_epochs: list[int] = field(default_factory=list)  # epochs that start a new cosine cycle (extensions)
 
     def validate(self) -> "TrainConfig":
         """Refuse settings that cannot train, each with a one-line error; returns self."""
@@ -72,14 +80,6 @@ class TrainConfig:
         except TypeError as error:
             raise SpikescopeError(f"{source} holds a training configuration this spikescope cannot read "
                                   f"({error})") from None
-
-
-def resolve_device(name: str) -> torch.device:
-    """`torch.device(name)`, refusing CUDA when this machine has none."""
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SpikescopeError("--device cuda was asked for, but no CUDA GPU is available; use --device cpu")
-    return device
 
 
 @torch.no_grad()
@@ -123,20 +123,59 @@ def _dataset_meta(dataset: ImageSet) -> dict[str, Any]:
             "input_shape": list(dataset.images.shape[1:])}
 
 
-def train(config: TrainConfig, resume_from: str | Path | None = None, progress: bool = True) -> Path:
+def cosine_lr(peak: float, step: int, steps: int) -> float:
+    """The learning rate `step` steps into a cosine cycle of `steps` steps that anneals `peak` to 0."""
+    return peak * (1 + math.cos(math.pi * step / steps)) / 2
+
+
+def cycle_of(config: TrainConfig, epoch: int) -> tuple[int, int]:
+    """First and last epoch of the cosine cycle holding `epoch`: one cycle, plus one per extension."""
+    starts = sorted({1, *config.restart_epochs})
+    start = max(s for s in starts if s <= epoch)
+    later = [s for s in starts if s > epoch]
+    return start, (later[0] - 1 if later else config.epochs)
+
+
+def _resumed_config(state: dict[str, Any], source: str, epochs: int | None, device: str | None) -> TrainConfig:
+    """The stored configuration, extended to `epochs` if given; only a finished run can be extended."""
+    if "training_state" not in state:
+        raise SpikescopeError(f"{source} holds no training state to resume from")
+    stored = TrainConfig.from_checkpoint(state["train_config"], source)
+    done = state["training_state"]["epoch"]
+    total = stored.epochs if epochs is None else epochs
+    restarts = list(stored.restart_epochs)
+    if done >= stored.epochs and total <= done:
+        raise SpikescopeError(f"{source} has finished its {done} epochs; pass --epochs N with N > {done} to extend "
+                              "it with a new cosine cycle")
+    if total != stored.epochs:
+        if done < stored.epochs:
+            raise SpikescopeError(f"{source} stopped at epoch {done} of {stored.epochs}: resume it to the end first "
+                                  "(without --epochs), then extend it")
+        restarts.append(stored.epochs + 1)
+    return dataclasses.replace(stored, device=device or stored.device, out=str(Path(source).parent), epochs=total,
+                               restart_epochs=restarts)
+
+
+def train(config: TrainConfig | None = None, resume_from: str | Path | None = None, progress: bool = True,
+          epochs: int | None = None) -> Path:
     """Train `config` (or continue the run in checkpoint `resume_from`); returns the checkpoint path.
 
-    The checkpoint `<out>/checkpoint.pt` is rewritten atomically after every epoch; a resumed run
-    keeps its own settings (only `config.device` applies) and writes next to `resume_from`.
+    The checkpoint `<out>/checkpoint.pt` and the per-epoch `history.csv` are rewritten atomically
+    after every epoch. A resumed run keeps its own settings (only `config.device` applies) and
+    writes next to `resume_from`; `epochs` larger than a finished run's extends it with a new
+    cosine cycle.
     """
     state = None
     if resume_from is not None:
         state = read_checkpoint(resume_from)
-        if "training_state" not in state:
-            raise SpikescopeError(f"{resume_from} holds no training state to resume from")
-        stored = TrainConfig.from_checkpoint(state["train_config"], str(resume_from))
-        config = dataclasses.replace(stored, device=config.device, out=str(Path(resume_from).parent))
+        config = _resumed_config(state, str(resume_from), epochs, config.device if config else None)
+    if config is None:
+        raise SpikescopeError("train needs a TrainConfig or a checkpoint to resume from")
     config.validate()
+    run_folder = check_folder_creatable(config.out)
+    if state is None and (run_folder / "checkpoint.pt").exists():
+        raise SpikescopeError(f"--out {run_folder} already holds a run (checkpoint.pt): continue it with --resume "
+                              f"{run_folder / 'checkpoint.pt'}, or choose another --out")
     device = resolve_device(config.device)
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -155,23 +194,31 @@ def _run(config: TrainConfig, state: dict[str, Any] | None, device: torch.device
     model = build(config.arch, **arch_kwargs).to(device)
     optimizer = _optimizer(config, model)
     steps_per_epoch = -(-len(train_set) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
     history: list[dict[str, float]] = []
     first_epoch = 1
     if state is not None:
         load_weights(model, state["state_dict"], "the checkpoint")
         optimizer.load_state_dict(state["training_state"]["optimizer"])
-        scheduler.load_state_dict(state["training_state"]["scheduler"])
         history = list(state["history"])
         first_epoch = state["training_state"]["epoch"] + 1
     out = Path(config.out) / "checkpoint.pt"
+    if state is not None:  # a killed run may have left half-written files and a history.csv one epoch behind
+        for target in (out, out.with_name("history.csv")):
+            remove_stale_temporaries(target)
+        _write_history(out, history)
     test_batches = make_loader(test_set, config.batch_size)
     for epoch in range(first_epoch, config.epochs + 1):
         started = time.perf_counter()
         torch.manual_seed(_epoch_seed(config.seed, epoch))
         loader = make_loader(train_set, config.batch_size, shuffle=True, seed=_epoch_seed(config.seed, epoch))
-        train_stats = _train_epoch(model, loader, optimizer, scheduler, config, device,
-                                   f"epoch {epoch}/{config.epochs}", progress)
+        start, end = cycle_of(config, epoch)
+        first_step, cycle_steps = (epoch - start) * steps_per_epoch, (end - start + 1) * steps_per_epoch
+
+        def lr_at(batch: int) -> float:
+            return cosine_lr(config.lr, first_step + batch, cycle_steps)
+
+        train_stats = _train_epoch(model, loader, optimizer, lr_at, config, device, f"epoch {epoch}/{config.epochs}",
+                                   progress)
         test_stats = evaluate(model, test_batches, device, progress)
         record = {"epoch": epoch, **train_stats, "test_accuracy": test_stats["accuracy"],
                   "test_loss": test_stats["loss"], "test_firing_rate": test_stats["firing_rate"],
@@ -181,9 +228,9 @@ def _run(config: TrainConfig, state: dict[str, Any] | None, device: torch.device
             "arch": config.arch, "arch_kwargs": arch_kwargs, "T": config.T, "dataset": _dataset_meta(train_set),
             "train_config": dataclasses.asdict(config), "history": history,
             "state_dict": model.state_dict(),
-            "training_state": {"epoch": epoch, "optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict()},
+            "training_state": {"epoch": epoch, "optimizer": optimizer.state_dict()},
         }, out)
+        _write_history(out, history)
         if progress:
             tqdm.write(f"epoch {epoch}: train loss {record['train_loss']:.4f}, train acc {record['train_accuracy']:.2%}"
                        f" | test acc {record['test_accuracy']:.2%}, firing rate {record['test_firing_rate']:.4f}"
@@ -191,33 +238,30 @@ def _run(config: TrainConfig, state: dict[str, Any] | None, device: torch.device
     return out
 
 
-def _train_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, scheduler, config: TrainConfig,
-                 device: torch.device, description: str, progress: bool) -> dict[str, float]:
+def _write_history(checkpoint: Path, history: list[dict[str, float]]) -> None:
+    """`history.csv` next to the checkpoint: one row per finished epoch, as in the checkpoint's `history`."""
+    with atomic_path(checkpoint.with_name("history.csv")) as tmp:
+        pd.DataFrame(history).to_csv(tmp, index=False)
+
+
+def _train_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, lr_at: Callable[[int], float],
+                 config: TrainConfig, device: torch.device, description: str, progress: bool) -> dict[str, float]:
+    """One pass over `loader`; batch `i` trains with learning rate `lr_at(i)`."""
     model.train()
     loss_sum = 0.0
     correct = seen = 0
     bar = tqdm(loader, desc=description, disable=not progress, unit="batch")
-    for images, labels in bar:
+    for index, (images, labels) in enumerate(bar):
         images, labels = images.to(device), labels.to(device)
         logits = model(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(index)
         optimizer.step()
-        scheduler.step()
         loss_sum += loss.item() * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
         seen += len(labels)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}", refresh=False)
     return {"train_loss": loss_sum / seen, "train_accuracy": correct / seen}
-
-
-def evaluate_checkpoint(path: str | Path, data: str | None = None, data_root: str | None = None,
-                        limit: int | None = None, batch_size: int = 256, device: str = "cpu",
-                        progress: bool = False) -> dict[str, float]:
-    """Accuracy, loss and firing rate of a saved model on a test set (default: the dataset it was trained on)."""
-    from .checkpoint import load
-
-    model, checkpoint = load(path, resolve_device(device))
-    dataset = load_dataset(data or checkpoint["dataset"]["name"], "test", data_root, limit)
-    return evaluate(model, make_loader(dataset, batch_size), device, progress)

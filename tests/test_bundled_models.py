@@ -3,7 +3,7 @@ import pytest
 from conftest import needs_fashion_mnist
 from spikescope.checkpoint import bundled_checkpoint, load
 from spikescope.fsta import FSTA
-from spikescope.train import evaluate_checkpoint
+from spikescope.pipeline import evaluate_checkpoint
 
 
 @pytest.mark.parametrize("name", ["baseline", "fsta"])

@@ -59,7 +59,7 @@ def test_truncated_checkpoint_is_named_as_such(saved, tmp_path):
 def test_random_bytes_are_not_a_checkpoint(tmp_path):
     path = tmp_path / "noise.pt"
     path.write_bytes(os.urandom(3000))
-    with pytest.raises(SpikescopeError, match="not .*PyTorch file"):
+    with pytest.raises(SpikescopeError, match="is not a PyTorch checkpoint"):
         read_checkpoint(path)
 
 

@@ -31,8 +31,8 @@ def test_analyze_without_arguments_reports_the_bundled_model_on_the_bundled_samp
     assert result.returncode == 0, result.stderr
     out = in_tmp / "reports" / "compact_cnn_baseline"
     assert OUTPUTS <= {p.name for p in out.iterdir()}
-    assert {p.name for p in (out / "figures").iterdir()} == {"firing_rate.png", "orientation_by_depth.png",
-                                                             "spectra.png", "similarity.png"}
+    assert {p.name for p in (out / "figures").iterdir()} == {
+        "firing_rate.png", "channel_firing_rate.png", "orientation_by_depth.png", "spectra.png", "similarity.png"}
     layers = pd.read_csv(out / "layers.csv")
     assert list(layers["layer"]) == [f"block{i}.lif" for i in range(1, 6)]
     assert len(pd.read_csv(out / "timesteps.csv")) == 10
@@ -102,8 +102,10 @@ def bad_inputs(tmp_path):
     write_cifar10(tmp_path / "cifar-10-batches-py")
     return {
         "missing file": (["analyze", tmp_path / "nope.pt"], "checkpoint not found"),
-        "not a checkpoint": (["analyze", tmp_path / "text.pt"], "not a"),
-        "truncated": (["analyze", tmp_path / "truncated.pt"], "truncated"),
+        "not a checkpoint": (["analyze", tmp_path / "text.pt"], "text.pt is not a PyTorch checkpoint: it looks like a "
+                                                                "text file"),
+        "truncated": (["analyze", tmp_path / "truncated.pt"], "truncated.pt is truncated or corrupt: not a complete "
+                                                              "PyTorch checkpoint"),
         "wrong keys": (["analyze", tmp_path / "wrong_keys.pt"], "1 missing (e.g. block3.bn.weight)"),
         "unknown layer": (["analyze", "--layers", "block1.lif,conv9"], "no module named 'conv9'; spiking layers "
                                                                      "found: block1.lif, block2.lif"),
@@ -114,16 +116,53 @@ def bad_inputs(tmp_path):
         "data of the wrong shape": (["analyze", tmp_path / "plain.pt", "--arch", "snn_zoo:plain_snn", "--data",
                                      "cifar10", "--data-root", tmp_path], "cannot run on cifar10 images"),
         "cuda missing": (["analyze", "--device", "cuda"], "no CUDA GPU"),
+        "T zero": (["analyze", "--T", 0], "--T must be at least 1, got 0"),
+        "no layer named": (["analyze", "--layers", ","], "--layers ',' names no layer"),
+        "device gpu": (["analyze", "--device", "gpu"], "unknown device 'gpu'; devices available here: cpu"),
+        "device mps": (["analyze", "--device", "mps"], "--device mps is not available on this machine; devices "
+                                                       "available here: cpu"),
+        "cifar default root": (["analyze", tmp_path / "plain.pt", "--arch", "snn_zoo:plain_snn", "--data", "cifar100"],
+                               f"CIFAR-100 file test not found in {Path('data').absolute()}, the default data root"),
     }
 
 
 def test_every_bad_input_ends_in_one_line_exit_code_2_and_no_output(tmp_path):
     for case, (args, message) in bad_inputs(tmp_path).items():
-        if case == "cuda missing" and torch.cuda.is_available():
+        if case in ("cuda missing", "device gpu", "device mps") and (torch.cuda.is_available()
+                                                                     or torch.backends.mps.is_available()):
             continue
         result = spikescope(*args, "--out", tmp_path / "out")
         assert result.returncode == 2, (case, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert lines[-1].startswith("spikescope: error: ") and message in lines[-1], (case, result.stderr)
         assert sum("error" in line for line in lines) == 1 and "Traceback" not in result.stderr, (case, result.stderr)
+        assert len(lines[-1]) < 400 and "PytorchStreamReader" not in result.stderr, (case, result.stderr)
         assert not (tmp_path / "out").exists(), case
+
+
+@pytest.mark.parametrize("command", [["train", "--data", "fashion-mnist-sample"], ["evaluate"], ["analyze"]])
+def test_every_command_names_the_devices_that_work_when_given_one_that_does_not(tmp_path, command):
+    out = [] if command[0] == "evaluate" else ["--out", tmp_path / "x"]
+    result = spikescope(*command, "--device", "gpu", *out)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "unknown device 'gpu'; devices available here: cpu" in result.stderr
+
+
+def test_a_limit_beyond_the_dataset_says_how_many_images_were_used(tmp_path):
+    result = spikescope("analyze", "--limit", 5000, "--out", tmp_path / "r")
+    assert result.returncode == 0, result.stderr
+    assert ("spikescope: note: --limit 5000 is more than the 1,000 images of fashion-mnist-sample; all 1,000 are used"
+            in result.stderr)
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["samples"] == 1000
+
+
+def test_data_with_other_labels_than_the_model_was_trained_on_warns_that_accuracy_is_meaningless(tmp_path):
+    result = spikescope("analyze", bundled_checkpoint("baseline"), "--data", "gratings", "--limit", 50, "--out",
+                        tmp_path / "r")
+    assert result.returncode == 0, result.stderr
+    message = "gratings has other labels (3 classes) than fashion-mnist, which the model was trained on"
+    assert f"spikescope: warning: {message}" in result.stderr
+    assert any(message in w for w in json.loads((tmp_path / "r" / "summary.json").read_text())["warnings"])
+    same = spikescope("analyze", bundled_checkpoint("baseline"), "--data", "fashion-mnist-sample", "--limit", 50,
+                      "--out", tmp_path / "r2")
+    assert same.returncode == 0 and "warning" not in same.stderr, same.stderr

@@ -49,7 +49,7 @@ def test_report_renders_every_figure_without_javascript_errors(tmp_path):
     parsed = BodyAttributes()
     parsed.feed(dom.stdout)
     figures = int(parsed.body["data-figures"])
-    assert figures == 6  # firing, spectra, orientation, similarity, energy, spike maps
+    assert figures == 7  # firing, channels, spectra, orientation, similarity, energy, spike maps
     assert int(parsed.body["data-rendered"]) == figures and parsed.plot_divs == figures
     assert parsed.svgs >= figures
     assert json.loads(parsed.body["data-js-errors"]) == []

@@ -34,11 +34,32 @@ def firing_rates(result: AnalysisResult) -> go.Figure:
     return fig
 
 
-def spectra(result: AnalysisResult, columns: int = 4) -> go.Figure:
+def channel_rates(result: AnalysisResult) -> go.Figure:
+    """Distribution of the per-channel firing rates of every layer (box plots with every channel as a point)."""
+    fig = go.Figure()
+    for index, (layer, rows) in enumerate(result.channels.groupby("layer", sort=False)):
+        fig.add_box(y=rows["firing_rate"], name=layer, boxpoints="all", jitter=0.4, pointpos=0, marker_size=3,
+                    line_color=PALETTE[index % len(PALETTE)], customdata=rows["channel"],
+                    hovertemplate="channel %{customdata}: %{y:.4f}<extra></extra>", showlegend=False)
+    fig.update_yaxes(title_text="firing rate per channel")
+    fig.update_layout(height=380, margin=dict(t=30, b=40))
+    return fig
+
+
+def _row_spacing(rows: int, row_px: int, gap_px: int) -> tuple[float, int]:
+    """`(vertical_spacing, plot area in px)` for `rows` rows `row_px` tall with `gap_px` between them; plotly
+    counts the spacing as a fraction of the area between the top and bottom margins."""
+    area = rows * row_px + (rows - 1) * gap_px
+    return (gap_px / area if rows > 1 else 0.0), area
+
+
+def spectra(result: AnalysisResult, columns: int = 4, row_px: int = 240, gap_px: int = 90) -> go.Figure:
     """Per-layer DCT power (summed over time), as log10 of its share of the layer's power, on normalised axes."""
     names = list(result.spectra)
     rows, columns = _grid(len(names), columns)
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, horizontal_spacing=0.06, vertical_spacing=0.12)
+    spacing, area = _row_spacing(rows, row_px, gap_px)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, horizontal_spacing=0.06,
+                        vertical_spacing=spacing)
     for index, name in enumerate(names):
         power = result.spectra[name].sum(axis=0)
         share = power / power.sum() if power.sum() > 0 else power
@@ -48,14 +69,14 @@ def spectra(result: AnalysisResult, columns: int = 4) -> go.Figure:
                         hovertemplate="v/W %{x:.2f}<br>u/H %{y:.2f}<br>log10 share %{z:.2f}<extra></extra>")
     fig.update_xaxes(title_text="horizontal frequency v/W")
     fig.update_yaxes(title_text="vertical frequency u/H", autorange="reversed")
-    fig.update_layout(height=300 * rows + 60, coloraxis=dict(colorscale="Viridis", colorbar_title="log10 share"),
-                      margin=dict(t=60, b=40))
+    fig.update_layout(height=area + 100, coloraxis=dict(colorscale="Viridis", colorbar_title="log10 share"),
+                      margin=dict(t=50, b=50))
     return fig
 
 
 def orientation_by_depth(result: AnalysisResult) -> go.Figure:
     """Orientation index of each conv layer against depth, axis and wedge splits, all timesteps and per timestep."""
-    rows = result.layers.dropna(subset=["axis_OI", "wedge_OI"], how="all")
+    rows = result.layers[result.layers["height"].notna()]
     fig = go.Figure()
     for split, dash in (("axis", "solid"), ("wedge", "dash")):
         fig.add_scatter(x=rows["layer"], y=rows[f"{split}_OI"], mode="lines+markers", name=f"{split} split",
@@ -73,8 +94,12 @@ SIMILARITY_PANELS = (("spike_cosine", "spike cosine"), ("spectral_cosine", "spec
                      ("spectral_cosine_ac", "spectral cosine, no DC"))
 
 
-def similarity(result: AnalysisResult, columns: int = 6) -> go.Figure:
-    """Per-layer T x T matrices: spike cosine, spectral cosine, and spectral cosine without DC (rows)."""
+def similarity(result: AnalysisResult, columns: int = 6, row_px: int = 230, gap_px: int = 110) -> go.Figure:
+    """Per-layer T x T matrices: spike cosine, spectral cosine, and spectral cosine without DC (rows).
+
+    Rows are `row_px` tall with `gap_px` between them, room for an axis title and the next row's
+    two-line panel titles.
+    """
     names = list(result.similarity)
     columns = max(1, min(columns, len(names)))
     groups = math.ceil(len(names) / columns)
@@ -85,8 +110,10 @@ def similarity(result: AnalysisResult, columns: int = 6) -> go.Figure:
         for key, label in SIMILARITY_PANELS:
             titles += [f"{n}<br>{label}" if key in result.similarity[n] else "" for n in chunk]
             titles += [""] * (columns - len(chunk))
-    fig = make_subplots(rows=panels * groups, cols=columns, subplot_titles=titles,
-                        vertical_spacing=0.24 / (panels * groups), horizontal_spacing=0.04)
+    rows = panels * groups
+    spacing, area = _row_spacing(rows, row_px, gap_px)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, vertical_spacing=spacing,
+                        horizontal_spacing=0.04)
     for index, name in enumerate(names):
         row, col = panels * (index // columns) + 1, index % columns + 1
         for offset, (key, _) in enumerate(SIMILARITY_PANELS):
@@ -97,21 +124,22 @@ def similarity(result: AnalysisResult, columns: int = 6) -> go.Figure:
             fig.add_heatmap(z=matrix, x=steps, y=steps, coloraxis="coloraxis", row=row + offset, col=col,
                             text=np.round(matrix, 3), texttemplate="%{text}",
                             hovertemplate="t %{y} vs t' %{x}: %{z:.4f}<extra></extra>")
-    fig.update_xaxes(title_text="t'", dtick=1)
-    fig.update_yaxes(title_text="t", dtick=1, autorange="reversed")
-    fig.update_layout(height=260 * panels * groups, margin=dict(t=60, b=40),
+    fig.update_xaxes(title_text="t'", title_standoff=2, dtick=1)
+    fig.update_yaxes(title_text="t", title_standoff=2, dtick=1, autorange="reversed")
+    fig.update_layout(height=area + 100, margin=dict(t=70, b=30),
                       coloraxis=dict(colorscale="Blues", cmin=0, cmax=1, colorbar_title="cosine"))
     return fig
 
 
 def energy(result: AnalysisResult) -> go.Figure:
-    """Energy per image and synaptic layer, split into accumulates (SOPs) and multiply-accumulates (MACs)."""
+    """Energy per image and synaptic layer in pJ (the unit of the table), split into accumulates (SOPs) and
+    multiply-accumulates (MACs)."""
     table = result.energy
     preset = result.info.get("energy_pj", {"mac": float("nan"), "ac": float("nan")})
     fig = go.Figure()
-    fig.add_bar(x=table["layer"], y=preset["ac"] * table["sops_per_image"] / 1e6, name="SOPs (AC) energy")
-    fig.add_bar(x=table["layer"], y=preset["mac"] * table["macs_per_image"] / 1e6, name="MAC energy")
-    fig.update_yaxes(title_text="uJ per image")
+    fig.add_bar(x=table["layer"], y=preset["ac"] * table["sops_per_image"], name="SOPs (AC) energy")
+    fig.add_bar(x=table["layer"], y=preset["mac"] * table["macs_per_image"], name="MAC energy")
+    fig.update_yaxes(title_text="pJ per image")
     fig.update_layout(barmode="stack", height=380, margin=dict(t=30, b=40))
     return fig
 
@@ -126,14 +154,14 @@ def spike_maps(result: AnalysisResult, samples: int = 3) -> go.Figure:
     fig = make_subplots(rows=len(names), cols=columns, subplot_titles=titles, horizontal_spacing=0.02,
                         vertical_spacing=0.3 / max(1, len(names)))
     for row, name in enumerate(names, start=1):
-        maps = result.captured[name].mean(axis=2)  # [T, K, H, W]: share of channels firing
+        maps = (result.captured[name] > 0).mean(axis=2)  # [T, K, H, W]: share of channels firing
         for k in range(samples):
             for t in range(T):
                 fig.add_heatmap(z=maps[t, k], coloraxis="coloraxis", row=row, col=k * T + t + 1,
                                 hovertemplate="h %{y}, w %{x}: %{z:.2f}<extra></extra>")
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False, autorange="reversed", scaleanchor=None)
-    fig.update_layout(height=170 * len(names) + 80, coloraxis=dict(colorscale="Greys", cmin=0, cmax=1,
+    fig.update_layout(height=170 * len(names) + 110, coloraxis=dict(colorscale="Greys", cmin=0, cmax=1,
                                                                    colorbar_title="share of<br>channels"),
-                      margin=dict(t=60, b=20))
+                      margin=dict(t=90, b=20))
     return fig

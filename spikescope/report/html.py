@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import html
-import math
 from importlib import resources
 from string import Template
 from typing import Any
@@ -14,27 +13,9 @@ from plotly.offline import get_plotlyjs
 from ..analyze import AnalysisResult
 from ..claims import read_claims
 from . import figures
+from .tables import table
 
 PLOTLY_JS = "plotly.min.js"
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "–"
-        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-            return f"{value:.3e}"
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
-    return html.escape(str(value))
-
-
-def table(frame: pd.DataFrame, columns: dict[str, str], text_columns: tuple[str, ...] = ("layer",)) -> str:
-    """An HTML table of `frame[columns]` with `columns` mapping column names to headers."""
-    head = "".join(f'<th class="{"text" if c in text_columns else ""}">{html.escape(h)}</th>'
-                   for c, h in columns.items())
-    rows = "".join("<tr>" + "".join(f'<td class="{"text" if c in text_columns else ""}">{_format(row[c])}</td>'
-                                    for c in columns) + "</tr>" for _, row in frame.iterrows())
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def _figure(div_id: str, fig: go.Figure, caption: str) -> str:
@@ -66,56 +47,78 @@ def _claims(result: AnalysisResult) -> str:
                      f"<span class='verdict'>Here: {html.escape(claim['verdict'])}.</span><br>"
                      f"{html.escape(claim['evidence'])}<br><i>Rule: {html.escape(claim.get('rule', ''))}</i></li>")
     return ("<p>What this one model on this one dataset says about the FSTA paper's claims 1 and 2 (claim 3, that "
-            "FSTA lowers the firing rate while raising accuracy, needs a with/without-FSTA pair; see "
-            "<code>analyses/</code>).</p><ul>" + "".join(items) + "</ul>")
+            "FSTA lowers the firing rate while raising accuracy, needs models trained with and without FSTA, "
+            "analysed on the same images).</p><ul>" + "".join(items) + "</ul>")
+
+
+NO_MAPS = ("<p>No analysed layer emits 2D spike maps ([T, B, C, H, W]); the DCT spectrum and the orientation "
+           "index need them, so this network has no frequency content to show. Firing, similarity and energy "
+           "below cover every layer.</p>")
+
+
+def _frequency_section(result: AnalysisResult) -> str:
+    if not result.spectra:
+        return NO_MAPS
+    maps = result.layers[result.layers["height"].notna()]
+    flat = [name for name in result.layers["layer"] if name not in set(maps["layer"])]
+    note = (f"<p class='caption'>Without 2D maps, left out here: {html.escape(', '.join(flat))}.</p>" if flat else "")
+    return (_figure("spectra", figures.spectra(result),
+                    "DCT-II power of every spike map, summed over samples, channels and timesteps; colour = log10 of "
+                    "the share of the layer's power. Rows: vertical frequency u/H (change along the height); "
+                    "columns: horizontal frequency v/W.")
+            + _figure("orientation", figures.orientation_by_depth(result),
+                      "Orientation index against depth. OI = (E_vert - E_horz) / (E_vert + E_horz); positive when "
+                      "variation along the height dominates. Per-timestep lines can be switched on in the legend.")
+            + table(maps, {"layer": "layer", "height": "H", "width": "W", "dc_fraction": "DC share",
+                           "axis_OI": "OI (axis)", "wedge_OI": "OI (wedge)", "band_low": "low band",
+                           "band_mid": "mid band", "band_high": "high band", "parseval_error": "Parseval error"})
+            + note)
+
+
+def _energy_section(result: AnalysisResult) -> str:
+    totals = result.energy_totals()
+    preset = result.info.get("energy_preset", "fp32")
+    pj = result.info.get("energy_pj", {})
+    total_row = pd.DataFrame([{"layer": "total", "kind": "", "input": "", "input_firing_rate": float("nan"),
+                               **totals}])
+    uncosted = result.info.get("uncosted", [])
+    missing = ("<p class='caption'><b>Not costed</b> (their operations are missing from the total): "
+               + html.escape(", ".join(f"{u['module']} ({u['type']})" for u in uncosted)) + ".</p>") if uncosted else ""
+    return (_figure("energy", figures.energy(result),
+                    f"Compute energy per image with the {preset} preset (E_MAC = {pj.get('mac')} pJ, E_AC = "
+                    f"{pj.get('ac')} pJ, Horowitz 2014, 45 nm); memory access is not included.")
+            + table(pd.concat([result.energy, total_row]),
+                    {"layer": "layer", "kind": "kind", "input": "input", "input_firing_rate": "input firing rate",
+                     "sops_per_image": "SOPs (exact)", "sops_approx_per_image": "SOPs (fr x T x FLOPs)",
+                     "macs_per_image": "MACs", "energy_pj_per_image": "energy (pJ)"})
+            + "<p class='caption'>All counts per image.</p>" + missing)
 
 
 def render(result: AnalysisResult, meta: dict[str, Any]) -> str:
     """The report page as a string; it expects `plotly.min.js` in the same folder."""
-    layers, energy_rows = result.layers, result.energy
-    totals = result.energy_totals()
-    preset = result.info.get("energy_preset", "fp32")
-    pj = result.info.get("energy_pj", {})
-    energy_table = pd.concat([energy_rows, pd.DataFrame([{"layer": "total", "kind": "", "input": "",
-                                                          "input_firing_rate": float("nan"), **totals}])])
+    layers = result.layers
     sections = [
         ("Model and data", _header(meta, result)),
         ("Against the paper's claims", _claims(result)),
         ("Firing rates", _figure("firing", figures.firing_rates(result),
                                  "Firing rate = spikes / (T x samples x neurons). Lines: per timestep. Right: share "
-                                 "of neurons that never fired on the analysed samples.")
-         + table(layers, {"layer": "layer", "found_by": "found by", "layout": "time layout", "neurons": "neurons",
-                          "firing_rate": "firing rate", "silent_fraction": "silent fraction"},
-                 ("layer", "found_by", "layout"))),
-        ("Frequency content (2D DCT)", _figure("spectra", figures.spectra(result),
-                                               "DCT-II power of every spike map, summed over samples, channels and "
-                                               "timesteps; colour = log10 of the share of the layer's power. Rows: "
-                                               "vertical frequency u/H (change along the height); columns: "
-                                               "horizontal frequency v/W.")
-         + _figure("orientation", figures.orientation_by_depth(result),
-                   "Orientation index against depth. OI = (E_vert - E_horz) / (E_vert + E_horz); positive when "
-                   "variation along the height dominates. Per-timestep lines can be switched on in the legend.")
-         + table(layers.dropna(subset=["axis_OI"]), {
-             "layer": "layer", "height": "H", "width": "W", "dc_fraction": "DC share", "axis_OI": "OI (axis)",
-             "wedge_OI": "OI (wedge)", "band_low": "low band", "band_mid": "mid band", "band_high": "high band",
-             "parseval_error": "Parseval error"})),
+                                 "of neurons that never fired on the analysed samples. Analog layers (named "
+                                 "explicitly, not spiking) have no firing rate.")
+         + table(layers, {"layer": "layer", "found_by": "found by", "layout": "time layout", "output": "output",
+                          "neurons": "neurons", "firing_rate": "firing rate", "silent_fraction": "silent neurons"})
+         + _figure("channels", figures.channel_rates(result),
+                   "Firing rate of every channel (for linear layers, every neuron), per layer: how evenly a layer's "
+                   "firing is spread. The numbers are in channels.csv.")),
+        ("Frequency content (2D DCT)", _frequency_section(result)),
         ("Similarity across timesteps", _figure("similarity", figures.similarity(result),
                                                 "T x T cosine similarity per layer: of the spike vectors (mean "
                                                 "over samples), of the power spectra, and of the power spectra "
                                                 "without DC (DC alone pushes the full spectral cosine towards 1).")
          + table(layers, {"layer": "layer", "spike_cosine_mean_off_diagonal": "mean spike cosine (t ≠ t')",
                           "similarity_left_out_max": "samples left out of an entry (no spike), at most"})),
-        ("Synaptic operations and energy", _figure("energy", figures.energy(result),
-                                                   f"Compute energy per image with the {preset} preset "
-                                                   f"(E_MAC = {pj.get('mac')} pJ, E_AC = {pj.get('ac')} pJ, "
-                                                   "Horowitz 2014, 45 nm); memory access is not included.")
-         + table(energy_table, {"layer": "layer", "kind": "kind", "input": "input",
-                                "input_firing_rate": "input firing rate", "sops_per_image": "SOPs (exact)",
-                                "sops_approx_per_image": "SOPs (fr x T x FLOPs)", "macs_per_image": "MACs",
-                                "energy_pj_per_image": "energy (pJ)"}, ("layer", "kind", "input"))
-         + "<p class='caption'>All counts per image.</p>"),
+        ("Synaptic operations and energy", _energy_section(result)),
     ]
-    if result.captured:
+    if any(spikes.ndim == 5 for spikes in result.captured.values()):
         sections.append(("Example spike maps", _figure("spikes", figures.spike_maps(result),
                                                        "Share of each layer's channels firing at every position, "
                                                        "for the first analysed samples, per timestep.")))

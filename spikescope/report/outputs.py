@@ -1,6 +1,6 @@
 """Write an analysis to a folder: report.html (+ plotly.min.js), CSV tables, NPZ arrays, summary.json, PNGs.
 
-Every file is written atomically, so an interrupted run leaves each file either complete or absent.
+The folder is written whole or not at all, so an interrupted run leaves no half-written report.
 """
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 
 from ..analyze import AnalysisResult
-from ..atomic import atomic_path
 from ..claims import read_claims
+from .folder import report_folder
 from .html import PLOTLY_JS, plotly_js, render
 
 UNITS = {
-    "firing_rate": "spikes per neuron per timestep (0..1)", "silent_fraction": "fraction of neurons (0..1)",
+    "firing_rate": "spikes per neuron per timestep (0..1; mean count for multi-spike neurons)",
+    "silent_fraction": "fraction of neurons (0..1)", "dc_fraction": "fraction of the power (0..1)",
     "power": "squared spike values (Parseval: equals the spike count)", "axis_OI": "dimensionless, -1..1",
     "wedge_OI": "dimensionless, -1..1", "band_low": "share of non-DC power", "sops_per_image": "operations",
     "sops_approx_per_image": "operations", "macs_per_image": "operations", "energy_pj_per_image": "picojoules",
@@ -41,16 +42,28 @@ def _plain(value: Any) -> Any:
     return value
 
 
+FILES = {
+    "report.html": "the interactive report (needs plotly.min.js beside it)",
+    "layers.csv": "one row per spiking layer", "timesteps.csv": "one row per layer and timestep",
+    "channels.csv": "one row per layer and channel", "energy.csv": "one row per synaptic layer, per image",
+    "spectra.npz": "DCT power [T, H, W] per layer", "similarity.npz": "T x T matrices, keys 'layer:matrix'",
+    "spikes.npz": "raw spikes [T, K, ...] of the first K samples per layer (uint8)",
+}
+
+
 def summary(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, Any]:
-    """Every number of the report, with definitions and units."""
+    """Every number of the report, with definitions and units (the example spike maps are in spikes.npz)."""
     return _plain({
         "spikescope_version": meta.get("version"), "command": meta.get("command"), "model": meta,
         "T": result.info["T"], "samples": result.info["samples"], "accuracy": result.info.get("accuracy"),
-        "runtime_s": result.info["runtime_s"], "definitions": result.definitions, "units": UNITS,
+        "runtime_s": result.info["runtime_s"], "definitions": result.definitions, "units": UNITS, "files": FILES,
         "layers": result.layers.to_dict(orient="records"),
         "timesteps": result.timesteps.to_dict(orient="records"),
+        "channels": result.channels.to_dict(orient="records"),
         "energy": {"preset": result.info.get("energy_preset"), "pj_per_operation": result.info.get("energy_pj"),
-                   "layers": result.energy.to_dict(orient="records"), "total_per_image": result.energy_totals()},
+                   "layers": result.energy.to_dict(orient="records"), "total_per_image": result.energy_totals(),
+                   "uncosted_modules": result.info.get("uncosted", [])},
+        "spectra": result.spectra,
         "similarity": result.similarity,
         "claims": read_claims(result.layers, result.similarity),
         "warnings": result.info.get("warnings", []),
@@ -63,35 +76,40 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def write_outputs(result: AnalysisResult, meta: dict[str, Any], out: str | Path, png: bool = False) -> dict[str, Path]:
-    """Write every output file of an analysis into `out`; returns them by name.
-
-    Everything is rendered in memory first, so a failure leaves the folder as it was; each file
-    is then replaced atomically.
-    """
-    out = Path(out)
-    contents: dict[str, bytes] = {
+def render_outputs(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, bytes]:
+    """Every output file of an analysis, by name, rendered in memory."""
+    return {
         "layers.csv": result.layers.to_csv(index=False).encode(),
         "timesteps.csv": result.timesteps.to_csv(index=False).encode(),
+        "channels.csv": result.channels.to_csv(index=False).encode(),
         "energy.csv": result.energy.to_csv(index=False).encode(),
         "spectra.npz": _npz_bytes(result.spectra),
         "similarity.npz": _npz_bytes({f"{layer}:{key}": matrix for layer, matrices in result.similarity.items()
                                       for key, matrix in matrices.items()}),
+        "spikes.npz": _npz_bytes(result.captured),
         "summary.json": json.dumps(summary(result, meta), indent=1, allow_nan=False).encode(),
         "report.html": render(result, meta).encode(),
+        PLOTLY_JS: plotly_js().encode(),
     }
-    bundle = plotly_js().encode()
-    if not (out / PLOTLY_JS).exists() or (out / PLOTLY_JS).stat().st_size != len(bundle):
-        contents[PLOTLY_JS] = bundle
-    paths = {}
-    for name, data in contents.items():
-        with atomic_path(out / name) as tmp:
-            tmp.write_bytes(data)
-        paths[name] = out / name
-    paths.setdefault(PLOTLY_JS, out / PLOTLY_JS)
-    if png:
-        from .static import write_png_figures
 
-        for figure in write_png_figures(result, out / "figures"):
-            paths[figure.name] = figure
-    return paths
+
+def write_outputs(result: AnalysisResult, meta: dict[str, Any], out: str | Path, png: bool = False) -> dict[str, Path]:
+    """Write every output file of an analysis into the folder `out`, whole or not at all; returns them by name.
+
+    Everything is rendered in memory first and written into a staging folder that then replaces
+    `out` (see `report_folder`): an interrupted run leaves `out` absent or as it was.
+    """
+    out = Path(out)
+    contents = render_outputs(result, meta)
+    source = meta.get("checkpoint")
+    marker = {"kind": "analyze", "source": str(Path(source).resolve()) if source else None,
+              "spikescope_version": meta.get("version")}
+    with report_folder(out, marker) as staging:
+        for name, data in contents.items():
+            (staging / name).write_bytes(data)
+        figures = []
+        if png:
+            from .static import write_png_figures  # matplotlib loads only when asked for
+
+            figures = write_png_figures(result, staging / "figures")
+    return {**{name: out / name for name in contents}, **{f.name: out / "figures" / f.name for f in figures}}

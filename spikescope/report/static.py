@@ -1,4 +1,5 @@
-"""Static matplotlib figures for papers (`--png`): firing rates, orientation vs depth, spectra, similarity."""
+"""Static matplotlib figures for papers (`--png`): firing rates, channel rates, orientation vs depth, spectra,
+similarity. Figures that need 2D spike maps are left out for networks without them."""
 from __future__ import annotations
 
 import math
@@ -11,18 +12,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..analyze import AnalysisResult  # noqa: E402
-from ..atomic import atomic_path  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
+    fig.savefig(path, dpi=150, bbox_inches="tight", format="png")
     plt.close(fig)
     return path
 
 
 def write_png_figures(result: AnalysisResult, folder: Path) -> list[Path]:
-    """Write the four paper figures into `folder`; returns their paths."""
+    """Write the paper figures into `folder` (created; the caller stages it, see `report_folder`); returns them."""
+    folder.mkdir(parents=True, exist_ok=True)
     layers = result.layers
     paths = []
 
@@ -35,16 +35,25 @@ def write_png_figures(result: AnalysisResult, folder: Path) -> list[Path]:
     ax.tick_params(axis="x", rotation=45)
     paths.append(_save(fig, folder / "firing_rate.png"))
 
-    conv = layers.dropna(subset=["axis_OI"])
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.plot(conv["layer"], conv["axis_OI"], marker="o", label="axis split")
-    ax.plot(conv["layer"], conv["wedge_OI"], marker="s", linestyle="--", label="wedge split")
-    ax.axhline(0, color="#999999", linewidth=0.8)
-    ax.set_ylim(-1, 1)
-    ax.set_ylabel("orientation index\n(+ vertical variation)")
-    ax.legend(frameon=False)
-    ax.tick_params(axis="x", rotation=45)
-    paths.append(_save(fig, folder / "orientation_by_depth.png"))
+    if len(result.channels):
+        groups = list(result.channels.groupby("layer", sort=False))
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        ax.boxplot([rows["firing_rate"] for _, rows in groups], showfliers=True)
+        ax.set_xticks(range(1, len(groups) + 1), [layer for layer, _ in groups], rotation=45)
+        ax.set_ylabel("firing rate per channel")
+        paths.append(_save(fig, folder / "channel_firing_rate.png"))
+
+    conv = layers[layers["height"].notna()]
+    if len(conv):
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        ax.plot(conv["layer"], conv["axis_OI"], marker="o", label="axis split")
+        ax.plot(conv["layer"], conv["wedge_OI"], marker="s", linestyle="--", label="wedge split")
+        ax.axhline(0, color="#999999", linewidth=0.8)
+        ax.set_ylim(-1, 1)
+        ax.set_ylabel("orientation index\n(+ vertical variation)")
+        ax.legend(frameon=False)
+        ax.tick_params(axis="x", rotation=45)
+        paths.append(_save(fig, folder / "orientation_by_depth.png"))
 
     names = list(result.spectra)
     if names:

@@ -1,0 +1,49 @@
+"""HTML tables with one number format per column, chosen by what the column measures."""
+from __future__ import annotations
+
+import html
+import math
+from typing import Any, Callable
+
+import pandas as pd
+
+
+def _finite(format_value: Callable[[float], str]) -> Callable[[Any], str]:
+    def cell(value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "–"
+        return format_value(float(value))
+    return cell
+
+
+RATE = _finite(lambda v: f"{v:.4f}")  # firing rates: spikes per neuron per timestep
+PERCENT = _finite(lambda v: f"{100 * v:.1f} %")  # shares, stored as fractions 0..1
+SIGNED = _finite(lambda v: f"{v:+.3f}")  # orientation indices in [-1, 1]
+COSINE = _finite(lambda v: f"{v:.3f}")
+COUNT = _finite(lambda v: f"{v:,.0f}")  # operations, neurons, pixels, picojoules
+SCIENTIFIC = _finite(lambda v: f"{v:.1e}")  # relative errors
+
+COLUMN_FORMATS: dict[str, Callable[[Any], str]] = {
+    "firing_rate": RATE, "input_firing_rate": RATE,
+    "silent_fraction": PERCENT, "dc_fraction": PERCENT, "band_low": PERCENT, "band_mid": PERCENT,
+    "band_high": PERCENT,
+    "axis_OI": SIGNED, "wedge_OI": SIGNED,
+    "spike_cosine_mean_off_diagonal": COSINE,
+    "neurons": COUNT, "height": COUNT, "width": COUNT, "similarity_left_out_max": COUNT,
+    "sops_per_image": COUNT, "sops_approx_per_image": COUNT, "macs_per_image": COUNT, "energy_pj_per_image": COUNT,
+    "parseval_error": SCIENTIFIC,
+}
+
+
+def _text(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def table(frame: pd.DataFrame, columns: dict[str, str]) -> str:
+    """An HTML table of `frame[columns]` (`columns` maps column names to headers); numbers are formatted by
+    `COLUMN_FORMATS`, every other column is left-aligned text."""
+    formats = {c: COLUMN_FORMATS.get(c) for c in columns}
+    head = "".join(f'<th class="{"" if formats[c] else "text"}">{html.escape(h)}</th>' for c, h in columns.items())
+    rows = "".join("<tr>" + "".join(f'<td class="{"" if formats[c] else "text"}">{(formats[c] or _text)(row[c])}</td>'
+                                    for c in columns) + "</tr>" for _, row in frame.iterrows())
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
