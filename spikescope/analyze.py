@@ -87,25 +87,44 @@ def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 
 def _logits(output: Any, T: int | None, batch: int) -> torch.Tensor | None:
-    """`[B, classes]` logits from a model output: `[T, B, classes]` outputs are averaged over time."""
+    """`[B, classes]` logits from a model output: `[T, B, classes]` and `[B, T, classes]` outputs are averaged
+    over time; None for any other shape."""
     output = first_tensor(output)
-    if output is not None and output.dim() == 3 and output.shape[0] == T and output.shape[1] == batch:
-        output = output.mean(dim=0)
+    if output is not None and output.dim() == 3 and T is not None and T != batch:
+        if output.shape[:2] == (T, batch):
+            output = output.mean(dim=0)
+        elif output.shape[:2] == (batch, T):
+            output = output.mean(dim=1)
     return output if output is not None and output.dim() == 2 and output.shape[0] == batch else None
+
+
+def class_labels(labels: torch.Tensor) -> torch.Tensor:
+    """`[B]` integer class labels from `[B]` or `[B, 1]` whole numbers, or `[B, classes]` one-hot / soft labels
+    (their argmax), on the CPU; a one-line error for anything else."""
+    if labels.dim() == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    elif labels.dim() == 2:
+        labels = labels.argmax(dim=1)
+    if labels.dim() != 1 or labels.is_complex() or (labels.is_floating_point() and not torch.equal(labels,
+                                                                                                  labels.trunc())):
+        raise SpikescopeError(f"labels must be class indices [B] (or [B, 1], or one-hot [B, classes]); got a "
+                              f"{labels.dtype} tensor of shape {tuple(labels.shape)}")
+    return labels.detach().to("cpu", torch.int64)
 
 
 def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "all", T: int | None = None,
             device: str | torch.device = "cpu", energy: str = "fp32", capture: int = 0,
             metrics: Sequence[Metric] | None = None, run: Callable[[nn.Module, torch.Tensor], Any] | None = None,
-            fold: str | None = None, progress: bool = False) -> AnalysisResult:
+            fold: str | None = None, batch_first: bool | None = None, progress: bool = False) -> AnalysisResult:
     """Run `model` over `loader` and measure its spiking layers.
 
     Batches may be input tensors, `(inputs,)` or `(inputs, labels)` tuples, or dicts with an input key
     (see `split_batch`). `run(model, inputs)` performs one forward pass (default `model(inputs)`; see
     `repeated_input` for multi-step models that take `[T, B, ...]`); neuron states of SpikingJelly,
-    snnTorch and sinabs models are reset before every batch. `fold` tells `SpikeRecorder` how an
-    unknown neuron folds time into the batch. Accuracy is reported when batches carry labels and the
-    output is `[B, classes]` logits (or `[T, B, classes]`, averaged over time).
+    snnTorch and sinabs models are reset before every batch. `fold` and `batch_first` tell
+    `SpikeRecorder` how neurons that no framework declares lay out time. Accuracy is reported when
+    batches carry labels and the output is `[B, classes]` logits (or `[T, B, classes]` /
+    `[B, T, classes]`, averaged over time); see docs/metrics.md, "Accuracy".
     """
     device = resolve_device(device)
     model = model.to(device).eval()
@@ -113,17 +132,24 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
     metrics = list(metrics) if metrics is not None else default_metrics(energy)
     correct = samples = batches = 0
     started = time.perf_counter()
-    with torch.no_grad(), SpikeRecorder(model, layers=layers, metrics=metrics, T=T, capture=capture,
-                                        fold=fold) as recorder:
+    with torch.no_grad(), SpikeRecorder(model, layers=layers, metrics=metrics, T=T, capture=capture, fold=fold,
+                                        batch_first=batch_first) as recorder:
         for batch in tqdm(loader, desc="analyze", unit="batch", disable=not progress, delay=1.0):
             inputs, labels = split_batch(batch)
+            labels = class_labels(labels) if labels is not None else None
             batches += 1
             reset_neuron_states(model)
             output = run(model, inputs.to(device))
-            logits = _logits(output, recorder.T, len(labels)) if labels is not None else None
-            if logits is not None:
-                correct += int((logits.argmax(1).cpu() == labels).sum())
-                samples += len(labels)
+            if labels is None:
+                continue
+            logits = _logits(output, recorder.T, len(labels))
+            if logits is None:
+                shape = tuple(first_tensor(output).shape) if first_tensor(output) is not None else "no tensor"
+                recorder.add_warning(f"the batches carry labels, but the model's output ({shape}) is not [B, classes] "
+                                   "logits (or [T, B, classes]): no accuracy is reported")
+                continue
+            correct += int((logits.argmax(1).cpu() == labels).sum())
+            samples += len(labels)
     if batches == 0:
         raise SpikescopeError("the data loader yielded no batch")
     runtime = time.perf_counter() - started

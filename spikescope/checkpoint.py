@@ -11,7 +11,8 @@ Keys (format version 1):
   history             one dict per finished epoch: epoch, train_loss, train_accuracy,
                       test_accuracy, test_firing_rate, seconds
   state_dict          model weights and buffers
-  training_state      optional: {"epoch", "optimizer", "scheduler"}, what `--resume` needs
+  training_state      optional: {"epoch", "optimizer"}, what `--resume` needs (the learning rate follows
+                      from the epoch; files of spikescope 0.1 also hold a "scheduler" state, unused)
 """
 from __future__ import annotations
 

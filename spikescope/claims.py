@@ -3,6 +3,7 @@
 Each check states the rule it uses, so a reader can disagree with the threshold rather than
 with a hidden judgement. Checks never overstate: one model, one dataset, one seed is what the
 evidence says it is, and a layer that never fired is "no data", never evidence for a claim.
+Layers the user named that do not spike (analog) are not spiking layers and are left out.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def orientation_claim(layers: pd.DataFrame) -> dict[str, str]:
     claim = "shallow layers learn vertical variations, deeper layers horizontal ones"
     rule = ("consistent if the shallowest and the deepest measured layer's OI have opposite signs in the claimed "
             "direction, for both splits; layers without spikes (no orientation energy) are left out")
-    maps = layers[layers["height"].notna()] if "height" in layers else layers.iloc[0:0]
+    maps = spiking(layers)
+    maps = maps[maps["height"].notna()] if "height" in maps else maps.iloc[0:0]
     measured = maps.dropna(subset=["axis_OI", "wedge_OI"])
     silent = [name for name in maps["layer"] if name not in set(measured["layer"])]
     left_out = f" Left out (no data: no spike or no orientation energy): {', '.join(silent)}." if silent else ""
@@ -47,6 +49,11 @@ def orientation_claim(layers: pd.DataFrame) -> dict[str, str]:
             "evidence": f"{evidence}. OI > 0: variation along the height dominates.{left_out}"}
 
 
+def spiking(layers: pd.DataFrame) -> pd.DataFrame:
+    """The rows of layers that emit spikes (or spike counts), not analog values."""
+    return layers[layers["output"] != "analog"] if "output" in layers else layers
+
+
 def _lowest_off_diagonal(matrix: np.ndarray) -> float | None:
     """The smallest defined off-diagonal entry of a `T x T` matrix, or None if every one is NaN."""
     values = matrix[~np.eye(matrix.shape[0], dtype=bool)]
@@ -55,10 +62,12 @@ def _lowest_off_diagonal(matrix: np.ndarray) -> float | None:
 
 
 def temporal_claim(similarity: dict[str, dict[str, np.ndarray]]) -> dict[str, str]:
-    """Claim 2: feature learning barely differs across timesteps."""
+    """Claim 2: feature learning barely differs across timesteps (`similarity` of the spiking layers)."""
     claim = "feature learning barely differs across timesteps"
     rule = (f"a cosine of at least {SIMILAR} between every pair of timesteps counts as 'barely differs'; a layer "
             "that never fired at two timesteps is 'no data'")
+    if not similarity:
+        return {"claim": claim, "verdict": "not testable", "evidence": "no spiking layer was analysed", "rule": rule}
     if all(m["spike_cosine"].shape[0] < 2 for m in similarity.values()):
         return {"claim": claim, "verdict": "not testable", "evidence": "T < 2", "rule": rule}
     spike, spectral, empty = [], [], []
@@ -78,7 +87,11 @@ def temporal_claim(similarity: dict[str, dict[str, np.ndarray]]) -> dict[str, st
     low_spike = [n for n, v in spike if v < SIMILAR]
     spectral_text = ", ".join(f"{n} {v:.3f}" for n, v in spectral) or "none"
     spike_text = ", ".join(f"{n} {v:.3f}" for n, v in spike)
-    if not low_spectral and not low_spike:
+    if not spectral:
+        verdict = ("spike patterns alike at every timestep" if not low_spike else
+                   f"not supported by the spike patterns (spike cosine below {SIMILAR} in {', '.join(low_spike)})")
+        verdict += "; frequency content not testable (no layer with 2D spike maps)"
+    elif not low_spectral and not low_spike:
         verdict = "consistent: spike patterns and their frequency content are alike at every timestep"
     elif not low_spectral:
         verdict = ("partly: the frequency content is alike across timesteps, but the spike patterns themselves "
@@ -92,4 +105,5 @@ def temporal_claim(similarity: dict[str, dict[str, np.ndarray]]) -> dict[str, st
 
 def read_claims(layers: pd.DataFrame, similarity: dict[str, dict[str, np.ndarray]]) -> list[dict[str, str]]:
     """The paper's claims 1 and 2 checked on one analysed model (claim 3 needs a with/without-FSTA pair)."""
-    return [orientation_claim(layers), temporal_claim(similarity)]
+    names = set(spiking(layers)["layer"])
+    return [orientation_claim(layers), temporal_claim({k: v for k, v in similarity.items() if k in names})]

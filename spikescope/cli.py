@@ -62,7 +62,7 @@ EVALUATE_EXAMPLES = """examples:
   spikescope evaluate runs/baseline/checkpoint.pt
   spikescope evaluate runs/baseline/checkpoint.pt --data fashion-mnist-sample --limit 500
 """
-DEVICE_HELP = "cpu, cuda, cuda:N or mps, where this machine has it (default: %(default)s)"
+DEVICE_HELP = "cpu, or cuda / cuda:N where this machine has a GPU (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--fold", choices=tuple(FOLD_ORDERS),
                    help="how the model folds time into the batch when a neuron no framework declares returns "
                         "[T*B, ...]: time-major (x.flatten(0, 1) of [T, B, ...]) or batch-major (of [B, T, ...])")
+    a.add_argument("--batch-first", action=argparse.BooleanOptionalAction,
+                   help="whether neurons no framework declares return [B, T, ...] (asked for when an output could "
+                        "also be one step of a loop over time outside the model)")
     a.add_argument("--trust-pickle", action="store_true",
                    help="allow loading a whole pickled model; unpickling runs code from the file")
 
@@ -146,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TRAIN_SETTINGS = {"arch": "--arch", "arch_kw": "--arch-kw", "T": "--T", "fsta": "--fsta", "data": "--data",
+                  "data_root": "--data-root", "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
+                  "momentum": "--momentum", "weight_decay": "--weight-decay", "label_smoothing": "--label-smoothing",
+                  "limit": "--limit", "test_limit": "--test-limit", "seed": "--seed", "out": "--out"}
+
+
 def _run_train(args: argparse.Namespace) -> None:
     config = TrainConfig(arch=args.arch, arch_kwargs=dict(args.arch_kw), T=args.T, fsta=args.fsta, data=args.data,
                          data_root=args.data_root, epochs=TrainConfig().epochs if args.epochs is None else args.epochs,
@@ -153,6 +162,12 @@ def _run_train(args: argparse.Namespace) -> None:
                          optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
                          label_smoothing=args.label_smoothing, limit=args.limit, test_limit=args.test_limit,
                          seed=args.seed, device=args.device, out=args.out)
+    if args.resume:
+        defaults = build_parser().parse_args(["train"])
+        ignored = [flag for name, flag in TRAIN_SETTINGS.items() if getattr(args, name) != getattr(defaults, name)]
+        if ignored:
+            warnings.warn(f"--resume continues the run with its own settings; ignored: {', '.join(ignored)}",
+                          SpikescopeWarning)
     path = train(config, resume_from=args.resume, epochs=args.epochs if args.resume else None)
     print(f"checkpoint: {path}")
 
@@ -189,8 +204,8 @@ def _run_analyze(args: argparse.Namespace) -> None:
         args.checkpoint, layers=layers, data=args.data, data_root=args.data_root, limit=args.limit,
         batch_size=args.batch_size, device=args.device, energy=args.energy, out=out, png=args.png,
         arch=args.arch, arch_kwargs=dict(args.arch_kw), T=args.T, trust_pickle=args.trust_pickle,
-        time_first_input=args.time_first_input, fold=args.fold, command=shlex.join(["spikescope", *sys.argv[1:]]),
-        progress=True)
+        time_first_input=args.time_first_input, fold=args.fold, batch_first=args.batch_first,
+        command=shlex.join(["spikescope", *sys.argv[1:]]), progress=True)
     print(summary_table(result))
     print(f"report: {files['report.html']}")
 
@@ -209,7 +224,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    warnings.showwarning = _show_warning
+    shown, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         COMMANDS[args.command](args)
     except SpikescopeError as error:
@@ -218,4 +233,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spikescope: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = shown
     return 0

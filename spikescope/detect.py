@@ -146,6 +146,11 @@ def declared_output(module: nn.Module) -> str | None:
     return OUTPUT_SPIKES
 
 
+def sums_spikes(module: nn.Module) -> bool:
+    """True for sum pooling (an `LPPool` of norm 1, as sinabs' `SumPool2d`): it turns spikes into spike counts."""
+    return isinstance(module, (nn.LPPool1d, nn.LPPool2d, nn.LPPool3d)) and float(module.norm_type) == 1.0
+
+
 def output_kind(x: torch.Tensor) -> str:
     """`OUTPUT_SPIKES` for values in {0, 1}, `OUTPUT_COUNTS` for other non-negative whole numbers, else analog."""
     if zero_one(x):

@@ -7,13 +7,10 @@ from .errors import SpikescopeError
 
 
 def available_devices() -> list[str]:
-    """Device names that work here: `cpu`, then `cuda` and `cuda:N` per GPU, then `mps` where present."""
+    """Device names that work here: `cpu`, then `cuda` and `cuda:N` per GPU."""
     names = ["cpu"]
     if torch.cuda.is_available():
         names += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        names.append("mps")
     return names
 
 
@@ -29,6 +26,9 @@ def resolve_device(name: str | torch.device) -> torch.device:
         raise SpikescopeError(f"--device {name} was asked for, but no CUDA GPU is available; {hint}")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise SpikescopeError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s); {hint}")
-    if device.type not in ("cpu", "cuda") and device.type not in valid:
-        raise SpikescopeError(f"--device {name} is not available on this machine; {hint}")
+    if device.type == "mps":  # every statistic is summed in float64, which Apple's MPS backend lacks
+        raise SpikescopeError(f"--device {name}: spikescope keeps its statistics in float64, which Apple's MPS "
+                              f"backend does not support; {hint}")
+    if device.type not in ("cpu", "cuda"):
+        raise SpikescopeError(f"--device {name} is not supported; {hint}")
     return device

@@ -60,5 +60,10 @@ class LIF(nn.Module):
             spikes.append(spike)
         return torch.stack(spikes)
 
+    def __setstate__(self, state: dict) -> None:
+        if "v_threshold" in state:  # a whole model pickled by spikescope 0.1: it fired at u > v_threshold / 2
+            state["threshold"] = state.pop("v_threshold") / 2
+        super().__setstate__(state)
+
     def extra_repr(self) -> str:
         return f"decay={self.decay}, threshold={self.threshold}, surrogate_temperature={self.surrogate_temperature}"

@@ -59,7 +59,8 @@ def analyze_checkpoint(checkpoint: str | Path | None = None, layers: str | Seque
                        batch_size: int = 100, device: str = "cpu", energy: str = "fp32",
                        out: str | Path | None = None, png: bool = False, arch: str | None = None,
                        arch_kwargs: dict[str, Any] | None = None, T: int | None = None, trust_pickle: bool = False,
-                       time_first_input: bool = False, fold: str | None = None, capture: int = 3,
+                       time_first_input: bool = False, fold: str | None = None, batch_first: bool | None = None,
+                       capture: int = 3,
                        command: str | None = None, progress: bool = False) -> tuple[AnalysisResult, dict[str, Path]]:
     """Load a model file, analyze it on a test set and write the report folder; returns `(result, files)`.
 
@@ -77,12 +78,13 @@ def analyze_checkpoint(checkpoint: str | Path | None = None, layers: str | Seque
     with recorded_warnings() as warnings_seen:
         path, model, meta = _load(checkpoint, device, arch=arch, arch_kwargs=arch_kwargs, T=T,
                                   trust_pickle=trust_pickle)
-        if meta["T"] is None:
-            raise SpikescopeError("the number of timesteps is unknown for this model: pass --T")
+        if meta["T"] is None and time_first_input:
+            raise SpikescopeError("--time-first-input repeats images T times, but T is unknown for this model: "
+                                  "pass --T")
         dataset = evaluation_set(checkpoint is not None, meta, data, data_root, limit)
         try:
             result = analyze(model, make_loader(dataset, batch_size), layers=layers, T=meta["T"], device=device,
-                             energy=energy, capture=capture, progress=progress, fold=fold,
+                             energy=energy, capture=capture, progress=progress, fold=fold, batch_first=batch_first,
                              run=repeated_input(meta["T"]) if time_first_input else None)
         except RuntimeError as error:  # shape and dtype mismatches between the user's model and the data
             raise SpikescopeError(f"the model cannot run on {dataset.name} images of shape "
@@ -91,7 +93,7 @@ def analyze_checkpoint(checkpoint: str | Path | None = None, layers: str | Seque
     report_meta = {
         "model": meta.get("arch", type(model).__name__), "arch_kwargs": meta.get("arch_kwargs", {}),
         "parameters": sum(p.numel() for p in model.parameters()), "checkpoint": str(path),
-        "source": meta["source"], "dataset": f"{dataset.name} (test split)", "T": meta["T"],
+        "source": meta["source"], "dataset": f"{dataset.name} (test split)", "T": result.info["T"],
         "training_history": meta.get("history", []), "train_config": meta.get("train_config", {}),
         "command": command or "spikescope.analyze_checkpoint(...) (Python)",
         "version": __version__,

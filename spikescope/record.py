@@ -24,7 +24,7 @@ from torch import nn
 from .detect import (FOUND_BY_NAME, FOUND_BY_PROBE, OUTPUT_ANALOG, OUTPUT_COUNTS, OUTPUT_SPIKES, ROLE_PASS_THROUGH,
                      ROLE_SPIKING, ROLE_SYNAPTIC, declared_geometry, declared_layouts, declared_output, first_tensor,
                      framework_fold, innermost, neuron_framework, neurons_by_class, output_kind, probe_candidates,
-                     sample_rank)
+                     sample_rank, sums_spikes)
 from .errors import SpikescopeError, warn
 from .fsta import FSTA
 from .metrics.base import Metric, MetricResult, zero_one
@@ -34,8 +34,7 @@ from .metrics.firing import FiringRate
 from .metrics.spectrum import Spectrum
 from .metrics.temporal import TemporalSimilarity
 from .synapses import synapse_cost
-from .timelayout import (FOLD_ORDERS, WHOLE_SEQUENCE, Layout, batch_size_of, candidate_layouts, infer_layout,
-                         to_time_first)
+from .timelayout import FOLD_ORDERS, WHOLE_SEQUENCE, FirstPass, Layout, batch_size_of, decide_layouts, to_time_first
 
 OUTPUT_ORDER = (OUTPUT_SPIKES, OUTPUT_COUNTS, OUTPUT_ANALOG)  # a layer's kind is the worst any batch showed
 
@@ -75,6 +74,8 @@ class SpikeRecorder:
     time dimension. `fold` ("time-major" or "batch-major") says how a module that no framework
     declares folds time into the batch, when its output is `[T*B, ...]`; by default the fold of the
     model's framework neurons (time-major for spikescope and SpikingJelly, batch-major for sinabs).
+    `batch_first` says whether such modules return `[B, T, ...]` (default: as the model's framework
+    neurons do; asked for when an output could also be one step of a per-forward loop).
     `capture=K` keeps the raw spikes of the first K samples (compact, on the CPU). A recorder records
     one run. `warnings` lists what the user should know (each is also issued as a
     `SpikescopeWarning`); `uncosted` names modules with synaptic weights that the energy metric
@@ -82,7 +83,8 @@ class SpikeRecorder:
     """
 
     def __init__(self, model: nn.Module, layers: str | Sequence[str] = "all", metrics: Sequence[Metric] | None = None,
-                 T: int | None = None, capture: int = 0, fold: str | None = None) -> None:
+                 T: int | None = None, capture: int = 0, fold: str | None = None,
+                 batch_first: bool | None = None) -> None:
         if fold is not None and fold not in FOLD_ORDERS:
             raise SpikescopeError(f"fold must be one of {', '.join(FOLD_ORDERS)}, got {fold!r}")
         if T is not None and T < 1:
@@ -93,6 +95,7 @@ class SpikeRecorder:
         self.metrics = list(default_metrics() if metrics is None else metrics)
         self.T = T if T is not None else getattr(model, "T", None)
         self.fold = fold
+        self.batch_first = batch_first
         self.capture = SpikeCapture(capture) if capture else None
         self.layers: list[LayerInfo] = []
         self.warnings: list[str] = []
@@ -107,6 +110,7 @@ class SpikeRecorder:
         self._costs = {}
         self._checked: set[str] = set()  # keys whose output kind is checked on every batch (named non-neurons)
         self._batch = 0
+        self._input_shape: tuple[int, ...] = ()
         self._first_pass = True
         self._opened = False
 
@@ -157,9 +161,11 @@ class SpikeRecorder:
                 self.uncosted.append(name)
         if self.uncosted:
             named = ", ".join(f"{name} ({type(self._modules[name]).__name__})" for name in self.uncosted)
-            self._warn(f"spikescope cannot cost the synaptic operations of {named}; they are not in the energy total")
+            self.add_warning(f"spikescope cannot cost the synaptic operations of {named}; they are not in the energy "
+                             "total")
 
-    def _warn(self, message: str) -> None:
+    def add_warning(self, message: str) -> None:
+        """Issue a `SpikescopeWarning` about this run once, and keep it in `warnings` (it reaches the report)."""
         if message not in self.warnings:
             self.warnings.append(warn(message))
 
@@ -169,7 +175,7 @@ class SpikeRecorder:
             handle.remove()
         self._handles.clear()
         if any(self._buffers.values()) and not self._first_pass:
-            self._warn("an unfinished sequence of single-step calls was dropped")
+            self.add_warning("an unfinished sequence of single-step calls was dropped")
         self._buffers.clear()
 
     def _install_model_hooks(self) -> None:
@@ -187,14 +193,15 @@ class SpikeRecorder:
         if model_input is None:
             raise SpikescopeError("the model was called without a tensor input; SpikeRecorder needs one")
         self._batch = batch_size_of(model_input, self.T or 1)
+        self._input_shape = tuple(model_input.shape)
         if self._first_pass:  # a first pass that raised starts over
             self._buffers.clear()
             self._probes.clear()
             self._order.clear()
             return
         for key, info in self._watched.items():
-            if info.layout is Layout.PER_CALL and self._buffers.get(key):
-                self._warn("a forward pass ended early; its partial spikes were dropped")
+            if info.layout in (Layout.PER_CALL, Layout.CALLS) and self._buffers.get(key):
+                self.add_warning("a forward pass ended early; its partial spikes were dropped")
                 self._buffers[key] = []
 
     def _on_forward(self, key: str, module: nn.Module, args: tuple, output) -> None:
@@ -211,7 +218,7 @@ class SpikeRecorder:
             return
         pending = self._buffers.setdefault(key, [])
         pending.append(tensor)
-        if len(pending) == self.T:
+        if len(pending) == self.T and info.layout is not Layout.CALLS:  # CALLS are handed over at the pass's end
             self._dispatch(key, pending)
             self._buffers[key] = []
 
@@ -234,7 +241,10 @@ class SpikeRecorder:
             return
         for key, info in self._watched.items():
             pending = self._buffers.get(key)
-            if info.layout is Layout.PER_CALL and pending:
+            if info.layout is Layout.CALLS and pending:
+                self._dispatch(key, pending)
+                self._buffers[key] = []
+            elif info.layout is Layout.PER_CALL and pending:
                 raise SpikescopeError(f"layer {info.name} ran {len(pending)} times in one forward pass; "
                                       f"with T={self.T} it should run {self.T} times")
 
@@ -255,18 +265,20 @@ class SpikeRecorder:
         selected = [k for k in self._order if watched[k].role == ROLE_SYNAPTIC
                     or watched[k].found_by != FOUND_BY_PROBE or watched[k].name in keep_probed]
         self._name_silent_candidates(probed | known | binary_pass_through)
+        self._check_named_layers_ran()
         selected = self._apply_pattern(selected)
         if not any(watched[k].role == ROLE_SPIKING for k in selected):
             raise SpikescopeError("no spiking layer found: no neuron of a known framework and no module with binary "
                                   "output; name the layers explicitly with layers=[...] / --layers")
-        self._set_layouts(selected)
+        selected = self._set_layouts(selected)
         self._watched = {k: watched[k] for k in selected}
         self._rehook()
         self.layers = [info for info in self._watched.values() if info.role == ROLE_SPIKING]
         self._set_outputs()
         self._first_pass = False
         buffered, self._buffers = self._buffers, {}
-        for key in selected:
+        spiking_first = sorted(selected, key=lambda k: self._watched[k].role != ROLE_SPIKING)  # kinds before costs
+        for key in spiking_first:
             tensors = buffered[key]
             if self._watched[key].layout is Layout.PER_FORWARD:
                 self._buffers[key] = tensors
@@ -276,14 +288,24 @@ class SpikeRecorder:
             else:
                 self._dispatch(key, tensors)
 
+    def _check_named_layers_ran(self) -> None:
+        """A layer the user named must have produced a tensor on the first batch."""
+        if not isinstance(self._selection, (list, tuple)):
+            return
+        seen = {self._watched[k].name for k in self._order}
+        silent = [name for name in self._selection if name not in seen]
+        if silent:
+            raise SpikescopeError(f"layer {silent[0]} was named but did not run (or returned no tensor) on the first "
+                                  "batch; spikescope records layers that run on every forward pass")
+
     def _name_silent_candidates(self, binary: set[str]) -> None:
         """Warn about probed modules that emitted only zeros: a neuron silent on the first batch looks like that."""
         silent = {self._watched[k].name for k, p in self._probes.items() if self._watched[k].found_by == FOUND_BY_PROBE
                   and p.zero_one and not p.fired}
         for name in sorted(innermost(silent, binary), key=list(self._modules).index):
-            self._warn(f"module {name} ({type(self._modules[name]).__name__}) output only zeros on the first batch, so "
-                       f"it is not analysed; if it is a neuron that stayed silent, pass --layers {name} "
-                       f"(layers=[..., {name!r}]) to include it")
+            self.add_warning(f"module {name} ({type(self._modules[name]).__name__}) output only zeros on the first "
+                             "batch, so it is not analysed; if it is a neuron that stayed silent, pass --layers "
+                             f"{name} (layers=[..., {name!r}]) to include it")
 
     def _set_outputs(self) -> None:
         """What each spiking layer emits: declared by its framework, binary (probed), or read from the data."""
@@ -294,10 +316,8 @@ class SpikeRecorder:
             if declared is not None or info.found_by == FOUND_BY_PROBE:
                 info.output = declared or OUTPUT_SPIKES
             else:
-                self._checked.add(key)
-                for tensor in self._buffers[key]:
-                    self._observe_output(info, tensor)
-        if any(info.output == OUTPUT_COUNTS for info in self.layers):
+                self._checked.add(key)  # read from the data on every batch, the first included
+        if any(info.output == OUTPUT_COUNTS for info in self.layers) or any(map(sums_spikes, self.model.modules())):
             self._count_spikes_in_synapses()
 
     def _observe_output(self, info: LayerInfo, tensor: torch.Tensor) -> None:
@@ -306,12 +326,12 @@ class SpikeRecorder:
             return
         info.output = kind
         if kind == OUTPUT_ANALOG:
-            self._warn(f"layer {info.name} ({info.type}) was named explicitly but its output is not spikes (real "
-                       "values): it is reported as analog, with spectra and similarity of its values and no firing "
-                       "rate, silent share or spike count")
+            self.add_warning(f"layer {info.name} ({info.type}) was named explicitly but its output is not spikes "
+                             "(real values): it is reported as analog, with spectra and similarity of its values and "
+                             "no firing rate, silent share or spike count")
         else:
-            self._warn(f"layer {info.name} ({info.type}) emits spike counts (whole numbers above 1): its firing rate "
-                       "is the mean count per neuron and timestep")
+            self.add_warning(f"layer {info.name} ({info.type}) emits spike counts (whole numbers above 1): its firing "
+                             "rate is the mean count per neuron and timestep")
             self._count_spikes_in_synapses()
 
     def _count_spikes_in_synapses(self) -> None:
@@ -323,11 +343,16 @@ class SpikeRecorder:
         """T (if unknown) and the batch size from the first layer whose framework fixes its layout; the model
         input only guesses the batch size (time-first if 5-D, else batch-first)."""
         for key in self._order:
-            tensors = self._buffers[key]
-            geometry = declared_geometry(self._modules[self._watched[key].name], tensors[0].shape)
-            if len(tensors) == 1 and geometry is not None and (self.T is None or geometry[0] == self.T):
-                self.T, self._batch = geometry
-                return
+            tensors = self._buffers.get(key)
+            name = self._watched[key].name
+            geometry = declared_geometry(self._modules[name], tensors[0].shape) if tensors else None
+            if geometry is None or len(tensors) != 1:
+                continue
+            if self.T is not None and geometry[0] != self.T:
+                raise SpikescopeError(f"layer {name} ({type(self._modules[name]).__name__}) runs {geometry[0]} "
+                                      f"timesteps (output shape {tuple(tensors[0].shape)}), but T={self.T} was given")
+            self.T, self._batch = geometry
+            return
         if self.T is None:
             raise SpikescopeError("the number of timesteps T is unknown for this model: pass T=... (--T)")
 
@@ -345,31 +370,30 @@ class SpikeRecorder:
             raise SpikescopeError(f"no spiking layer matches {self._selection!r}; available: {names}")
         return [k for k in selected if self._watched[k].role == ROLE_SYNAPTIC or k in matched]
 
-    def _set_layouts(self, selected: list[str]) -> None:
-        """Decide every module's layout; ambiguous ones follow the framework, the fold order the user gave, then
-        the rest of the model. Synaptic layers may read a fold either way: operation counts sum over T and B."""
-        modules = {k: self._modules[self._watched[k].name] for k in selected}
-        ranks = {k: sample_rank(module) for k, module in modules.items()}
-        batch_first = any(declared_layouts(module) == (Layout.BATCH_FIRST,) for module in modules.values())
-        readings = {k: candidate_layouts(self._buffers[k][0].shape, len(self._buffers[k]), self.T, self._batch,
-                                         ranks[k], batch_first) for k in selected}
-        external = any(r == [Layout.PER_FORWARD] for r in readings.values())
-        internal = any(r and Layout.PER_FORWARD not in r for r in readings.values())
-        if external and internal:
-            raise SpikescopeError("some layers step once per forward pass and others see the whole sequence; "
-                                  "spikescope cannot align them")
-        model_wide = (Layout.PER_FORWARD,) if external else (
-            Layout.BATCH_FIRST if batch_first else Layout.TIME_FIRST, Layout.PER_CALL)
-        known_fold = FOLD_ORDERS[self.fold] if self.fold else framework_fold(self.model)
-        folds = (known_fold,) if known_fold else ()
+    def _set_layouts(self, selected: list[str]) -> list[str]:
+        """Decide every module's layout (see `decide_layouts`); returns the keys kept. A synaptic module whose
+        calls cannot be aligned with the neurons is named as uncosted instead."""
+        passes = {}
         for key in selected:
-            info = self._watched[key]
-            declared = declared_layouts(modules[key])
-            either_fold = (Layout.FOLDED,) if info.role == ROLE_SYNAPTIC else folds
-            preferred = tuple(layout for layout in declared if layout in model_wide) or declared or (
-                model_wide + either_fold)
-            info.layout = infer_layout(info.name, self._buffers[key][0].shape, len(self._buffers[key]), self.T,
-                                       self._batch, preferred, ranks[key], batch_first)
+            info, module = self._watched[key], self._modules[self._watched[key].name]
+            passes[key] = FirstPass(info.name, info.role == ROLE_SYNAPTIC, [tuple(t.shape) for t in self._buffers[key]],
+                                    sample_rank(module), declared_layouts(module))
+        declared_batch_first = any(declared_layouts(m) == (Layout.BATCH_FIRST,) for m in self.model.modules())
+        layouts = decide_layouts(
+            passes, self.T, self._batch, FOLD_ORDERS[self.fold] if self.fold else framework_fold(self.model),
+            declared_batch_first if self.batch_first is None else self.batch_first,
+            self.batch_first is not None or declared_batch_first, self._input_shape)
+        unaligned = [k for k, layout in layouts.items() if layout is None]
+        for key in unaligned:
+            name = self._watched[key].name
+            self.uncosted.append(name)
+            calls = len(self._buffers[key])
+            self.add_warning(f"spikescope cannot cost {name} ({self._watched[key].type}): its {calls} calls in one "
+                             "forward pass do not line up with the neurons' timesteps")
+            del self._costs[name]
+        for key, layout in layouts.items():
+            self._watched[key].layout = layout
+        return [k for k in selected if k not in unaligned]
 
     def _rehook(self) -> None:
         """Keep the model-level hooks and the hooks of the selected modules only."""
@@ -383,7 +407,7 @@ class SpikeRecorder:
     # --- hand-over to the metrics -----------------------------------------------------------------
     def _dispatch(self, key: str, tensors: list[torch.Tensor]) -> None:
         info = self._watched[key]
-        if info.layout is Layout.FOLDED and tensors[0].shape[0] % self.T:
+        if info.layout in (Layout.FOLDED, Layout.FOLDED_BATCH_MAJOR) and tensors[0].shape[0] % self.T:
             raise SpikescopeError(f"layer {info.name} saw {tensors[0].shape[0]} rows, not a multiple of T={self.T}")
         x = to_time_first(tensors, info.layout, self.T)
         if info.role == ROLE_SYNAPTIC:
@@ -391,7 +415,7 @@ class SpikeRecorder:
                 if metric.inputs == "synapses":
                     metric.update(info.name, x, self._costs[info.name])
             return
-        spikes = x.float() if x.dtype == torch.bool else x
+        spikes = x if x.is_floating_point() else x.float()
         if key in self._checked:
             self._observe_output(info, spikes)
         for metric in self.metrics:

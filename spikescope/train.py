@@ -168,6 +168,7 @@ def train(config: TrainConfig | None = None, resume_from: str | Path | None = No
     state = None
     if resume_from is not None:
         state = read_checkpoint(resume_from)
+        _tidy_after_kill(Path(resume_from), state["history"])
         config = _resumed_config(state, str(resume_from), epochs, config.device if config else None)
     if config is None:
         raise SpikescopeError("train needs a TrainConfig or a checkpoint to resume from")
@@ -202,10 +203,6 @@ def _run(config: TrainConfig, state: dict[str, Any] | None, device: torch.device
         history = list(state["history"])
         first_epoch = state["training_state"]["epoch"] + 1
     out = Path(config.out) / "checkpoint.pt"
-    if state is not None:  # a killed run may have left half-written files and a history.csv one epoch behind
-        for target in (out, out.with_name("history.csv")):
-            remove_stale_temporaries(target)
-        _write_history(out, history)
     test_batches = make_loader(test_set, config.batch_size)
     for epoch in range(first_epoch, config.epochs + 1):
         started = time.perf_counter()
@@ -236,6 +233,13 @@ def _run(config: TrainConfig, state: dict[str, Any] | None, device: torch.device
                        f" | test acc {record['test_accuracy']:.2%}, firing rate {record['test_firing_rate']:.4f}"
                        f" ({FIRING_RATE_DEFINITION}) | {record['seconds']:.0f} s")
     return out
+
+
+def _tidy_after_kill(checkpoint: Path, history: list[dict[str, float]]) -> None:
+    """A run killed outright may have left half-written files and a history.csv one epoch behind."""
+    for target in (checkpoint, checkpoint.with_name("history.csv")):
+        remove_stale_temporaries(target)
+    _write_history(checkpoint, history)
 
 
 def _write_history(checkpoint: Path, history: list[dict[str, float]]) -> None:

@@ -56,3 +56,23 @@ def test_a_batch_of_another_form_is_a_one_line_error_that_says_what_was_expected
         spikescope.analyze(model, batches)
     assert "a tensor of inputs, a tuple (inputs,) or (inputs, labels), or a dict" in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("labels", [LABELS, LABELS[:, None], torch.nn.functional.one_hot(LABELS, 10).float(),
+                                    LABELS.float()])
+def test_labels_as_indices_columns_or_one_hot_give_the_same_accuracy(model, reference, labels):
+    result = spikescope.analyze(model, [(IMAGES[:20], labels[:20]), (IMAGES[20:], labels[20:])])
+    assert result.info["accuracy"] == reference.info["accuracy"] <= 1
+
+
+def test_labels_that_are_not_classes_are_refused_and_outputs_that_are_not_logits_are_named(model):
+    with pytest.raises(SpikescopeError, match=r"labels must be class indices \[B\].*shape \(40, 2, 3\)"):
+        spikescope.analyze(model, [(IMAGES, torch.zeros(40, 2, 3))])
+    with pytest.raises(SpikescopeError, match="labels must be class indices"):
+        spikescope.analyze(model, [(IMAGES, LABELS + 0.5)])
+    def run_with_odd_output(net, inputs):
+        return net(inputs)[None, :, :, None].expand(2, 40, 10, 1)
+
+    with pytest.warns(spikescope.errors.SpikescopeWarning, match=r"output \(\(2, 40, 10, 1\)\) is not \[B, classes\]"):
+        result = spikescope.analyze(model, [(IMAGES, LABELS)], run=run_with_odd_output)
+    assert result.info["accuracy"] is None

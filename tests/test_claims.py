@@ -151,7 +151,7 @@ def test_one_timestep_is_not_testable():
 
 def test_read_claims_returns_claim_1_then_claim_2():
     claims = read_claims(layers(("conv1", 28, 0.4, 0.3), ("conv2", 14, -0.2, -0.1)),
-                         {"lif1": similarity(0.95, 0.97)})
+                         {"conv1": similarity(0.95, 0.97)})
     assert [c["claim"] for c in claims] == ["shallow layers learn vertical variations, deeper layers horizontal ones",
                                             "feature learning barely differs across timesteps"]
     assert claims[0]["verdict"] == CONSISTENT_HEIGHT and claims[1]["verdict"].startswith("consistent")

@@ -109,7 +109,7 @@ def test_multi_spike_outputs_are_spike_counts_and_synaptic_operations_count_ever
     inputs = [x.flatten(0, 1) * 4 for x in rising_input(2)]
     counts = {}
     net[3].register_forward_hook(lambda m, i, o: counts.setdefault("3", []).append(o))
-    result = spikescope.analyze(net, [(x, torch.zeros(B, dtype=torch.long)) for x in inputs], T=T)
+    result = spikescope.analyze(net, inputs, T=T)
     layers = result.layers.set_index("layer")
     assert set(layers["output"]) == {"spike counts"} and max(float(c.max()) for c in counts["3"]) > 1
     assert layers.loc["3", "firing_rate"] == pytest.approx(
@@ -123,7 +123,7 @@ def test_multi_spike_outputs_are_spike_counts_and_synaptic_operations_count_ever
 
 def test_sinabs_state_is_reset_between_batches():
     net = squeeze_net()
-    inputs = [(x.flatten(0, 1), torch.zeros(B, dtype=torch.long)) for x in rising_input()]
+    inputs = [x.flatten(0, 1) for x in rising_input()]
     forward = spikescope.analyze(net, inputs, T=T).layers["firing_rate"].tolist()
     backward = spikescope.analyze(net, inputs[::-1], T=T).layers["firing_rate"].tolist()
     assert backward == pytest.approx(forward, rel=1e-12)
@@ -137,3 +137,34 @@ def test_sum_pooling_passes_spikes_along_and_is_not_a_neuron():
                         sl.SumPool2d(2), nn.Conv2d(4, 4, 3, padding=1)).eval()
     recorder, _ = recorded_rates(net, [x.flatten(0, 1) * 0.2 for x in rising_input(1)])
     assert [i.name for i in recorder.layers] == ["1"]
+
+
+def test_a_T_that_contradicts_the_layers_own_timesteps_is_an_error_not_a_reinterpretation():
+    net = squeeze_net()
+    with pytest.raises(spikescope.errors.SpikescopeError, match=r"layer 1 \(IAFSqueeze\) runs 4 timesteps .* but "
+                                                                r"T=3 was given"):
+        recorded_rates(net, [x.flatten(0, 1) for x in rising_input(1)], T=3)
+
+
+def test_batch_first_layers_are_read_as_declared_even_when_the_batch_size_equals_T():
+    torch.manual_seed(0)
+    net = nn.Sequential(sl.FlattenTime(), nn.Conv2d(1, 4, 3, padding=1), sl.UnflattenTime(batch_size=T),
+                        sl.LIF(tau_mem=3.0, spike_fn=SingleSpike)).eval()
+    inputs = [x[:T] for x in rising_input()]  # B == T == 4
+    recorder, rates = recorded_rates(net, inputs)
+    assert [(i.name, i.layout) for i in recorder.layers] == [("3", Layout.BATCH_FIRST)]
+    assert rates["3"].tolist() == pytest.approx(own_rates(net, inputs, lambda o: o)["3"].tolist(), rel=1e-12)
+
+
+def test_sum_pooling_of_spikes_feeds_the_next_layer_spike_counts_costed_per_spike():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), sl.IAFSqueeze(batch_size=B, spike_fn=SingleSpike),
+                        sl.SumPool2d(2), nn.Conv2d(4, 4, 3, padding=1)).eval()
+    inputs = [x.flatten(0, 1) for x in rising_input(1)]
+    pooled = []
+    net[2].register_forward_hook(lambda m, i, o: pooled.append(o))
+    row = spikescope.analyze(net, inputs, T=T).energy.set_index("layer").loc["3"]
+    assert row["input"] == "spikes" and row["macs_per_image"] == 0
+    counts = pooled[0]  # [B*T, 4, 4, 4] spike counts; each reaches 4 output channels x its 3x3 neighbourhood
+    reached = torch.nn.functional.conv2d(counts, torch.ones(1, 4, 3, 3), padding=1).sum() * 4
+    assert row["sops_per_image"] == pytest.approx(float(reached) / B, rel=1e-12)

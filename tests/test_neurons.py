@@ -41,3 +41,16 @@ def test_the_surrogate_window_scales_with_the_threshold():
     LIF(threshold=2.0)(current).sum().backward()  # window 0 < u < 4, peak at u = 2; d(u / 4)/du = 1/4
     assert math.isclose(current.grad[0, 0].item(), 1.0 / (2 * math.tanh(0.5)) / 4, rel_tol=1e-6)
     assert current.grad[0, 1].item() > 0 and current.grad[0, 2].item() == 0.0
+
+
+def test_a_lif_pickled_with_the_old_parameter_name_fires_where_it_did():
+    import pickle
+
+    old = LIF()
+    state = old.__dict__.copy()
+    state["v_threshold"] = 1.0  # spikescope 0.1 stored the reference code's v_threshold (fire at u > 0.5)
+    del state["threshold"]
+    restored = LIF.__new__(LIF)
+    restored.__setstate__(state)
+    assert restored.threshold == 0.5
+    assert pickle.loads(pickle.dumps(restored)).threshold == 0.5

@@ -241,3 +241,12 @@ def merged_equals_whole(metric_type, model):
 @pytest.mark.parametrize("metric_type", [FiringRate, Spectrum, TemporalSimilarity, Energy])
 def test_merging_the_states_of_two_halves_equals_the_state_of_the_whole(metric_type):
     merged_equals_whole(metric_type, build("compact_cnn", width=4).eval())
+
+
+def test_a_different_input_size_in_a_later_batch_is_a_one_line_error():
+    model = build("compact_cnn", width=4, image_size=28).eval()
+    with pytest.raises(SpikescopeError, match="must stay the same for a whole run"):
+        with torch.no_grad(), SpikeRecorder(model, metrics=[FiringRate()]):
+            model(batches()[0])
+            model.classifier = nn.Linear(16 * 4 * 4, 10)
+            model(torch.zeros(4, 1, 16, 16))

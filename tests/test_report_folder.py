@@ -96,13 +96,32 @@ def interrupt_while_writing(out: Path, files_written: int, limit: int) -> int:
 @pytest.mark.parametrize("files_written", [1, 6, 12])
 def test_ctrl_c_while_the_report_is_written_leaves_the_previous_report_or_none(tmp_path, files_written):
     out = tmp_path / "report"
-    code = interrupt_while_writing(out, files_written, limit=100)
-    assert not out.exists() if code == 130 else {p.name for p in out.iterdir()} == OUTPUTS | {"figures"}
+    assert interrupt_while_writing(out, files_written, limit=100) == 130  # interrupted while writing
+    assert list(tmp_path.iterdir()) == []
     assert spikescope("analyze", "--limit", 20, "--out", out).returncode == 0
-    code = interrupt_while_writing(out, files_written, limit=100)
-    samples = json.loads((out / "summary.json").read_text())["samples"]
-    assert samples == (20 if code == 130 else 100) and MARKER in {p.name for p in out.iterdir()}
+    assert interrupt_while_writing(out, files_written, limit=100) == 130
+    assert json.loads((out / "summary.json").read_text())["samples"] == 20  # the previous report, whole
+    assert {p.name for p in out.iterdir()} == OUTPUTS
     assert [p.name for p in tmp_path.iterdir()] == ["report"]  # no staging folder left behind
+
+
+@pytest.mark.parametrize("signal_number, exit_code", [(signal.SIGTERM, 128 + signal.SIGTERM),
+                                                      (signal.SIGINT, -signal.SIGINT)])
+def test_a_kill_signal_while_staging_cleans_up_and_a_killed_runs_leftovers_are_removed_next_time(
+        tmp_path, signal_number, exit_code):
+    script = ("import os, signal, sys\n"
+              "from spikescope.report.folder import report_folder\n"
+              "with report_folder(sys.argv[1], {'kind': 'test'}) as staging:\n"
+              "    (staging / 'half.csv').write_text('1')\n"
+              "    os.kill(os.getpid(), int(sys.argv[2]))\n")
+    code = subprocess.run([sys.executable, "-c", script, str(tmp_path / "r"), str(int(signal_number))],
+                          capture_output=True).returncode
+    assert code == exit_code and list(tmp_path.iterdir()) == []  # Python ends an uncaught Ctrl-C by SIGINT
+    (tmp_path / ".r.abc123.partial").mkdir()  # what a SIGKILL while staging leaves
+    (tmp_path / ".r.def456.old").mkdir()  # ... or while swapping
+    with report_folder(tmp_path / "r", {"kind": "test"}) as staging:
+        (staging / "whole.csv").write_text("1")
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]
 
 
 def test_the_library_check_matches_the_cli(tmp_path):

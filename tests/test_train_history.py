@@ -66,3 +66,26 @@ def test_training_never_overwrites_another_run_or_a_file(tmp_path):
         train(dataclasses.replace(SMALL, out=str(tmp_path / "notes.txt")), progress=False)
     with pytest.raises(SpikescopeError, match="cannot be created"):
         train(dataclasses.replace(SMALL, out=str(tmp_path / "notes.txt" / "run")), progress=False)
+
+
+def test_resuming_brings_history_csv_in_line_with_the_checkpoint_even_when_nothing_is_left_to_train(tmp_path):
+    path = train(dataclasses.replace(SMALL, epochs=1, out=str(tmp_path)), progress=False)
+    (tmp_path / "history.csv").write_text("epoch\n")  # as a kill between the two writes of the last epoch leaves it
+    (tmp_path / ".checkpoint.pt.x1y2z3.tmp").write_bytes(b"half")  # as a kill inside the checkpoint write leaves it
+    with pytest.raises(SpikescopeError, match="has finished its 1 epochs"):
+        train(resume_from=path, progress=False)
+    assert list(pd.read_csv(tmp_path / "history.csv")["epoch"]) == [1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "history.csv"]
+
+
+def test_resume_names_the_training_flags_it_ignores(tmp_path):
+    import subprocess
+    import sys
+
+    path = train(dataclasses.replace(SMALL, epochs=1, out=str(tmp_path)), progress=False)
+    result = subprocess.run([sys.executable, "-m", "spikescope", "train", "--resume", str(path), "--epochs", "2",
+                             "--lr", "0.5", "--out", str(tmp_path / "elsewhere")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert ("spikescope: warning: --resume continues the run with its own settings; ignored: --lr, --out"
+            in result.stderr)
+    assert not (tmp_path / "elsewhere").exists()

@@ -14,19 +14,23 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..errors import SpikescopeError
+
 Reduction = Literal["sum", "max"]
 
 
 def zero_one(x: torch.Tensor) -> bool:
-    """True if every value of `x` is 0 or 1 (bool or floating point): spikes, not graded values."""
+    """True if every value of `x` is 0 or 1 (any real or integer dtype, or bool): spikes, not graded values."""
     if x.dtype == torch.bool:
         return True
-    return x.is_floating_point() and bool(((x == 0) | (x == 1)).all())
+    return not x.is_complex() and bool(((x == 0) | (x == 1)).all())
 
 
 def spike_counts(x: torch.Tensor) -> bool:
     """True if every value of `x` is a non-negative whole number (what multi-spike neurons emit)."""
-    return x.is_floating_point() and bool((x >= 0).all()) and torch.equal(x, x.trunc())
+    if x.dtype == torch.bool or not x.is_floating_point():
+        return not x.is_complex() and bool((x >= 0).all())
+    return bool((x >= 0).all()) and torch.equal(x, x.trunc())
 
 
 @dataclass
@@ -96,8 +100,8 @@ class Metric:
 def _reduce_into(states: dict[str, torch.Tensor], name: str, value: torch.Tensor, how: Reduction, layer: str) -> None:
     target = states[name]
     if target.shape != value.shape:
-        raise ValueError(f"layer {layer}: state {name} has shape {tuple(target.shape)}, update has {tuple(value.shape)}"
-                         " (did T or the input size change between batches?)")
+        raise SpikescopeError(f"layer {layer}: state {name} has shape {tuple(target.shape)}, this batch gives "
+                              f"{tuple(value.shape)}; T and the input size must stay the same for a whole run")
     if how == "sum":
         target.add_(value)
     else:

@@ -78,31 +78,68 @@ def _interrupts_deferred() -> Iterator[None]:
 
 
 @contextmanager
+def _terminate_raises() -> Iterator[None]:
+    """Let SIGTERM (a `kill`, a scheduler's time limit) unwind like Ctrl-C, so that cleanup code runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(number: int, frame: Any) -> None:
+        raise SystemExit(128 + number)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Staging and set-aside folders of an earlier run at `target` that was killed outright (SIGKILL)."""
+    for pattern in (f".{target.name}.*.partial", f".{target.name}.*.old"):
+        for leftover in target.parent.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _swap_into_place(staging: Path, target: Path) -> None:
+    """Rename `staging` to `target`; a previous `target` is set aside first, removed after, restored on failure."""
+    old = None
+    if target.exists():  # renamed onto an empty placeholder: POSIX replaces an empty folder
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+        os.rename(target, old)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        if old is not None:
+            os.rename(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
 def report_folder(out: str | os.PathLike, marker: dict[str, Any]) -> Iterator[Path]:
     """Yield an empty staging folder; when the block succeeds it replaces `out` as a whole.
 
-    On any exception (Ctrl-C included) the staging folder is removed and `out` is left as it was:
-    absent, or the previous complete report. `marker` is stored in `out/.spikescope-report`.
+    On any exception (Ctrl-C and SIGTERM included) the staging folder is removed and `out` is left as
+    it was: absent, or the previous complete report. The swap itself defers both signals. `marker` is
+    stored in `out/.spikescope-report`.
     """
     out = check_output_folder(out)
     target = out.resolve()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(target)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     except OSError as error:
         raise SpikescopeError(f"--out {out} cannot be created ({error.strerror})") from None
-    try:
-        os.chmod(staging, 0o777 & ~UMASK)  # mkdtemp makes 0700; give the folder mkdir's permissions
-        yield staging
-        (staging / MARKER).write_text(json.dumps({"format": "spikescope-report", **marker}, indent=1))
-        check_output_folder(out)  # the folder may have changed while the report was computed
-        with _interrupts_deferred():
-            old = None
-            if target.exists():  # renamed onto an empty placeholder: POSIX replaces an empty folder
-                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-                os.rename(target, old)
-            os.rename(staging, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with _terminate_raises():
+        try:
+            os.chmod(staging, 0o777 & ~UMASK)  # mkdtemp makes 0700; give the folder mkdir's permissions
+            yield staging
+            (staging / MARKER).write_text(json.dumps({"format": "spikescope-report", **marker}, indent=1))
+            check_output_folder(out)  # the folder may have changed while the report was computed
+            with _interrupts_deferred():
+                _swap_into_place(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
