@@ -4,6 +4,12 @@ FSTA rescales the input current `X: [T, B, C, H, W]` of a spiking layer before t
 integrates it: a temporal gate `w_t[b, t]` from pooled descriptors mixed across time, a
 spatial gate `w_s[b, h, w]` from a fixed bank of local 2D DCT-II filters applied to the
 time-averaged, channel-summed current, and a learnable fusion `Y = (m X_t + n X_s) / 2`.
+
+The module computes exactly these equations in a cheaper order: `Y = X * gain` with one small
+`gain = (1 + w_t) (m + n (1 + w_s)) / 2`, so the full-size current is read once for the
+descriptors and the channel sum and multiplied once; the DCT bank runs as two 1-D passes (the
+basis is separable); and the `k*k -> 1` fusion convolution runs as a 1x1 convolution to one map
+per kernel tap followed by shifted sums (a matrix product instead of a many-to-one convolution).
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dct import dct_basis_2d
+from .dct import dct_matrix
 from .errors import SpikescopeError
 
 Branches = Literal["both", "temporal", "spatial"]
@@ -49,8 +55,7 @@ class FSTA(nn.Module):
             self.time_mixer = nn.Linear(T, T, bias=False)
         if branches in ("both", "spatial"):
             n_freq = dct_size * dct_size
-            bank = dct_basis_2d(dct_size).unsqueeze(1)  # [k*k, 1, k, k]
-            self.register_buffer("dct_bank", bank, persistent=False)
+            self.register_buffer("dct_rows", dct_matrix(dct_size, dtype=torch.float32), persistent=False)
             pad = FUSION_KERNEL // 2
             if reduction > 1:
                 hidden = max(1, n_freq // reduction)
@@ -65,19 +70,37 @@ class FSTA(nn.Module):
         self.n = nn.Parameter(torch.tensor(0.5))
 
     def temporal_weight(self, current: torch.Tensor) -> torch.Tensor:
-        """`w_t: [T, B]` in (0, 1) from `alpha * mean_hw + beta * max_hw`, mixed across time."""
-        descriptor = self.alpha * current.mean(dim=(-2, -1)) + self.beta * current.amax(dim=(-2, -1))
+        """`w_t: [T, B]` in (0, 1) from `alpha * mean_hw + beta * max_hw`, mixed across time.
+
+        The maximum is taken with its index, so its gradient goes to one position (a third of the time of
+        `amax`, which shares it among ties)."""
+        maximum = current.flatten(-2).max(dim=-1).values
+        descriptor = self.alpha * current.mean(dim=(-2, -1)) + self.beta * maximum
         mixed = torch.einsum("st,tbc->sbc", self.time_mixer.weight, descriptor)
         return torch.sigmoid(mixed.mean(dim=-1))
 
-    def spatial_weight(self, current: torch.Tensor) -> torch.Tensor:
-        """`w_s: [B, 1, H, W]` in (0, 1) from local DCT coefficients of the time- and channel-summed map."""
-        summed = current.mean(dim=0).sum(dim=1, keepdim=True)
-        k = self.dct_size
-        near, far = k // 2, (k - 1) // 2
-        padded = F.pad(summed, (near, far, near, far))
-        frequencies = F.conv2d(padded, self.dct_bank.to(summed.dtype))
-        return torch.sigmoid(self.frequency_fusion(frequencies))
+    def spatial_weight(self, summed: torch.Tensor) -> torch.Tensor:
+        """`w_s: [B, 1, H, W]` in (0, 1) from the local DCT coefficients of `summed: [B, 1, H, W]`, the time-averaged,
+        channel-summed current."""
+        x = separable_dct(summed, self.dct_rows.to(summed.dtype))
+        for layer in self.frequency_fusion.modules() if isinstance(self.frequency_fusion, nn.Sequential) else [
+                self.frequency_fusion]:
+            if isinstance(layer, nn.Conv2d):
+                x = conv_by_shifts(x, layer.weight, layer.padding[0])
+            elif not isinstance(layer, nn.Sequential):
+                x = layer(x)
+        return torch.sigmoid(x)
+
+    def gain(self, x: torch.Tensor) -> torch.Tensor:
+        """The factor FSTA multiplies the current `x: [T, B, C, H, W]` by, `(1 + w_t) (m + n (1 + w_s)) / 2`, shaped
+        `[T, B, 1, H, W]` (temporal branch alone: `[T, B, 1, 1, 1]`)."""
+        temporal = 1 + self.temporal_weight(x)[:, :, None, None, None] if self.branches != "spatial" else None
+        if self.branches == "temporal":
+            return temporal * (self.m + self.n) / 2
+        channel_sum = x.sum(dim=2, keepdim=True)  # [T, B, 1, H, W]: the spatial branch sees only this map
+        summed = (channel_sum if temporal is None else channel_sum * temporal).mean(dim=0)
+        spatial = (self.m + self.n * (1 + self.spatial_weight(summed))).unsqueeze(0) / 2
+        return spatial if temporal is None else spatial * temporal
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         if current.shape[0] != self.T:
@@ -88,32 +111,62 @@ class FSTA(nn.Module):
             raise SpikescopeError(f"FSTA built for {self.channels} channels got input of shape {tuple(current.shape)}")
         flat = current.dim() == 3
         x = current[..., None, None] if flat else current
-        x_t = x * (1 + self.temporal_weight(x)[..., None, None, None]) if self.branches != "spatial" else x
-        x_s = x_t * (1 + self.spatial_weight(x_t).unsqueeze(0)) if self.branches != "temporal" else x_t
-        y = (self.m * x_t + self.n * x_s) / 2
+        y = x * self.gain(x)
         return y[..., 0, 0] if flat else y
 
     def macs(self, sample_shape: tuple[int, ...]) -> int:
-        """Multiply-accumulates one sample costs over all T steps (`sample_shape` is `[C, H, W]` or `[N]`).
+        """Multiply-accumulates one sample costs over all T steps (`sample_shape` is `[C, H, W]` or `[N]`), as
+        `forward` computes them: all act on real-valued current, so all are MACs.
 
-        Counts the time mixing, the DCT bank and fusion convolutions, the pooled descriptors and
-        one operation per element for each gate and for the final fusion; all act on real-valued
-        current, so all are MACs.
+        Counts the pooled descriptors, the time mixing, the channel sum and time mean of the spatial branch,
+        the two 1-D DCT passes, the fusion convolutions as 1x1 products plus shifted sums, the gain
+        (one operation per map position and timestep) and the final product with the current.
         """
         channels, height, width = (tuple(sample_shape) + (1, 1))[:3]
         elements = self.T * channels * height * width
         pixels = height * width
-        total = 2 * elements  # the fusion m X_t + n X_s
+        total = elements + self.T * pixels  # Y = X * gain, and the gain itself
         if self.branches != "spatial":
-            total += 2 * elements + self.T * self.T * channels + elements  # descriptors, time mixing, gate
+            total += 2 * elements + self.T * self.T * channels + self.T * channels  # descriptors, mixing, mean
         if self.branches != "temporal":
-            n_freq = self.dct_size ** 2
-            fusion = sum(m.weight.numel() for m in self.frequency_fusion.modules() if isinstance(m, nn.Conv2d))
-            total += elements + n_freq * n_freq * pixels + fusion * pixels + elements  # sums, bank, fusion, gate
+            k = self.dct_size
+            total += elements + 2 * self.T * pixels  # channel sum; temporal scaling and mean over T
+            total += k * k * height * (width + k - 1) + k * k * k * pixels  # vertical then horizontal DCT pass
+            for conv in (m for m in self.frequency_fusion.modules() if isinstance(m, nn.Conv2d)):
+                taps = conv.weight.shape[0] * conv.weight.shape[2] * conv.weight.shape[3]
+                total += taps * conv.weight.shape[1] * pixels + taps * pixels  # 1x1 product, shifted sums
+            total += pixels  # the spatial gate m + n (1 + w_s)
         return total
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, T={self.T}, dct_size={self.dct_size}, branches={self.branches!r}"
+
+
+def separable_dct(maps: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Local `k x k` DCT-II coefficients of `maps: [B, 1, H, W]`, `[B, k*k, H, W]` with channel `u * k + v` for
+    vertical frequency u and horizontal frequency v; `rows` is the `k x k` DCT matrix. Equal to correlating with
+    the 2D basis images (zero padding `k // 2` before, `(k - 1) // 2` after), in two 1-D passes."""
+    k = rows.shape[0]
+    near, far = k // 2, (k - 1) // 2
+    padded = F.pad(maps, (near, far, near, far))
+    vertical = F.conv2d(padded, rows.reshape(k, 1, k, 1))  # [B, k, H, W + k - 1]
+    return F.conv2d(vertical, rows.repeat(k, 1).reshape(k * k, 1, 1, k), groups=k)
+
+
+def conv_by_shifts(x: torch.Tensor, weight: torch.Tensor, padding: int) -> torch.Tensor:
+    """`F.conv2d(x, weight, padding=padding)` (stride 1, no bias) as one matrix product giving a map per output
+    channel and kernel tap, whose shifted copies `F.fold` sums: the same products in matrix form.
+
+    Tap `(i, j)` of input position `q` lands on output `q - (i, j) + padding`; with the taps flipped, that is
+    where `fold` scatters block `q`'s entry `(k - 1 - i, k - 1 - j)`, shifted by `k - 1 - padding`.
+    """
+    out_channels, in_channels, kh, kw = weight.shape
+    height, width = x.shape[-2:]
+    flipped = weight.flip(2, 3).permute(0, 2, 3, 1).reshape(out_channels * kh * kw, in_channels)
+    taps = flipped @ x.flatten(2)  # [B, O * kh * kw, H * W]: one block per input position
+    summed = F.fold(taps, (height + kh - 1, width + kw - 1), (kh, kw))  # [B, O, H + kh - 1, W + kw - 1]
+    top, left = kh - 1 - padding, kw - 1 - padding
+    return summed[:, :, top:top + height + 2 * padding - kh + 1, left:left + width + 2 * padding - kw + 1]
 
 
 def _apply_fsta(neuron: nn.Module, args: tuple) -> tuple:

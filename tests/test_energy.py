@@ -54,10 +54,12 @@ def test_analog_input_costs_dense_macs_and_energy_uses_the_preset():
 def test_fsta_always_costs_macs_even_on_binary_input():
     fsta = FSTA(3, T=2)
     row = run(fsta, (torch.rand(2, 1, 3, 6, 6) < 0.5).float())
-    elements, pixels = 2 * 3 * 6 * 6, 6 * 6
-    expected = (2 * elements + 2 * 2 * 3 + elements  # temporal: descriptors, 2x2 time mixing per channel, gate
-                + elements + 49 * 49 * pixels + 49 * 49 * pixels + elements  # spatial: sums, DCT bank, fusion, gate
-                + 2 * elements)  # fusion m X_t + n X_s
+    T, elements, pixels = 2, 2 * 3 * 6 * 6, 6 * 6
+    expected = (2 * elements + T * T * 3 + T * 3  # temporal: mean and max, 2x2 time mixing per channel, channel mean
+                + elements + 2 * T * pixels  # spatial: channel sum, temporal scaling and mean over time of that map
+                + 7 * 7 * 6 * (6 + 6) + 7 * 7 * 7 * pixels  # DCT: vertical pass over the padded width, horizontal
+                + 49 * 49 * pixels + 49 * pixels  # fusion 7x7 conv 49 -> 1: one product per tap, shifted sums
+                + pixels + T * pixels + elements)  # spatial gate, the gain, Y = X * gain
     assert row["sops_per_image"] == 0 and row["input"] == "analog"
     assert row["macs_per_image"] == fsta.macs((3, 6, 6)) == expected
 

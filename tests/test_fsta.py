@@ -2,11 +2,12 @@ import numpy as np
 import pytest
 import scipy.signal
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from spikescope.dct import dct_basis_2d
+from spikescope.dct import dct_basis_2d, dct_matrix
 from spikescope.errors import SpikescopeError
-from spikescope.fsta import FSTA, add_fsta
+from spikescope.fsta import FSTA, add_fsta, conv_by_shifts, separable_dct
 from spikescope.models import build
 from spikescope.neurons import LIF
 
@@ -19,35 +20,45 @@ def reference_fsta(module: FSTA, x: np.ndarray) -> np.ndarray:
     """docs/metrics.md, "FSTA", written out with numpy loops, independent of the module's tensor code."""
     T, B, C, H, W = x.shape
     k = module.dct_size
-    alpha, beta, m, n = (p.item() for p in (module.alpha, module.beta, module.m, module.n))
-    mixer = module.time_mixer.weight.detach().numpy()
-    fusion = module.frequency_fusion.weight.detach().numpy()[0]  # [k*k, 7, 7]
-    bank = dct_basis_2d(k).numpy()
-    x_t = np.empty_like(x)
-    for b in range(B):
-        z = alpha * x[:, b].mean(axis=(2, 3)) + beta * x[:, b].max(axis=(2, 3))  # [T, C]
-        w_t = sigmoid((mixer @ z).mean(axis=1))  # [T]
-        x_t[:, b] = x[:, b] * (1 + w_t[:, None, None, None])
+    m, n = module.m.item(), module.n.item()
+    x_t = x.copy()
+    if module.branches != "spatial":
+        alpha, beta = module.alpha.item(), module.beta.item()
+        mixer = module.time_mixer.weight.detach().numpy()
+        for b in range(B):
+            z = alpha * x[:, b].mean(axis=(2, 3)) + beta * x[:, b].max(axis=(2, 3))  # [T, C]
+            w_t = sigmoid((mixer @ z).mean(axis=1))  # [T]
+            x_t[:, b] = x[:, b] * (1 + w_t[:, None, None, None])
     y = np.empty_like(x)
     near, far = k // 2, (k - 1) // 2
+    bank = dct_basis_2d(k).numpy()
     for b in range(B):
-        summed = x_t[:, b].mean(axis=0).sum(axis=0)  # [H, W]
-        padded = np.pad(summed, ((near, far), (near, far)))
-        freq = np.stack([scipy.signal.correlate2d(padded, f, mode="valid") for f in bank])
-        freq = np.pad(freq, ((0, 0), (3, 3), (3, 3)))
-        g = sum(scipy.signal.correlate2d(freq[i], fusion[i], mode="valid") for i in range(k * k))
-        w_s = sigmoid(g)
-        x_s = x_t[:, b] * (1 + w_s)
+        x_s = x_t[:, b]
+        if module.branches != "temporal":
+            summed = x_t[:, b].mean(axis=0).sum(axis=0)  # [H, W]
+            padded = np.pad(summed, ((near, far), (near, far)))
+            maps = np.stack([scipy.signal.correlate2d(padded, f, mode="valid") for f in bank])
+            for conv in (c for c in module.frequency_fusion.modules() if isinstance(c, nn.Conv2d)):
+                weight = conv.weight.detach().numpy()  # [out, in, 7, 7]
+                maps = np.pad(maps, ((0, 0), (3, 3), (3, 3)))
+                maps = np.stack([sum(scipy.signal.correlate2d(maps[i], w[i], mode="valid") for i in range(len(w)))
+                                 for w in weight])
+                if len(weight) > 1:
+                    maps = np.maximum(maps, 0)  # the ReLU between the two convolutions of a reduction
+            x_s = x_t[:, b] * (1 + sigmoid(maps[0]))
         y[:, b] = (m * x_t[:, b] + n * x_s) / 2
     return y
 
 
-@pytest.mark.parametrize("dct_size", [3, 7, 8])
-def test_fsta_matches_the_design_equations(dct_size):
+@pytest.mark.parametrize("branches", ["both", "temporal", "spatial"])
+@pytest.mark.parametrize("dct_size, reduction", [(3, 1), (7, 1), (8, 1), (7, 16)])
+def test_fsta_matches_the_design_equations(dct_size, reduction, branches):
     torch.manual_seed(0)
-    module = FSTA(4, T=3, dct_size=dct_size).double()
+    module = FSTA(4, T=3, dct_size=dct_size, reduction=reduction, branches=branches).double()
     x = torch.randn(3, 2, 4, 9, 11, dtype=torch.float64)
     np.testing.assert_allclose(module(x).detach().numpy(), reference_fsta(module, x.numpy()), atol=1e-10)
+    single = module.float()(x.float()).detach().numpy()  # float32, as models run
+    np.testing.assert_allclose(single, reference_fsta(module.double(), x.numpy()), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 8, 14, 32])
@@ -82,12 +93,29 @@ def test_every_learnable_parameter_receives_a_gradient(reduction, branches):
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
-def test_dct_bank_is_a_nonpersistent_buffer_built_from_the_formula():
+def test_dct_is_a_nonpersistent_buffer_built_from_the_formula():
     module = FSTA(4, T=2)
-    assert "dct_bank" in dict(module.named_buffers())
-    assert not any("dct_bank" in key for key in module.state_dict())
-    assert torch.equal(module.dct_bank[:, 0], dct_basis_2d(7))
-    assert module.double().dct_bank.dtype == torch.float64
+    assert "dct_rows" in dict(module.named_buffers())
+    assert not any("dct" in key for key in module.state_dict())
+    assert torch.equal(module.dct_rows, dct_matrix(7, dtype=torch.float32))
+    assert module.double().dct_rows.dtype == torch.float64
+
+
+@pytest.mark.parametrize("k", [3, 7, 8])
+def test_two_1d_passes_equal_the_2d_dct_bank(k):
+    maps = torch.randn(3, 1, 9, 12, dtype=torch.float64)
+    near, far = k // 2, (k - 1) // 2
+    bank = F.conv2d(F.pad(maps, (near, far, near, far)), dct_basis_2d(k, dtype=torch.float64).unsqueeze(1))
+    torch.testing.assert_close(separable_dct(maps, dct_matrix(k)), bank, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("out_channels, in_channels, kernel, padding", [(1, 49, 7, 3), (3, 49, 7, 3), (1, 3, 7, 3),
+                                                                        (2, 4, 3, 0), (1, 5, 5, 1)])
+def test_a_convolution_by_shifted_1x1_products_equals_the_convolution(out_channels, in_channels, kernel, padding):
+    x = torch.randn(2, in_channels, 8, 11, dtype=torch.float64)
+    weight = torch.randn(out_channels, in_channels, kernel, kernel, dtype=torch.float64)
+    torch.testing.assert_close(conv_by_shifts(x, weight, padding), F.conv2d(x, weight, padding=padding),
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_temporal_only_rescales_each_timestep_by_one_factor():
