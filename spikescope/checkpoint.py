@@ -10,6 +10,8 @@ Keys (format version 1):
   train_config        the training settings (`TrainConfig` as a dict)
   history             one dict per finished epoch: epoch, train_loss, train_accuracy,
                       test_accuracy, test_firing_rate, seconds
+  tracks              optional (train --track K): one dict per epoch (0 = untrained) and layer:
+                      firing rate, orientation indices, mean similarity across timesteps
   state_dict          model weights and buffers
   training_state      optional: {"epoch", "optimizer"}, what `--resume` needs (the learning rate follows
                       from the epoch; files of spikescope 0.1 also hold a "scheduler" state, unused)
@@ -118,7 +120,7 @@ def _names_python_objects(path: Path) -> bool:
 
 
 FIELD_TYPES = {"format_version": int, "arch": str, "arch_kwargs": dict, "T": int, "dataset": dict,
-               "state_dict": dict, "train_config": dict, "history": list, "training_state": dict}
+               "state_dict": dict, "train_config": dict, "history": list, "tracks": list, "training_state": dict}
 
 
 def validate_checkpoint(checkpoint: Any, source: str) -> dict[str, Any]:

@@ -60,7 +60,8 @@ class ImageSet:
         if limit < 1:
             raise SpikescopeError(f"--limit must be positive, got {limit}")
         if limit > len(self):
-            note(f"--limit {limit} is more than the {len(self):,} images of {self.name}; all {len(self):,} are used")
+            note(f"the first {limit:,} images of {self.name} were asked for (--limit), but it has {len(self):,}; "
+                 f"all {len(self):,} are used")
         return self.take(slice(None, limit))
 
     def take(self, index: slice) -> "ImageSet":

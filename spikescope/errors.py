@@ -24,16 +24,16 @@ class SpikescopeNote(SpikescopeWarning):
     """A harmless fact about the run worth a line (the CLI prints it as a note)."""
 
 
-def warn(message: str) -> str:
-    """Issue `message` as a `SpikescopeWarning` (shown once per distinct message); returns it for the record."""
-    warnings.warn(message, SpikescopeWarning, stacklevel=2)
+def warn(message: str, category: type[SpikescopeWarning] = SpikescopeWarning) -> str:
+    """Issue `message` as a `SpikescopeWarning`, attributed to spikescope rather than to a line of its code (a
+    user's log shows the message, not a line of spikescope's source); returns it for the record."""
+    warnings.warn_explicit(message, category, "spikescope", 0, module="spikescope")
     return message
 
 
 def note(message: str) -> str:
     """Issue `message` as a `SpikescopeNote`; returns it."""
-    warnings.warn(message, SpikescopeNote, stacklevel=2)
-    return message
+    return warn(message, SpikescopeNote)
 
 
 def describe(error: BaseException) -> str:

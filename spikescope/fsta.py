@@ -23,6 +23,18 @@ from .dct import dct_matrix
 from .errors import SpikescopeError
 
 Branches = Literal["both", "temporal", "spatial"]
+BRANCHES = ("both", "temporal", "spatial")
+
+
+def fsta_branches(fsta: bool | str) -> Branches | None:
+    """What a model's `fsta` argument asks for: no FSTA (False), the whole module (True or 'both'), or one branch."""
+    if fsta is False or fsta is None:
+        return None
+    if fsta is True:
+        return "both"
+    if fsta not in BRANCHES:
+        raise SpikescopeError(f"fsta must be True, False or one of {', '.join(BRANCHES)}; got {fsta!r}")
+    return fsta
 FUSION_KERNEL = 7  # the learnable k*k -> 1 fusion convolution is 7x7 in the reference code
 
 

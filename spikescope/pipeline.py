@@ -54,27 +54,20 @@ def _load(checkpoint: str | Path | None, device: str, **load_options: Any) -> tu
     return path, model, {**meta, "path": str(path)}
 
 
-def analyze_checkpoint(checkpoint: str | Path | None = None, layers: str | Sequence[str] = "all",
-                       data: str | None = None, data_root: str | None = None, limit: int | None = None,
-                       batch_size: int = 100, device: str = "cpu", energy: str = "fp32",
-                       out: str | Path | None = None, png: bool = False, arch: str | None = None,
-                       arch_kwargs: dict[str, Any] | None = None, T: int | None = None, trust_pickle: bool = False,
-                       time_first_input: bool = False, fold: str | None = None, batch_first: bool | None = None,
-                       capture: int = 3,
-                       command: str | None = None, progress: bool = False) -> tuple[AnalysisResult, dict[str, Path]]:
-    """Load a model file, analyze it on a test set and write the report folder; returns `(result, files)`.
+def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[str] = "all", data: str | None = None,
+                 data_root: str | None = None, limit: int | None = None, batch_size: int = 100, device: str = "cpu",
+                 energy: str = "fp32", arch: str | None = None, arch_kwargs: dict[str, Any] | None = None,
+                 T: int | None = None, trust_pickle: bool = False, time_first_input: bool = False,
+                 fold: str | None = None, batch_first: bool | None = None, capture: int = 3,
+                 progress: bool = False) -> tuple[AnalysisResult, dict[str, Any]]:
+    """Load a model file and analyze it on its test images; returns `(result, what the model and data are)`.
 
-    With no `checkpoint`, the bundled baseline demo model is analysed on the bundled Fashion-MNIST
-    sample. The dataset defaults to the one named in the checkpoint; its normalisation is the
-    checkpoint's. `out` defaults to `reports/<name>` (see `default_report_folder`); it is checked
-    before anything is loaded, and written whole or not at all.
+    The images are those of `evaluation_set`; warnings issued on the way reach `result.info["warnings"]`.
     """
     check_preset(energy)
     resolve_device(device)
     if T is not None and T < 1:
         raise SpikescopeError(f"--T must be at least 1, got {T}")
-    source = Path(checkpoint) if checkpoint is not None else bundled_checkpoint("baseline")
-    destination = check_output_folder(out if out is not None else default_report_folder(source))
     with recorded_warnings() as warnings_seen:
         path, model, meta = _load(checkpoint, device, arch=arch, arch_kwargs=arch_kwargs, T=T,
                                   trust_pickle=trust_pickle)
@@ -90,15 +83,30 @@ def analyze_checkpoint(checkpoint: str | Path | None = None, layers: str | Seque
             raise SpikescopeError(f"the model cannot run on {dataset.name} images of shape "
                                   f"{list(dataset.images.shape[1:])} ({describe(error)})") from None
     result.info["warnings"] = list(dict.fromkeys(warnings_seen + result.info.get("warnings", [])))
-    report_meta = {
+    return result, {
         "model": meta.get("arch", type(model).__name__), "arch_kwargs": meta.get("arch_kwargs", {}),
         "parameters": sum(p.numel() for p in model.parameters()), "checkpoint": str(path),
-        "source": meta["source"], "dataset": f"{dataset.name} (test split)", "T": result.info["T"],
-        "training_history": meta.get("history", []), "train_config": meta.get("train_config", {}),
-        "command": command or "spikescope.analyze_checkpoint(...) (Python)",
-        "version": __version__,
+        "source": meta["source"], "dataset": f"{dataset.name} (test split)", "dataset_name": dataset.name,
+        "T": result.info["T"], "training_history": meta.get("history", []),
+        "train_config": meta.get("train_config", {}), "version": __version__,
     }
-    return result, write_outputs(result, report_meta, destination, png)
+
+
+def analyze_checkpoint(checkpoint: str | Path | None = None, out: str | Path | None = None, png: bool = False,
+                       command: str | None = None, **options: Any) -> tuple[AnalysisResult, dict[str, Path]]:
+    """What `spikescope analyze` does: `analyze_file(checkpoint, **options)`, then the report folder; returns
+    `(result, files)`.
+
+    With no `checkpoint`, the bundled baseline demo model is analysed on the bundled Fashion-MNIST
+    sample. The dataset defaults to the one named in the checkpoint; its normalisation is the
+    checkpoint's. `out` defaults to `reports/<name>` (see `default_report_folder`); it is checked
+    before anything is loaded, and written whole or not at all.
+    """
+    source = Path(checkpoint) if checkpoint is not None else bundled_checkpoint("baseline")
+    destination = check_output_folder(out if out is not None else default_report_folder(source))
+    result, meta = analyze_file(checkpoint, **options)
+    meta["command"] = command or "spikescope.analyze_checkpoint(...) (Python)"
+    return result, write_outputs(result, meta, destination, png)
 
 
 def evaluate_checkpoint(checkpoint: str | Path | None = None, data: str | None = None, data_root: str | None = None,

@@ -39,6 +39,11 @@ from .timelayout import FOLD_ORDERS, WHOLE_SEQUENCE, FirstPass, Layout, batch_si
 OUTPUT_ORDER = (OUTPUT_SPIKES, OUTPUT_COUNTS, OUTPUT_ANALOG)  # a layer's kind is the worst any batch showed
 
 
+def carries_weights(module: nn.Module) -> bool:
+    """True for a module with weight matrices of its own (a synaptic layer, not a neuron)."""
+    return any(p.dim() >= 2 for p in module.parameters(recurse=False))
+
+
 def default_metrics(energy: str = "fp32") -> list[Metric]:
     """Firing rate, DCT spectrum, temporal similarity and energy (with the `energy` preset)."""
     return [FiringRate(), Spectrum(), TemporalSimilarity(), Energy(energy)]
@@ -157,7 +162,7 @@ class SpikeRecorder:
             if cost is not None:
                 self._costs[name] = cost
                 self._watch(name, type(cost).__name__, ROLE_SYNAPTIC)
-            elif neuron_framework(module) is None and any(p.dim() >= 2 for p in module.parameters(recurse=False)):
+            elif neuron_framework(module) is None and carries_weights(module):
                 self.uncosted.append(name)
         if self.uncosted:
             named = ", ".join(f"{name} ({type(self._modules[name]).__name__})" for name in self.uncosted)
@@ -301,7 +306,7 @@ class SpikeRecorder:
     def _name_silent_candidates(self, binary: set[str]) -> None:
         """Warn about probed modules that emitted only zeros: a neuron silent on the first batch looks like that."""
         silent = {self._watched[k].name for k, p in self._probes.items() if self._watched[k].found_by == FOUND_BY_PROBE
-                  and p.zero_one and not p.fired}
+                  and p.zero_one and not p.fired and not carries_weights(self._modules[self._watched[k].name])}
         for name in sorted(innermost(silent, binary), key=list(self._modules).index):
             self.add_warning(f"module {name} ({type(self._modules[name]).__name__}) output only zeros on the first "
                              "batch, so it is not analysed; if it is a neuron that stayed silent, pass --layers "

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
-
-import pandas as pd
 
 from .atomic import atomic_path, check_folder_creatable, remove_stale_temporaries
 from .checkpoint import load_weights, read_checkpoint, save_checkpoint
@@ -30,6 +29,7 @@ from .errors import SpikescopeError
 from .models import build
 from .metrics.firing import FiringRate
 from .record import SpikeRecorder
+from .tracking import track_layers
 
 FIRING_RATE_DEFINITION = "spikes / (T x samples x neurons), pooled over all spiking layers"
 
@@ -41,7 +41,7 @@ class TrainConfig:
     arch: str = "compact_cnn"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     T: int = 2
-    fsta: bool = False
+    fsta: bool | str = False  # True or "both", "temporal", "spatial": FSTA (or one branch) before every neuron
     data: str = "fashion-mnist"
     data_root: str | None = None
     epochs: int = 1
@@ -57,6 +57,7 @@ class TrainConfig:
     device: str = "cpu"
     out: str = "runs/train"
     restart_epochs: list[int] = field(default_factory=list)  # epochs that start a new cosine cycle (extensions)
+    track: int = 0  # analyse this many fixed test images before training and after every epoch (tracks.csv)
 
     def validate(self) -> "TrainConfig":
         """Refuse settings that cannot train, each with a one-line error; returns self."""
@@ -66,7 +67,8 @@ class TrainConfig:
                   (self.lr > 0, f"--lr must be positive, got {self.lr}"),
                   (0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}"),
                   (self.momentum >= 0 and self.weight_decay >= 0, "--momentum and --weight-decay must be >= 0"),
-                  (self.optimizer in ("sgd", "adam"), f"unknown optimizer {self.optimizer!r}; choose sgd or adam")]
+                  (self.optimizer in ("sgd", "adam"), f"unknown optimizer {self.optimizer!r}; choose sgd or adam"),
+                  (self.track >= 0, f"--track must be 0 or more images, got {self.track}")]
         for ok, message in checks:
             if not ok:
                 raise SpikescopeError(message)
@@ -168,7 +170,7 @@ def train(config: TrainConfig | None = None, resume_from: str | Path | None = No
     state = None
     if resume_from is not None:
         state = read_checkpoint(resume_from)
-        _tidy_after_kill(Path(resume_from), state["history"])
+        _tidy_after_kill(Path(resume_from), state)
         config = _resumed_config(state, str(resume_from), epochs, config.device if config else None)
     if config is None:
         raise SpikescopeError("train needs a TrainConfig or a checkpoint to resume from")
@@ -186,24 +188,40 @@ def train(config: TrainConfig | None = None, resume_from: str | Path | None = No
         torch.use_deterministic_algorithms(deterministic)
 
 
+def _arch_kwargs(config: TrainConfig, train_set: ImageSet) -> dict[str, Any]:
+    return {"in_channels": train_set.images.shape[1], "num_classes": len(train_set.classes), **config.arch_kwargs,
+            "T": config.T, "fsta": config.fsta}
+
+
+def initial_model(config: TrainConfig) -> nn.Module:
+    """The network `train(config)` starts from, before any step: the untrained reference of a trained run
+    (same architecture, same seed, same initial weights), in evaluation mode on the CPU."""
+    train_set = load_dataset(config.data, "train", config.data_root, config.limit, seed=config.seed)
+    torch.manual_seed(config.seed)
+    return build(config.arch, **_arch_kwargs(config, train_set)).eval()
+
+
 def _run(config: TrainConfig, state: dict[str, Any] | None, device: torch.device, progress: bool) -> Path:
     train_set = load_dataset(config.data, "train", config.data_root, config.limit, seed=config.seed)
     test_set = load_dataset(config.data, "test", config.data_root, config.test_limit, seed=config.seed)
     torch.manual_seed(config.seed)
-    arch_kwargs = {"in_channels": train_set.images.shape[1], "num_classes": len(train_set.classes),
-                   **config.arch_kwargs, "T": config.T, "fsta": config.fsta}
+    arch_kwargs = _arch_kwargs(config, train_set)
     model = build(config.arch, **arch_kwargs).to(device)
     optimizer = _optimizer(config, model)
     steps_per_epoch = -(-len(train_set) // config.batch_size)
     history: list[dict[str, float]] = []
+    tracks: list[dict[str, Any]] = []
     first_epoch = 1
     if state is not None:
         load_weights(model, state["state_dict"], "the checkpoint")
         optimizer.load_state_dict(state["training_state"]["optimizer"])
-        history = list(state["history"])
+        history, tracks = list(state["history"]), list(state.get("tracks", []))
         first_epoch = state["training_state"]["epoch"] + 1
     out = Path(config.out) / "checkpoint.pt"
     test_batches = make_loader(test_set, config.batch_size)
+    tracked = make_loader(test_set.subset(config.track), config.batch_size) if config.track else None
+    if tracked is not None and first_epoch == 1:
+        tracks = track_layers(model, tracked, 0, config.T)  # the untrained network: epoch 0
     for epoch in range(first_epoch, config.epochs + 1):
         started = time.perf_counter()
         torch.manual_seed(_epoch_seed(config.seed, epoch))
@@ -221,13 +239,15 @@ def _run(config: TrainConfig, state: dict[str, Any] | None, device: torch.device
                   "test_loss": test_stats["loss"], "test_firing_rate": test_stats["firing_rate"],
                   "seconds": time.perf_counter() - started}
         history.append(record)
+        if tracked is not None:
+            tracks += track_layers(model, tracked, epoch, config.T)
         save_checkpoint({
             "arch": config.arch, "arch_kwargs": arch_kwargs, "T": config.T, "dataset": _dataset_meta(train_set),
-            "train_config": dataclasses.asdict(config), "history": history,
+            "train_config": dataclasses.asdict(config), "history": history, "tracks": tracks,
             "state_dict": model.state_dict(),
             "training_state": {"epoch": epoch, "optimizer": optimizer.state_dict()},
         }, out)
-        _write_history(out, history)
+        _write_tables(out, history, tracks)
         if progress:
             tqdm.write(f"epoch {epoch}: train loss {record['train_loss']:.4f}, train acc {record['train_accuracy']:.2%}"
                        f" | test acc {record['test_accuracy']:.2%}, firing rate {record['test_firing_rate']:.4f}"
@@ -235,17 +255,20 @@ def _run(config: TrainConfig, state: dict[str, Any] | None, device: torch.device
     return out
 
 
-def _tidy_after_kill(checkpoint: Path, history: list[dict[str, float]]) -> None:
-    """A run killed outright may have left half-written files and a history.csv one epoch behind."""
-    for target in (checkpoint, checkpoint.with_name("history.csv")):
-        remove_stale_temporaries(target)
-    _write_history(checkpoint, history)
+def _tidy_after_kill(checkpoint: Path, state: dict[str, Any]) -> None:
+    """A run killed outright may have left half-written files and tables one epoch behind its checkpoint."""
+    for name in (checkpoint.name, "history.csv", "tracks.csv"):
+        remove_stale_temporaries(checkpoint.with_name(name))
+    _write_tables(checkpoint, state["history"], state.get("tracks", []))
 
 
-def _write_history(checkpoint: Path, history: list[dict[str, float]]) -> None:
-    """`history.csv` next to the checkpoint: one row per finished epoch, as in the checkpoint's `history`."""
-    with atomic_path(checkpoint.with_name("history.csv")) as tmp:
-        pd.DataFrame(history).to_csv(tmp, index=False)
+def _write_tables(checkpoint: Path, history: list[dict[str, float]], tracks: list[dict[str, Any]]) -> None:
+    """`history.csv` (one row per finished epoch) and, when tracking, `tracks.csv` (one row per epoch and
+    layer) next to the checkpoint, as in the checkpoint's `history` and `tracks`."""
+    tables = {"history.csv": history, **({"tracks.csv": tracks} if tracks else {})}
+    for name, rows in tables.items():
+        with atomic_path(checkpoint.with_name(name)) as tmp:
+            pd.DataFrame(rows).to_csv(tmp, index=False)
 
 
 def _train_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, lr_at: Callable[[int], float],

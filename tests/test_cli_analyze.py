@@ -150,8 +150,8 @@ def test_every_command_names_the_devices_that_work_when_given_one_that_does_not(
 def test_a_limit_beyond_the_dataset_says_how_many_images_were_used(tmp_path):
     result = spikescope("analyze", "--limit", 5000, "--out", tmp_path / "r")
     assert result.returncode == 0, result.stderr
-    assert ("spikescope: note: --limit 5000 is more than the 1,000 images of fashion-mnist-sample; all 1,000 are used"
-            in result.stderr)
+    assert ("spikescope: note: the first 5,000 images of fashion-mnist-sample were asked for (--limit), but it has "
+            "1,000; all 1,000 are used" in result.stderr)
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["samples"] == 1000
 
 

@@ -65,4 +65,4 @@ def test_report_says_so_when_plotly_js_is_missing(tmp_path):
     _, files = analyze_checkpoint(limit=20, out=tmp_path / "report")
     (tmp_path / "report" / "plotly.min.js").unlink()
     dom = chromium("--dump-dom", files["report.html"].resolve().as_uri())
-    assert "plotly.min.js did not load" in dom.stdout
+    assert "plotly.js did not load from plotly.min.js" in dom.stdout

@@ -33,6 +33,13 @@ def spike_counts(x: torch.Tensor) -> bool:
     return bool((x >= 0).all()) and torch.equal(x, x.trunc())
 
 
+def mean_off_diagonal(matrix: np.ndarray) -> float:
+    """The mean of the defined (not NaN) entries of a `T x T` matrix off its diagonal; NaN if there is none."""
+    values = matrix[~np.eye(len(matrix), dtype=bool)]
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
 @dataclass
 class MetricResult:
     """What a metric's `compute()` returns: per-layer and per-layer-per-timestep tables plus arrays."""

@@ -31,6 +31,8 @@ DEFINITIONS = {
             "encoding layer, layers after average pooling, FSTA's convolutions and gates; a layer counts as "
             "analog if any analysed batch fed it non-binary values",
     "energy": "E = E_MAC x MACs + E_AC x SOPs(exact), per image; compute only (memory access not included)",
+    "dense ops": "multiply-accumulates of a dense pass over all T timesteps (FLOPs x T): what the layer would cost "
+                 "as a non-spiking network",
 }
 KINDS = ("conv", "linear", "fsta", "transposed conv")
 
@@ -115,6 +117,7 @@ class Energy(Metric):
             rows.append({
                 "layer": layer, "kind": KINDS[int(v["kind"])], "input": "analog" if macs else "spikes",
                 "input_firing_rate": fr_in, **{f"{k}_per_image": x for k, x in per_image.items()},
+                "dense_ops_per_image": (v["macs"] + v["dense_binary"]) / samples,
                 "energy_pj_per_image": pj["mac"] * per_image["macs"] + pj["ac"] * per_image["sops"],
             })
         definitions = {**DEFINITIONS, "preset": f"{self.preset}: E_MAC = {pj['mac']} pJ, E_AC = {pj['ac']} pJ "

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from ..dct import dct_matrix
-from .base import Metric, MetricResult
+from .base import Metric, MetricResult, mean_off_diagonal
 
 DEFINITIONS = {
     "spectrum": "P[u, v] = sum over samples and channels of (D_H S D_W^T)[u, v]^2, orthonormal DCT-II of each "
@@ -73,7 +73,17 @@ def orientation_summary(power: np.ndarray) -> dict[str, float]:
 
 
 SUMMARY_COLUMNS = tuple(orientation_summary(np.ones((2, 2))))
-LAYER_COLUMNS = ("layer", "height", "width", *SUMMARY_COLUMNS, "parseval_error")
+
+
+def image_orientation(images: torch.Tensor) -> dict[str, float]:
+    """The orientation summary (`orientation_summary`) of images `[N, C, H, W]` with the spike maps' definition:
+    DCT power of every image and channel, summed; the input's own orientation, a study's depth 0."""
+    spectrum = Spectrum()
+    spectrum.update("images", images.float().unsqueeze(0))
+    return orientation_summary(spectrum.states["images"]["power"].sum(dim=0).cpu().numpy())
+LAYER_COLUMNS = ("layer", "height", "width", *SUMMARY_COLUMNS, "parseval_error",
+                 "spectral_cosine_ac_mean_off_diagonal")
+
 
 
 def spectral_cosine(power: np.ndarray, include_dc: bool = True) -> np.ndarray:
@@ -87,14 +97,17 @@ def spectral_cosine(power: np.ndarray, include_dc: bool = True) -> np.ndarray:
 class Spectrum(Metric):
     """States per conv layer: DCT power `[T, H, W]` and the sum of squared spikes `[T]` (the Parseval check).
 
-    Layers with no spatial map (`[T, B, N]`) are skipped.
+    Layers with no spatial map (`[T, B, N]`) are skipped. With `channel_mean`, each sample's maps are
+    averaged over channels before the transform (the power of the mean map, a second definition a
+    study may check its verdict against; Parseval then holds for the mean maps).
     """
 
     reductions = {"power": "sum", "squares": "sum"}
     float_sums = ("power",)
 
-    def __init__(self) -> None:
+    def __init__(self, channel_mean: bool = False) -> None:
         super().__init__()
+        self.channel_mean = channel_mean
         self._matrices: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _dct_matrices(self, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,6 +122,8 @@ class Spectrum(Metric):
         if spikes.dim() != 5:
             return
         maps = spikes.float()
+        if self.channel_mean:
+            maps = maps.mean(dim=2, keepdim=True)
         d_h, d_w = self._dct_matrices(*maps.shape[-2:], maps.device)
         coefficients = d_h @ maps @ d_w.T
         self._accumulate(layer, {
@@ -122,12 +137,13 @@ class Spectrum(Metric):
             power = s["power"].cpu().numpy()
             T, H, W = power.shape
             squares = float(s["squares"].sum())
-            rows.append({"layer": layer, "height": H, "width": W, **orientation_summary(power.sum(axis=0)),
-                         "parseval_error": abs(power.sum() - squares) / squares if squares else 0.0})
-            steps += [{"layer": layer, "t": t, **orientation_summary(power[t])} for t in range(T)]
             spectra[layer] = power
             cosines[layer] = spectral_cosine(power)
             ac_cosines[layer] = spectral_cosine(power, include_dc=False)
+            rows.append({"layer": layer, "height": H, "width": W, **orientation_summary(power.sum(axis=0)),
+                         "parseval_error": abs(power.sum() - squares) / squares if squares else 0.0,
+                         "spectral_cosine_ac_mean_off_diagonal": mean_off_diagonal(ac_cosines[layer])})
+            steps += [{"layer": layer, "t": t, **orientation_summary(power[t])} for t in range(T)]
         return MetricResult(pd.DataFrame(rows, columns=LAYER_COLUMNS),
                             pd.DataFrame(steps, columns=("layer", "t", *SUMMARY_COLUMNS)),
                             {"spectrum": spectra, "spectral_cosine": cosines, "spectral_cosine_ac": ac_cosines},

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .base import Metric, MetricResult
+from .base import Metric, MetricResult, mean_off_diagonal
 
 DEFINITION = ("spike cosine[t, t'] = mean over samples of <s_t, s_t'> / (|s_t| |s_t'|), s_t the sample's spike "
               "vector over the layer's neurons at timestep t; a sample with no spike at t or t' is left out of "
@@ -40,9 +40,7 @@ class TemporalSimilarity(Metric):
             matrix = (s["cosine_sum"] / counted).cpu().numpy()  # NaN where every sample was left out
             T = matrix.shape[0]
             off = ~np.eye(T, dtype=bool)
-            defined = matrix[off][~np.isnan(matrix[off])]
-            rows.append({"layer": layer,
-                         "spike_cosine_mean_off_diagonal": float(defined.mean()) if defined.size else float("nan"),
+            rows.append({"layer": layer, "spike_cosine_mean_off_diagonal": mean_off_diagonal(matrix),
                          "similarity_left_out_max": int(s["left_out"].cpu().numpy()[off].max()) if T > 1 else 0})
             matrices[layer] = matrix
             left_out[layer] = s["left_out"].cpu().numpy()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..fsta import add_fsta
+from ..fsta import add_fsta, fsta_branches
 from .layers import SpikingConv, init_like_reference, over_time, time_first
 from .registry import register
 
@@ -14,10 +14,11 @@ class CompactCNN(nn.Module):
 
     Max pooling keeps the spikes binary, so every layer after the first is fed spikes.
     The readout sees the flattened spikes of the last layer at every timestep; logits are
-    averaged over time. `width` scales every channel count (16 gives ~130k parameters).
+    averaged over time. `width` scales every channel count (16 gives ~130k parameters). `fsta`: False,
+    True (or "both") for FSTA in front of every spiking layer, or "temporal" / "spatial" for one branch.
     """
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, T: int = 2, fsta: bool = False,
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, T: int = 2, fsta: bool | str = False,
                  width: int = 16, image_size: int = 28) -> None:
         super().__init__()
         self.T = T
@@ -30,8 +31,8 @@ class CompactCNN(nn.Module):
         self.pool = nn.MaxPool2d(2)
         self.classifier = nn.Linear(c3 * (image_size // 4) ** 2, num_classes)
         init_like_reference(self)
-        if fsta:
-            add_fsta(self, T)
+        if fsta_branches(fsta):
+            add_fsta(self, T, branches=fsta_branches(fsta))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.block2(self.block1(time_first(x, self.T)))

@@ -4,15 +4,16 @@ ResNet-20: three `conv3x3(64)-BN-LIF` stem layers at full resolution, 2x2 averag
 four stages of two basic blocks (64/128/256/512 channels, strides 1/2/2/2), global average
 pooling and one linear layer. ResNet-19: one `conv3x3(128)-BN-LIF` stem layer, stages of
 3/3/2 blocks (128/256/512, strides 1/2/2). A block is `conv-BN-LIF-conv-BN`, plus the
-shortcut, then LIF. The reference code gives ResNet-19's block FSTAs `reduction=16` (an
-apparent oversight); here `fsta_reduction` applies to every FSTA and defaults to 1.
+shortcut, then LIF. `fsta` is False, True / "both", "temporal" or "spatial" (one branch). The
+reference code gives ResNet-19's block FSTAs `reduction=16` (an apparent oversight); here
+`fsta_reduction` applies to every FSTA and defaults to 1.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..fsta import add_fsta
+from ..fsta import add_fsta, fsta_branches
 from ..neurons import LIF
 from .layers import SpikingConv, init_like_reference, over_time, time_first
 from .registry import register
@@ -50,7 +51,7 @@ class SpikingResNet(nn.Module):
     """Stem, residual stages, global average pooling over space, linear readout averaged over T."""
 
     def __init__(self, stem: list[nn.Module], stem_pool: nn.Module, stages: list[tuple[int, int, int]],
-                 in_planes: int, num_classes: int, T: int, fsta: bool, fsta_reduction: int,
+                 in_planes: int, num_classes: int, T: int, fsta: bool | str, fsta_reduction: int,
                  pooled_shortcut: bool) -> None:
         super().__init__()
         self.T = T
@@ -64,8 +65,8 @@ class SpikingResNet(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.classifier = nn.Linear(in_planes, num_classes)
         init_like_reference(self)
-        if fsta:
-            add_fsta(self, T, reduction=fsta_reduction)
+        if fsta_branches(fsta):
+            add_fsta(self, T, reduction=fsta_reduction, branches=fsta_branches(fsta))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = over_time(self.stem_pool, self.stem(time_first(x, self.T)))
@@ -73,7 +74,7 @@ class SpikingResNet(nn.Module):
         return self.classifier(x).mean(dim=0)
 
 
-def resnet20(in_channels: int = 3, num_classes: int = 10, T: int = 2, fsta: bool = False,
+def resnet20(in_channels: int = 3, num_classes: int = 10, T: int = 2, fsta: bool | str = False,
              fsta_reduction: int = 1) -> SpikingResNet:
     """ResNet-20 of the reference code (CIFAR-10 at T=2 in the paper's recipe)."""
     stem = [SpikingConv(in_channels, 64), SpikingConv(64, 64), SpikingConv(64, 64)]
@@ -82,7 +83,7 @@ def resnet20(in_channels: int = 3, num_classes: int = 10, T: int = 2, fsta: bool
                          pooled_shortcut=True)
 
 
-def resnet19(in_channels: int = 3, num_classes: int = 100, T: int = 2, fsta: bool = False,
+def resnet19(in_channels: int = 3, num_classes: int = 100, T: int = 2, fsta: bool | str = False,
              fsta_reduction: int = 1) -> SpikingResNet:
     """ResNet-19 of the reference code (CIFAR-100 at T=2 in the paper's recipe)."""
     stages = [(128, 3, 1), (256, 3, 2), (512, 2, 2)]

@@ -2,25 +2,15 @@
 from __future__ import annotations
 
 import html
-from importlib import resources
-from string import Template
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
 
 from ..analyze import AnalysisResult
 from ..claims import read_claims
 from . import figures
+from .page import PLOTLY_JS, figure_block, page
 from .tables import table
-
-PLOTLY_JS = "plotly.min.js"
-
-
-def _figure(div_id: str, fig: go.Figure, caption: str) -> str:
-    plot = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})
-    return f'<div class="figure" id="figure-{div_id}">{plot}</div><p class="caption">{caption}</p>'
 
 
 def _header(meta: dict[str, Any], result: AnalysisResult) -> str:
@@ -62,11 +52,11 @@ def _frequency_section(result: AnalysisResult) -> str:
     maps = result.layers[result.layers["height"].notna()]
     flat = [name for name in result.layers["layer"] if name not in set(maps["layer"])]
     note = (f"<p class='caption'>Without 2D maps, left out here: {html.escape(', '.join(flat))}.</p>" if flat else "")
-    return (_figure("spectra", figures.spectra(result),
+    return (figure_block("spectra", figures.spectra(result),
                     "DCT-II power of every spike map, summed over samples, channels and timesteps; colour = log10 of "
                     "the share of the layer's power. Rows: vertical frequency u/H (change along the height); "
                     "columns: horizontal frequency v/W.")
-            + _figure("orientation", figures.orientation_by_depth(result),
+            + figure_block("orientation", figures.orientation_by_depth(result),
                       "Orientation index against depth. OI = (E_vert - E_horz) / (E_vert + E_horz); positive when "
                       "variation along the height dominates. Per-timestep lines can be switched on in the legend.")
             + table(maps, {"layer": "layer", "height": "H", "width": "W", "dc_fraction": "DC share",
@@ -84,7 +74,7 @@ def _energy_section(result: AnalysisResult) -> str:
     uncosted = result.info.get("uncosted", [])
     missing = ("<p class='caption'><b>Not costed</b> (their operations are missing from the total): "
                + html.escape(", ".join(f"{u['module']} ({u['type']})" for u in uncosted)) + ".</p>") if uncosted else ""
-    return (_figure("energy", figures.energy(result),
+    return (figure_block("energy", figures.energy(result),
                     f"Compute energy per image with the {preset} preset (E_MAC = {pj.get('mac')} pJ, E_AC = "
                     f"{pj.get('ac')} pJ, Horowitz 2014, 45 nm); memory access is not included.")
             + table(pd.concat([result.energy, total_row]),
@@ -94,23 +84,23 @@ def _energy_section(result: AnalysisResult) -> str:
             + "<p class='caption'>All counts per image.</p>" + missing)
 
 
-def render(result: AnalysisResult, meta: dict[str, Any]) -> str:
-    """The report page as a string; it expects `plotly.min.js` in the same folder."""
+def render(result: AnalysisResult, meta: dict[str, Any], plotly_src: str = PLOTLY_JS) -> str:
+    """The report page as a string; it loads plotly.js from `plotly_src` (by default the copy beside it)."""
     layers = result.layers
     sections = [
         ("Model and data", _header(meta, result)),
         ("Against the paper's claims", _claims(result)),
-        ("Firing rates", _figure("firing", figures.firing_rates(result),
+        ("Firing rates", figure_block("firing", figures.firing_rates(result),
                                  "Firing rate = spikes / (T x samples x neurons). Lines: per timestep. Right: share "
                                  "of neurons that never fired on the analysed samples. Analog layers (named "
                                  "explicitly, not spiking) have no firing rate.")
          + table(layers, {"layer": "layer", "found_by": "found by", "layout": "time layout", "output": "output",
                           "neurons": "neurons", "firing_rate": "firing rate", "silent_fraction": "silent neurons"})
-         + _figure("channels", figures.channel_rates(result),
+         + figure_block("channels", figures.channel_rates(result),
                    "Firing rate of every channel (for linear layers, every neuron), per layer: how evenly a layer's "
                    "firing is spread. The numbers are in channels.csv.")),
         ("Frequency content (2D DCT)", _frequency_section(result)),
-        ("Similarity across timesteps", _figure("similarity", figures.similarity(result),
+        ("Similarity across timesteps", figure_block("similarity", figures.similarity(result),
                                                 "T x T cosine similarity per layer: of the spike vectors (mean "
                                                 "over samples), of the power spectra, and of the power spectra "
                                                 "without DC (DC alone pushes the full spectral cosine towards 1).")
@@ -119,7 +109,7 @@ def render(result: AnalysisResult, meta: dict[str, Any]) -> str:
         ("Synaptic operations and energy", _energy_section(result)),
     ]
     if any(spikes.ndim == 5 for spikes in result.captured.values()):
-        sections.append(("Example spike maps", _figure("spikes", figures.spike_maps(result),
+        sections.append(("Example spike maps", figure_block("spikes", figures.spike_maps(result),
                                                        "Share of each layer's channels firing at every position, "
                                                        "for the first analysed samples, per timestep.")))
     definitions = "".join(f"<tr><th class='text'>{html.escape(k)}</th><td class='text'>{html.escape(v)}</td></tr>"
@@ -128,12 +118,5 @@ def render(result: AnalysisResult, meta: dict[str, Any]) -> str:
     if result.info.get("warnings"):
         sections.append(("Warnings", "<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in result.info["warnings"])
                          + "</ul>"))
-    body = "\n".join(f"<h2>{html.escape(title)}</h2>\n{content}" for title, content in sections)
-    template = Template((resources.files("spikescope.report") / "template.html").read_text())
     title = f"{meta.get('model', 'model')} on {meta.get('dataset', 'data')}, {result.info['samples']:,} samples"
-    return template.substitute(title=html.escape(title), body=body)
-
-
-def plotly_js() -> str:
-    """The plotly.js bundle written next to the report (so the page works offline)."""
-    return get_plotlyjs()
+    return page("spikescope report", title, sections, plotly_src)

@@ -15,26 +15,28 @@ import numpy as np
 from ..analyze import AnalysisResult
 from ..claims import read_claims
 from .folder import report_folder
-from .html import PLOTLY_JS, plotly_js, render
+from .html import render
+from .page import PLOTLY_JS, plotly_js
 
 UNITS = {
     "firing_rate": "spikes per neuron per timestep (0..1; mean count for multi-spike neurons)",
     "silent_fraction": "fraction of neurons (0..1)", "dc_fraction": "fraction of the power (0..1)",
     "power": "squared spike values (Parseval: equals the spike count)", "axis_OI": "dimensionless, -1..1",
     "wedge_OI": "dimensionless, -1..1", "band_low": "share of non-DC power", "sops_per_image": "operations",
-    "sops_approx_per_image": "operations", "macs_per_image": "operations", "energy_pj_per_image": "picojoules",
+    "sops_approx_per_image": "operations", "macs_per_image": "operations", "dense_ops_per_image": "operations",
+    "energy_pj_per_image": "picojoules",
     "runtime_s": "seconds",
 }
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """JSON-safe copy: NaN and infinities become null, numpy values become Python values."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
+        return plain(value.tolist())
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -53,7 +55,7 @@ FILES = {
 
 def summary(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, Any]:
     """Every number of the report, with definitions and units (the example spike maps are in spikes.npz)."""
-    return _plain({
+    return plain({
         "spikescope_version": meta.get("version"), "command": meta.get("command"), "model": meta,
         "T": result.info["T"], "samples": result.info["samples"], "accuracy": result.info.get("accuracy"),
         "runtime_s": result.info["runtime_s"], "definitions": result.definitions, "units": UNITS, "files": FILES,

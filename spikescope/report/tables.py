@@ -31,6 +31,8 @@ COLUMN_FORMATS: dict[str, Callable[[Any], str]] = {
     "spike_cosine_mean_off_diagonal": COSINE,
     "neurons": COUNT, "height": COUNT, "width": COUNT, "similarity_left_out_max": COUNT,
     "sops_per_image": COUNT, "sops_approx_per_image": COUNT, "macs_per_image": COUNT, "energy_pj_per_image": COUNT,
+    "fsta_macs_per_image": COUNT, "energy_pj_per_image_without_fsta": COUNT, "accuracy": PERCENT,
+    "spectral_cosine_ac_mean_off_diagonal": COSINE,
     "parseval_error": SCIENTIFIC,
 }
 
@@ -39,10 +41,10 @@ def _text(value: Any) -> str:
     return html.escape(str(value))
 
 
-def table(frame: pd.DataFrame, columns: dict[str, str]) -> str:
+def table(frame: pd.DataFrame, columns: dict[str, str], numbers: bool = True) -> str:
     """An HTML table of `frame[columns]` (`columns` maps column names to headers); numbers are formatted by
-    `COLUMN_FORMATS`, every other column is left-aligned text."""
-    formats = {c: COLUMN_FORMATS.get(c) for c in columns}
+    `COLUMN_FORMATS`, every other column (every column, without `numbers`) is left-aligned text."""
+    formats = {c: COLUMN_FORMATS.get(c) if numbers else None for c in columns}
     head = "".join(f'<th class="{"" if formats[c] else "text"}">{html.escape(h)}</th>' for c, h in columns.items())
     rows = "".join("<tr>" + "".join(f'<td class="{"" if formats[c] else "text"}">{(formats[c] or _text)(row[c])}</td>'
                                     for c in columns) + "</tr>" for _, row in frame.iterrows())

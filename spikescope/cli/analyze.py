@@ -1,0 +1,108 @@
+"""`spikescope analyze` and `spikescope evaluate`."""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+from ..errors import SpikescopeError
+from ..metrics.energy import ENERGY_PRESETS_PJ
+from ..pipeline import analyze_checkpoint, evaluate_checkpoint
+from ..report.folder import default_report_folder
+from ..summary import summary_table
+from ..timelayout import FOLD_ORDERS
+from ..train import FIRING_RATE_DEFINITION
+from .common import add_data_flags, arch_kwarg, command_line
+
+ANALYZE_EXAMPLES = """examples:
+  spikescope analyze                                   # the bundled demo model on the bundled sample
+  spikescope analyze runs/baseline/checkpoint.pt --layers all --limit 1000
+  spikescope analyze runs/fsta/checkpoint.pt --layers "block[1-3].lif" --energy int8 --png
+  spikescope analyze weights.pt --arch mypackage.models:my_snn --T 4 --data cifar10 --data-root ~/data
+  spikescope analyze whole_model.pt --trust-pickle --data gratings
+
+outputs (in --out): report.html (+ plotly.min.js), layers.csv, timesteps.csv, channels.csv, energy.csv,
+spectra.npz, similarity.npz, spikes.npz, summary.json, and with --png figures/*.png
+"""
+
+EVALUATE_EXAMPLES = """examples:
+  spikescope evaluate                                  # the bundled demo model on the bundled sample
+  spikescope evaluate runs/baseline/checkpoint.pt
+  spikescope evaluate runs/baseline/checkpoint.pt --data fashion-mnist-sample --limit 500
+"""
+
+
+def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], None]]:
+    a = commands.add_parser("analyze", help="record every spiking layer and write the HTML report",
+                            epilog=ANALYZE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            description="Run a trained SNN over a test set, record every spiking layer at every "
+                                        "timestep (firing rates, 2D-DCT spectra, cross-timestep similarity, "
+                                        "synaptic operations and energy) and write a report folder.")
+    a.add_argument("checkpoint", nargs="?", help="model file (default: the bundled baseline demo model)")
+    a.add_argument("--layers", default="all",
+                   help="all, NAME,NAME,... or a regular expression; text of only letters, digits, _ and . is "
+                        "one module name (default: all)")
+    add_data_flags(a, batch_size=100, what="analyze")
+    a.add_argument("--energy", choices=tuple(ENERGY_PRESETS_PJ), default="fp32",
+                   help="energy per operation preset (default: %(default)s)")
+    a.add_argument("--out", help="output folder, written whole or not at all; an existing one is replaced only if it "
+                                 "is a spikescope report (default: reports/<checkpoint name>, or the run folder's "
+                                 "name for a generic file name such as checkpoint.pt)")
+    a.add_argument("--png", action="store_true", help="also write static figures for papers (matplotlib)")
+    a.add_argument("--arch", help="for a plain state dict: package.module:factory (or a spikescope model name)")
+    a.add_argument("--arch-kw", type=arch_kwarg, action="append", default=[], metavar="KEY=VALUE",
+                   help="argument for the --arch factory (repeatable)")
+    a.add_argument("--T", type=int, help="timesteps, for models whose file does not say")
+    a.add_argument("--time-first-input", action="store_true",
+                   help="feed [T, B, C, H, W] (images repeated T times), for multi-step models such as "
+                        "SpikingJelly networks in 'm' mode")
+    a.add_argument("--fold", choices=tuple(FOLD_ORDERS),
+                   help="how the model folds time into the batch when a neuron no framework declares returns "
+                        "[T*B, ...]: time-major (x.flatten(0, 1) of [T, B, ...]) or batch-major (of [B, T, ...])")
+    a.add_argument("--batch-first", action=argparse.BooleanOptionalAction,
+                   help="whether neurons no framework declares return [B, T, ...] (asked for when an output could "
+                        "also be one step of a loop over time outside the model)")
+    a.add_argument("--trust-pickle", action="store_true",
+                   help="allow loading a whole pickled model; unpickling runs code from the file")
+    e = commands.add_parser("evaluate", help="accuracy and firing rate of a checkpoint on a test set",
+                            epilog=EVALUATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("checkpoint", nargs="?", help="a spikescope checkpoint (default: the bundled baseline demo model)")
+    add_data_flags(e, batch_size=256, what="evaluate on")
+    return {"analyze": run_analyze, "evaluate": run_evaluate}
+
+
+def layers_argument(text: str) -> str | list[str]:
+    """'all' and regular expressions stay strings; 'a,b' is a list of names, and so is one plain module name."""
+    if "," not in text:
+        return [text] if text != "all" and re.fullmatch(r"[\w.]+", text) else text
+    names = [name for name in text.split(",") if name]
+    if not names:
+        raise SpikescopeError(f"--layers {text!r} names no layer")
+    return names
+
+
+def run_analyze(args: argparse.Namespace) -> None:
+    if args.trust_pickle:
+        print(f"spikescope: warning: --trust-pickle: unpickling {args.checkpoint} runs code from that file",
+              file=sys.stderr)
+    out = args.out
+    if out is None and args.checkpoint is not None:
+        out = default_report_folder(Path(args.checkpoint))
+        print(f"spikescope: report folder: {out}", file=sys.stderr)
+    result, files = analyze_checkpoint(
+        args.checkpoint, layers=layers_argument(args.layers), data=args.data, data_root=args.data_root,
+        limit=args.limit, batch_size=args.batch_size, device=args.device, energy=args.energy, out=out, png=args.png,
+        arch=args.arch, arch_kwargs=dict(args.arch_kw), T=args.T, trust_pickle=args.trust_pickle,
+        time_first_input=args.time_first_input, fold=args.fold, batch_first=args.batch_first,
+        command=command_line(), progress=True)
+    print(summary_table(result))
+    print(f"report: {files['report.html']}")
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    result = evaluate_checkpoint(args.checkpoint, args.data, args.data_root, args.limit, args.batch_size,
+                                 args.device, progress=True)
+    print(f"samples {result['samples']}: accuracy {result['accuracy']:.2%}, loss {result['loss']:.4f}, "
+          f"firing rate {result['firing_rate']:.4f} ({FIRING_RATE_DEFINITION})")

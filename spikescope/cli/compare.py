@@ -1,0 +1,64 @@
+"""`spikescope compare`."""
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+from ..compare import compare
+from ..errors import SpikescopeError
+from ..metrics.energy import ENERGY_PRESETS_PJ
+from .analyze import layers_argument
+from .common import add_data_flags, command_line
+
+EXAMPLES = """examples:
+  spikescope compare runs/baseline/checkpoint.pt runs/fsta/checkpoint.pt --limit 2000
+  spikescope compare a.pt b.pt --label before --label after --out reports/before-after
+  spikescope compare --group baseline=runs/arms/baseline/seed0/checkpoint.pt,runs/arms/baseline/seed1/checkpoint.pt \\
+                     --group fsta=runs/arms/fsta/seed0/checkpoint.pt,runs/arms/fsta/seed1/checkpoint.pt
+
+Every model is analysed on the same images (the first model's test set, or --data). The first model
+(or group) is the reference. With groups (seeds of one arm, in the same order in every group), every
+number comes with its mean, 95% CI and number of seeds, and changes with a paired t-test.
+outputs (in --out): comparison.html (+ plotly.min.js), comparison.csv, comparison.json
+"""
+
+
+def group_argument(text: str) -> tuple[str, list[str]]:
+    name, sep, members = text.partition("=")
+    if not sep or not name or not members:
+        raise argparse.ArgumentTypeError(f"expected NAME=a.pt,b.pt,..., got {text!r}")
+    return name, [member for member in members.split(",") if member]
+
+
+def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], None]]:
+    c = commands.add_parser("compare", help="analyse several models on the same images, side by side",
+                            epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            description="Analyse models (or groups of seeds) on the same images and write one "
+                                        "report of their differences: per layer and in total, with confidence "
+                                        "intervals and paired tests over seeds.")
+    c.add_argument("checkpoints", nargs="*", help="model files, each its own group")
+    c.add_argument("--label", action="append", default=[], help="a name per positional model (repeatable)")
+    c.add_argument("--group", type=group_argument, action="append", default=[], metavar="NAME=a.pt,b.pt,...",
+                   help="a group of models, e.g. one arm over seeds (repeatable)")
+    add_data_flags(c, batch_size=100, what="analyze")
+    c.add_argument("--layers", default="all", help="as for analyze (default: all)")
+    c.add_argument("--energy", choices=tuple(ENERGY_PRESETS_PJ), default="fp32",
+                   help="energy per operation preset (default: %(default)s)")
+    c.add_argument("--out", help="output folder (default: reports/compare-<first>-<last>)")
+    return {"compare": run_compare}
+
+
+def run_compare(args: argparse.Namespace) -> None:
+    groups = dict(args.group)
+    if len(groups) != len(args.group):
+        raise SpikescopeError("each --group needs its own name")
+    comparison, files = compare(args.checkpoints, args.label, groups, data=args.data, data_root=args.data_root,
+                                limit=args.limit, batch_size=args.batch_size, device=args.device,
+                                energy=args.energy, layers=layers_argument(args.layers), out=args.out,
+                                command=command_line(), progress=True)
+    statistics = comparison.statistics()
+    for group, summary in statistics["groups"].items():
+        totals = summary["totals"]
+        print(f"{group:<20} n={summary['n']}  accuracy {totals['accuracy']['mean']:.2%}  firing rate "
+              f"{totals['firing_rate']['mean']:.4f}  energy {totals['energy_pj_per_image']['mean'] / 1e6:.3f} uJ")
+    print(f"report: {files['comparison.html']}")
