@@ -1,0 +1,61 @@
+"""Writing a study's report folder: a README with the verdict, tables, PNG figures, one shared plotly.js."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from plotly.offline import get_plotlyjs  # noqa: E402
+
+SHARED_PLOTLY = "plotly.min.js"  # one copy in reports/, loaded by every comparison page below it
+
+
+def study_folder(reports: str | Path, study: str) -> Path:
+    """`reports/<study>/`, created, with the shared plotly.js in `reports/`."""
+    folder = Path(reports) / study
+    folder.mkdir(parents=True, exist_ok=True)
+    shared = Path(reports) / SHARED_PLOTLY
+    if not shared.exists():
+        shared.write_text(get_plotlyjs())
+    return folder
+
+
+def interval(summary: dict, scale: float = 1.0, digits: int = 3, unit: str = "",
+             bounds: tuple[float, float] = (-math.inf, math.inf)) -> str:
+    """`mean [low, high] (n=...)` of a `summarize` result, the interval clipped to `bounds` (a correlation's
+    [-1, 1]); the mean alone when there is no interval."""
+    mean = summary["mean"] * scale
+    if summary["n"] > 1 and not math.isnan(summary["ci_low"]):
+        low, high = max(summary["ci_low"], bounds[0]) * scale, min(summary["ci_high"], bounds[1]) * scale
+        return f"{mean:.{digits}f}{unit} [{low:.{digits}f}, {high:.{digits}f}] (n={summary['n']})"
+    return f"{mean:.{digits}f}{unit} (n={summary['n']})"
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table of `frame` (cells as they are)."""
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def save_figure(fig: plt.Figure, path: Path) -> str:
+    """Save `fig` as a PNG and return the markdown that shows it."""
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return f"![{path.stem}]({path.name})"
+
+
+def verdict(low: float, high: float, predicted_sign: int) -> str:
+    """Supported if the 95% CI lies on the predicted side of 0, contradicted if on the other, else inconclusive."""
+    if math.isnan(low) or math.isnan(high):
+        return "inconclusive (no interval)"
+    if predicted_sign * low > 0 and predicted_sign * high > 0:
+        return "supported"
+    if predicted_sign * low < 0 and predicted_sign * high < 0:
+        return "contradicted"
+    return "inconclusive (the interval includes 0)"
