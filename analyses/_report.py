@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from plotly.offline import get_plotlyjs  # noqa: E402
 
+import spikescope  # noqa: E402
+
 SHARED_PLOTLY = "plotly.min.js"  # one copy in reports/, loaded by every comparison page below it
 
 
@@ -22,6 +24,15 @@ def study_folder(reports: str | Path, study: str) -> Path:
     if not shared.exists():
         shared.write_text(get_plotlyjs())
     return folder
+
+
+def compare_groups(groups: dict, args, study: str) -> tuple[spikescope.Comparison, dict]:
+    """The groups' comparison on the study's test images, written to `reports/<study>/comparison/` (loading the
+    shared plotly.js), and its statistics."""
+    comparison, _ = spikescope.compare(groups=groups, limit=args.test_limit, device=args.device,
+                                       out=study_folder(args.reports, study) / "comparison",
+                                       plotly_js=f"../../{SHARED_PLOTLY}", command=f"python analyses/{study}.py")
+    return comparison, comparison.statistics()
 
 
 def interval(summary: dict, scale: float = 1.0, digits: int = 3, unit: str = "",

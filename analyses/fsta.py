@@ -24,7 +24,7 @@ import torch
 
 import spikescope
 from _recipe import arguments, recipe, runs_folder
-from _report import interval, markdown_table, save_figure, study_folder, verdict
+from _report import compare_groups, interval, markdown_table, save_figure, study_folder, verdict
 
 ARMS = ["baseline", "fsta", "fsta-temporal", "fsta-spatial"]
 PAPER_SCALE = {"ResNet-19 (CIFAR-100)": ("resnet19", 100), "ResNet-20 (CIFAR-10)": ("resnet20", 10)}
@@ -76,10 +76,7 @@ def main() -> None:
     config = recipe(args)
     paths = spikescope.train_arms(config, ARMS, seeds=range(args.seeds), out=runs_folder(args, config))
     folder = study_folder(args.reports, "fsta")
-    comparison, _ = spikescope.compare(groups=paths, limit=args.test_limit, device=args.device,
-                                       out=folder / "comparison", plotly_js="../../plotly.min.js",
-                                       command="python analyses/fsta.py")
-    statistics = comparison.statistics()
+    comparison, statistics = compare_groups(paths, args, "fsta")
     groups, changes = statistics["groups"], statistics["changes"]
     seconds = training_seconds(paths)
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 import spikescope
 from _recipe import arguments, recipe, runs_folder
-from _report import interval, markdown_table, save_figure, study_folder
+from _report import compare_groups, interval, markdown_table, save_figure, study_folder
 
 STEPS = (1, 2, 4)
 SIMILAR = 0.9  # the threshold spikescope's single-model claim check uses for "barely differs"
@@ -74,10 +74,7 @@ def main() -> None:
         paths[f"T={steps}"] = spikescope.train_arms(config, ["baseline"], seeds=range(args.seeds),
                                                     out=runs_folder(args, config))["baseline"]
     folder = study_folder(args.reports, "temporal")
-    comparison, _ = spikescope.compare(groups=paths, limit=args.test_limit, device=args.device,
-                                       out=folder / "comparison", plotly_js="../../plotly.min.js",
-                                       command="python analyses/temporal.py")
-    statistics = comparison.statistics()
+    comparison, statistics = compare_groups(paths, args, "temporal")
     groups, changes = statistics["groups"], statistics["changes"]
 
     similarity = [row for group in ("T=2", "T=4") for row in similarity_rows(comparison, group)]

@@ -39,9 +39,17 @@ from .timelayout import FOLD_ORDERS, WHOLE_SEQUENCE, FirstPass, Layout, batch_si
 OUTPUT_ORDER = (OUTPUT_SPIKES, OUTPUT_COUNTS, OUTPUT_ANALOG)  # a layer's kind is the worst any batch showed
 
 
+NORMALISATIONS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
+
+
 def carries_weights(module: nn.Module) -> bool:
     """True for a module with weight matrices of its own (a synaptic layer, not a neuron)."""
     return any(p.dim() >= 2 for p in module.parameters(recurse=False))
+
+
+def never_a_neuron(module: nn.Module) -> bool:
+    """Synaptic and normalisation layers: their all-zero output on a silent input is no sign of a silent neuron."""
+    return carries_weights(module) or isinstance(module, NORMALISATIONS)
 
 
 def default_metrics(energy: str = "fp32") -> list[Metric]:
@@ -306,7 +314,7 @@ class SpikeRecorder:
     def _name_silent_candidates(self, binary: set[str]) -> None:
         """Warn about probed modules that emitted only zeros: a neuron silent on the first batch looks like that."""
         silent = {self._watched[k].name for k, p in self._probes.items() if self._watched[k].found_by == FOUND_BY_PROBE
-                  and p.zero_one and not p.fired and not carries_weights(self._modules[self._watched[k].name])}
+                  and p.zero_one and not p.fired and not never_a_neuron(self._modules[self._watched[k].name])}
         for name in sorted(innermost(silent, binary), key=list(self._modules).index):
             self.add_warning(f"module {name} ({type(self._modules[name]).__name__}) output only zeros on the first "
                              "batch, so it is not analysed; if it is a neuron that stayed silent, pass --layers "

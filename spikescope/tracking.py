@@ -7,11 +7,13 @@ one does.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Iterable
 
 from torch import nn
 
 from .analyze import analyze
+from .errors import SpikescopeWarning
 from .metrics.firing import FiringRate
 from .metrics.spectrum import Spectrum
 from .metrics.temporal import TemporalSimilarity
@@ -25,7 +27,9 @@ def track_layers(model: nn.Module, batches: Iterable, epoch: int, T: int | None 
     The model's train/eval mode is restored."""
     was_training = model.training
     try:
-        result = analyze(model, batches, T=T, metrics=[FiringRate(), Spectrum(), TemporalSimilarity()])
+        with warnings.catch_warnings():  # an untrained network's silent layers are expected, not news
+            warnings.simplefilter("ignore", SpikescopeWarning)
+            result = analyze(model, batches, T=T, metrics=[FiringRate(), Spectrum(), TemporalSimilarity()])
     finally:
         model.train(was_training)
     return [{"epoch": epoch, "layer": layer["layer"], "depth": int(layer["depth"]),

@@ -197,3 +197,12 @@ def test_published_energy_per_mac_is_4_6_1_5_and_0_23_pj_and_per_ac_0_9_0_4_and_
         energy = metric.compute().layers.set_index("layer")["energy_pj_per_image"]
         assert energy["analog"] == pytest.approx(100 * mac_pj, rel=1e-12), preset
         assert energy["spiking"] == pytest.approx(100 * ac_pj, rel=1e-12), preset
+
+
+def test_dense_operations_are_the_flops_of_every_timestep_whatever_the_input():
+    conv = nn.Conv2d(2, 3, 3, padding=1)
+    spikes = (torch.rand(4, 1, 2, 5, 5, generator=torch.Generator().manual_seed(0)) < 0.2).float()  # T=4, B=1
+    row = run(conv, spikes)
+    flops = 3 * 5 * 5 * 2 * 9  # C_out x H x W x C_in x k^2, padding taps included
+    assert row["dense_ops_per_image"] == 4 * flops and row["macs_per_image"] == 0
+    assert run(conv, torch.rand(4, 1, 2, 5, 5) + 0.1)["dense_ops_per_image"] == 4 * flops

@@ -171,3 +171,28 @@ def test_a_single_frequency_on_the_normalised_diagonal_belongs_to_neither_wedge(
     summary = orientation_summary(all_power_at(u, v, height, width))
     assert summary["wedge_E_vert"] == 0 and summary["wedge_E_horz"] == 0
     assert np.isnan(summary["wedge_OI"])
+
+
+def test_the_input_images_own_orientation_uses_the_spike_maps_definition():
+    from spikescope.data import grating
+    from spikescope.metrics.spectrum import image_orientation
+
+    vertical = torch.tensor(np.stack([grating(28, 0, 4, 0.3), grating(28, 0, 3, 1.1)]))[:, None]  # [N, 1, H, W]
+    horizontal = vertical.transpose(-2, -1)
+    assert image_orientation(vertical)["axis_OI"] < -0.99 and image_orientation(horizontal)["axis_OI"] > 0.99
+    mixed = torch.cat([vertical, horizontal])
+    assert abs(image_orientation(mixed)["axis_OI"]) < 1e-6  # equal energy both ways (float32 rounding)
+
+
+def test_a_channel_averaged_spectrum_is_the_power_of_the_mean_map():
+    from spikescope.metrics.spectrum import Spectrum
+
+    spikes = (torch.rand(2, 3, 4, 8, 8, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    averaged = Spectrum(channel_mean=True)
+    averaged.update("layer", spikes)
+    plain = Spectrum()
+    plain.update("layer", spikes.mean(dim=2, keepdim=True))
+    torch.testing.assert_close(averaged.states["layer"]["power"], plain.states["layer"]["power"])
+    per_map = Spectrum()
+    per_map.update("layer", spikes)
+    assert not torch.allclose(per_map.states["layer"]["power"], averaged.states["layer"]["power"])

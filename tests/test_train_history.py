@@ -89,3 +89,17 @@ def test_resume_names_the_training_flags_it_ignores(tmp_path):
     assert ("spikescope: warning: --resume continues the run with its own settings; ignored: --lr, --out"
             in result.stderr)
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_the_cli_trains_one_fsta_branch_as_asked(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "spikescope", "train", "--data", "fashion-mnist-sample", "--limit",
+                             "64", "--test-limit", "32", "--arch-kw", "width=4", "--fsta", "temporal", "--out",
+                             str(tmp_path / "run")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    checkpoint = read_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert checkpoint["arch_kwargs"]["fsta"] == "temporal"
+    keys = checkpoint["state_dict"].keys()
+    assert any(".fsta.time_mixer." in k for k in keys) and not any("frequency_fusion" in k for k in keys)
