@@ -130,12 +130,18 @@ def main() -> None:
                                                               result["trend_verdict"] == "supported"))
     overall = {}
     for reading, results in supported.items():
+        trends = [r for r in verdicts if r["view"] == "trained" and r["reading"] == reading]
         if all(strict and trend for strict, trend in results):
             overall[reading] = "supported"
         elif all(trend for _, trend in results):
-            overall[reading] = "partly supported (the trend, not the sign flip)"
+            overall[reading] = "partly supported (the trend with depth, not the sign flip)"
+        elif any(r["trend form"] == "contradicted" for r in trends):
+            overall[reading] = "not supported (no sign flip, and OI moves with depth the other way)"
         else:
-            overall[reading] = "not supported"
+            overall[reading] = "not supported in its strict form (no sign flip); its trend form is inconclusive"
+    learned = {split: judge([f[f"{split}_OI"].to_numpy() for f in views["learned (trained − untrained)"]], -1)
+               for split in SPLITS}  # sign -1: reading (b) predicts a rising OI
+    untrained = {split: judge([f[f"{split}_OI"].to_numpy() for f in views["untrained"]], -1) for split in SPLITS}
     inherited = np.mean([abs(np.mean([f.loc[layers[0], f"{s}_OI"] for f in views["trained"]]) - source[f"{s}_OI"])
                          for s in SPLITS])
 
@@ -149,12 +155,31 @@ def main() -> None:
         control_rows.append({"test images": name, "input OI (axis)": f"{source_oi:+.3f}",
                              **{layer: interval(spikescope.summarize([f.loc[layer, "axis_OI"] for f in frames]),
                                                 digits=3, bounds=(-1, 1)) for layer in layers}})
+    negative = all((f[f"{s}_OI"] < 0).all() for f in views["trained"] for s in SPLITS)
+    positive = all((f[f"{s}_OI"] > 0).all() for f in views["trained"] for s in SPLITS)
+    signs = (f"Every layer of every trained network has OI {'< 0' if negative else '> 0'}, as the input images do "
+             f"(OI {source['axis_OI']:+.3f}): no sign flips at all." if negative or positive else
+             "The sign of OI varies between layers or seeds; see the tables.")
+    learned_rises = any(learned[s]["trend_verdict"] == "supported" for s in SPLITS)
+    untrained_rises = untrained["axis"]["trend_verdict"] == "supported" or untrained["wedge"]["trend_verdict"] \
+        == "supported"
+    origin = ("The untrained networks show the depth trend too, and what training adds does not rise with depth: "
+              "the trend comes with the architecture (smaller maps, pooling), not with learning."
+              if untrained_rises and not learned_rises else
+              "What training adds rises with depth: the trend is learned." if learned_rises else
+              "Neither the untrained networks nor what training adds show a clear depth trend.")
     minutes = (time.time() - started) / 60
     verdict_line = "; ".join(f"reading ({r}): **{v}**" for r, v in overall.items())
     readme = f"""# Claim 1: "shallow layers learn vertical variations, deeper layers horizontal ones"
 
 **Verdict** (trained networks, both splits): {verdict_line}.
 - Reading (a): {READINGS['a'][0]}. Reading (b): {READINGS['b'][0]}.
+- {signs}
+- Depth trend of OI (Spearman, axis split): trained
+  {interval(judge([f['axis_OI'].to_numpy() for f in views['trained']], -1)['trend'], digits=2, bounds=(-1, 1))},
+  untrained {interval(untrained['axis']['trend'], digits=2, bounds=(-1, 1))}, learned (trained minus untrained)
+  {interval(learned['axis']['trend'], digits=2, bounds=(-1, 1))} (wedge split:
+  {interval(learned['wedge']['trend'], digits=2, bounds=(-1, 1))}). {origin}
 - The input images themselves have OI {source['axis_OI']:+.3f} (axis) and {source['wedge_OI']:+.3f} (wedge), before
   any layer; the first layer's OI differs from the input's by {inherited:.3f} on average over both splits. The
   learned effect (trained minus untrained, same initial weights) and the channel-averaged spectrum are judged
