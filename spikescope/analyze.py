@@ -9,14 +9,18 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
+from . import distributed
 from .detect import OUTPUT_ANALOG, first_tensor, reset_neuron_states
 from .devices import resolve_device
 from .metrics.base import Metric
 from .errors import SpikescopeError
+from .metrics.capture import SpikeCapture
 from .metrics.energy import ENERGY_PRESETS_PJ, Energy
-from .record import SpikeRecorder, default_metrics
+from .record import OUTPUT_ORDER, SpikeRecorder, default_metrics
+from .timelayout import batch_size_of
 
 
 @dataclass
@@ -29,8 +33,9 @@ class AnalysisResult:
     per image; `spectra[layer]`: DCT power `[T, H, W]` (layers with 2D maps); `similarity[layer]`:
     `T x T` arrays "spike_cosine", "left_out", "spectral_cosine", "spectral_cosine_ac";
     `captured[layer]`: raw spikes `[T, K, ...]` of the first K samples (if asked for);
-    `definitions`: each metric's formula; `info`: samples, T, accuracy, runtime, warnings and the
-    synaptic modules that could not be costed (`uncosted`).
+    `definitions`: each metric's formula; `info`: samples, T, accuracy, runtime, warnings, the
+    synaptic modules that could not be costed (`uncosted`), and the number of `processes` with the
+    `samples_per_process` each analysed.
     """
 
     layers: pd.DataFrame
@@ -125,21 +130,33 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
     `SpikeRecorder` how neurons that no framework declares lay out time. Accuracy is reported when
     batches carry labels and the output is `[B, classes]` logits (or `[T, B, classes]` /
     `[B, T, classes]`, averaged over time); see docs/metrics.md, "Accuracy".
+
+    In a torch.distributed process group (e.g. under torchrun) every process passes the same model and
+    the same unsharded loader, yielding the same batches in the same order: process r analyses batches
+    r, r + N, r + 2N, ... Metric states (by their declared reductions), accuracy counts, warnings,
+    uncosted modules and captured spikes are then reduced, so every process returns what one process
+    analysing every batch would (counts exactly, float sums to float64 rounding; `captured` holds the
+    first K samples in the loader's order). Every process needs at least one batch.
     """
     device = resolve_device(device)
     model = model.to(device).eval()
     run = run or _default_run
     metrics = list(metrics) if metrics is not None else default_metrics(energy)
-    correct = samples = batches = 0
+    _check_unsharded(loader)
+    tally = {"batches": 0, "samples": 0, "correct": 0, "labelled": 0}
     started = time.perf_counter()
-    with torch.no_grad(), SpikeRecorder(model, layers=layers, metrics=metrics, T=T, capture=capture, fold=fold,
-                                        batch_first=batch_first) as recorder:
-        for batch in tqdm(loader, desc="analyze", unit="batch", disable=not progress, delay=1.0):
+    recorder = SpikeRecorder(model, layers=layers, metrics=metrics, T=T, capture=capture, fold=fold,
+                             batch_first=batch_first)
+    with distributed.together("analyzing its batches"), torch.no_grad(), recorder:
+        batches = tqdm(loader, desc="analyze", unit="batch", disable=not progress or not distributed.is_main(),
+                       delay=1.0)
+        for batch in distributed.shard(batches):
             inputs, labels = split_batch(batch)
             labels = class_labels(labels) if labels is not None else None
-            batches += 1
+            tally["batches"] += 1
             reset_neuron_states(model)
             output = run(model, inputs.to(device))
+            tally["samples"] += batch_size_of(inputs, recorder.T or 1)
             if labels is None:
                 continue
             logits = _logits(output, recorder.T, len(labels))
@@ -148,18 +165,83 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
                 recorder.add_warning(f"the batches carry labels, but the model's output ({shape}) is not [B, classes] "
                                    "logits (or [T, B, classes]): no accuracy is reported")
                 continue
-            correct += int((logits.argmax(1).cpu() == labels).sum())
-            samples += len(labels)
-    if batches == 0:
-        raise SpikescopeError("the data loader yielded no batch")
+            tally["correct"] += int((logits.argmax(1).cpu() == labels).sum())
+            tally["labelled"] += len(labels)
+    tallies = _combine_processes(recorder, tally)
+    correct, labelled = (sum(t[key] for t in tallies) for key in ("correct", "labelled"))
     runtime = time.perf_counter() - started
-    return _assemble(recorder, runtime, correct / samples if samples else None)
+    return _assemble(recorder, runtime, correct / labelled if labelled else None, [t["samples"] for t in tallies])
+
+
+def _check_unsharded(loader: Iterable) -> None:
+    """In a process group, refuse a loader that a DistributedSampler already shards (it would be sharded twice)."""
+    samplers = (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None))
+    if distributed.active() and any(isinstance(sampler, DistributedSampler) for sampler in samplers):
+        raise SpikescopeError("analyze shares the batches out among the processes itself: give every process the "
+                              "same loader without a DistributedSampler")
+
+
+def _combine_processes(recorder: SpikeRecorder, tally: dict[str, int]) -> list[dict[str, int]]:
+    """Fold what every process recorded into this process's `recorder` (see `analyze`); returns each process's
+    `tally` in rank order. Refuses a run in which some process had no batch."""
+    tallies = distributed.all_gather_objects({
+        **tally, "warnings": recorder.warnings, "uncosted": recorder.uncosted, "T": recorder.T,
+        "layouts": [(info.name, info.layout and info.layout.value) for info in recorder.layers],
+        "outputs": {info.name: info.output for info in recorder.layers},
+        "captured": _captured_batches(recorder) if distributed.active() else {}})
+    counts = [t["batches"] for t in tallies]
+    if sum(counts) == 0:
+        raise SpikescopeError("the data loader yielded no batch")
+    if min(counts) == 0:
+        raise SpikescopeError(f"the data loader yielded fewer batches ({sum(counts)}) than there are processes "
+                              f"({len(counts)}), and every process needs one: lower --batch-size or the number of "
+                              "processes")
+    if len(tallies) == 1:
+        return tallies
+    differing = next((process for process, t in enumerate(tallies)
+                      if (t["T"], t["layouts"]) != (tallies[0]["T"], tallies[0]["layouts"])), None)
+    if differing is not None:
+        raise SpikescopeError(f"process {differing} found other spiking layers (or time layouts, or T) on its first "
+                              "batch than process 0: name the layers (--layers, layers=[...]) and T (--T)")
+    for metric in recorder.metrics:
+        metric.all_reduce()
+    for other in tallies:
+        for message in other["warnings"]:
+            recorder.add_warning(message)
+        recorder.uncosted += [name for name in other["uncosted"] if name not in recorder.uncosted]
+    for info in recorder.layers:  # a layer's kind is the worst any process saw
+        info.output = max((t["outputs"][info.name] for t in tallies), key=OUTPUT_ORDER.index)
+    if recorder.capture is not None:
+        recorder.capture = _interleaved([t["captured"] for t in tallies], recorder.capture.samples)
+    return tallies
+
+
+def _captured_batches(recorder: SpikeRecorder) -> dict[str, list[np.ndarray]]:
+    """Each layer's captured spikes `[T, k, ...]`, split into the batches they came from (one part per batch)."""
+    capture = recorder.capture
+    if capture is None:
+        return {}
+    return {layer: np.split(capture.spikes(layer), np.cumsum([shape[1] for _, shape, _ in capture.parts[layer]])[:-1],
+                            axis=1) for layer in capture.layers()}
+
+
+def _interleaved(per_process: list[dict[str, list[np.ndarray]]], samples: int) -> SpikeCapture:
+    """The first `samples` captured samples in the loader's order: batch j of process r is batch j * N + r."""
+    capture = SpikeCapture(samples)
+    for layer in per_process[0]:
+        parts = [captured.get(layer, []) for captured in per_process]
+        for j in range(max(map(len, parts))):
+            for own in parts:
+                if j < len(own):
+                    capture.update(layer, torch.from_numpy(own[j]))
+    return capture
 
 
 SIMILARITY_ARRAYS = ("spike_cosine", "left_out", "spectral_cosine", "spectral_cosine_ac")
 
 
-def _assemble(recorder: SpikeRecorder, runtime: float, accuracy: float | None) -> AnalysisResult:
+def _assemble(recorder: SpikeRecorder, runtime: float, accuracy: float | None,
+              samples_per_process: list[int]) -> AnalysisResult:
     results = recorder.compute()
     layers = pd.DataFrame([{"layer": i.name, "depth": d, "type": i.type, "found_by": i.found_by,
                             "layout": i.layout.value, "output": i.output} for d, i in enumerate(recorder.layers)])
@@ -182,6 +264,7 @@ def _assemble(recorder: SpikeRecorder, runtime: float, accuracy: float | None) -
             similarity.setdefault(layer, {})[key] = matrix
     info = {"samples": int(layers["samples"].max()) if "samples" in layers and len(layers) else 0,
             "T": recorder.T, "accuracy": accuracy, "runtime_s": runtime, "warnings": list(recorder.warnings),
+            "processes": len(samples_per_process), "samples_per_process": samples_per_process,
             "uncosted": [{"module": name, "type": type(recorder.model.get_submodule(name)).__name__}
                          for name in recorder.uncosted]}
     energy_metric = next((m for m in recorder.metrics if isinstance(m, Energy)), None)

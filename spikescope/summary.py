@@ -25,7 +25,10 @@ def summary_table(result: AnalysisResult) -> str:
     info = result.info
     accuracy = f"{info['accuracy']:.2%}" if info.get("accuracy") is not None else "n/a"
     lines.append("-" * len(header))
-    lines.append(f"{info['samples']} samples, T = {info['T']}, accuracy {accuracy}, {info['runtime_s']:.1f} s")
+    shares = info.get("samples_per_process", [])
+    processes = f" ({len(shares)} processes: {' + '.join(map(str, shares))})" if len(shares) > 1 else ""
+    lines.append(f"{info['samples']} samples{processes}, T = {info['T']}, accuracy {accuracy}, "
+                 f"{info['runtime_s']:.1f} s")
     lines.append(f"per image: {totals['sops_per_image']:.3e} SOPs, {totals['macs_per_image']:.3e} MACs, "
                  f"{totals['energy_pj_per_image'] / 1e6:.3f} uJ ({info.get('energy_preset', 'fp32')}, compute only)")
     lines.append("firing rate = spikes / (T x samples x neurons); OI > 0: variation along the height dominates")

@@ -5,6 +5,17 @@ Runs are deterministic on the CPU for a given seed: the only randomness is the w
 rate is a pure function of the step (a cosine from `lr` to 0 over each cycle), so a run resumed
 from its last checkpoint ends with exactly the weights of an uninterrupted run. A finished run
 can be extended: the added epochs form a new cosine cycle that starts again at `lr`.
+
+Under torchrun (N processes) the model is wrapped in DistributedDataParallel (gloo on the CPU,
+nccl on CUDA). `batch_size` is the global batch: each process takes its own `batch_size / N` of
+every global batch of the epoch's shuffled order (`shuffled_batches`), gradients are averaged
+over the processes in rank order, and BatchNorm normalises each process's share while its
+running statistics are rank 0's (DDP's buffer sync; SyncBatchNorm would need a GPU). So
+a run with N processes is not bit-identical to one with 1 process (each BatchNorm sees other
+batches), but it is deterministic for the same N and resumes exactly. Evaluation and tracking
+are shared out among the processes and reduced; rank 0 alone writes the checkpoint (which records
+the number of processes) and the tables while the others wait, and after every epoch the
+processes compare parameter checksums.
 """
 from __future__ import annotations
 
@@ -19,13 +30,15 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from . import distributed
 from .atomic import atomic_path, check_folder_creatable, remove_stale_temporaries
 from .checkpoint import load_weights, read_checkpoint, save_checkpoint
 from .data import ImageSet, load_dataset, make_loader
 from .devices import resolve_device
-from .errors import SpikescopeError
+from .errors import SpikescopeError, note
 from .models import build
 from .metrics.firing import FiringRate
 from .record import SpikeRecorder
@@ -87,14 +100,19 @@ class TrainConfig:
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu",
              progress: bool = False) -> dict[str, float]:
-    """Accuracy, mean cross-entropy and mean firing rate (`FIRING_RATE_DEFINITION`) of `model` on `batches`."""
+    """Accuracy, mean cross-entropy and mean firing rate (`FIRING_RATE_DEFINITION`) of `model` on `batches`.
+
+    In a process group the batches are shared out as in `analyze` (batch i to process i % N) and the
+    sums reduced, so every process returns the numbers of all batches.
+    """
     was_training = model.training
     model.eval()
     correct = total = 0
     loss_sum = 0.0
     try:
-        with SpikeRecorder(model, metrics=[FiringRate()]) as recorder:
-            for images, labels in tqdm(batches, desc="evaluate", disable=not progress, leave=False):
+        with distributed.together("evaluating"), SpikeRecorder(model, metrics=[FiringRate()]) as recorder:
+            bar = tqdm(batches, desc="evaluate", disable=not progress or not distributed.is_main(), leave=False)
+            for images, labels in distributed.shard(bar):
                 images, labels = images.to(device), labels.to(device)
                 logits = model(images)
                 loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
@@ -102,9 +120,10 @@ def evaluate(model: nn.Module, batches: Iterable, device: torch.device | str = "
                 total += len(labels)
     finally:
         model.train(was_training)
+    loss_sum, correct, total = distributed.summed(loss_sum, correct, total)
     if total == 0:
         raise SpikescopeError("the evaluation set is empty")
-    rates = recorder.metrics[0].compute().layers
+    rates = recorder.metrics[0].all_reduce().compute().layers
     pooled = rates["spikes"].sum() / (rates["T"] * rates["samples"] * rates["neurons"]).sum()
     return {"accuracy": correct / total, "loss": loss_sum / total, "firing_rate": float(pooled), "samples": total}
 
@@ -138,6 +157,20 @@ def cycle_of(config: TrainConfig, epoch: int) -> tuple[int, int]:
     return start, (later[0] - 1 if later else config.epochs)
 
 
+def shuffled_batches(size: int, batch_size: int, seed: int, rank: int = 0, processes: int = 1) -> list[list[int]]:
+    """Process `rank`'s batches of one epoch: a permutation of `range(size)` drawn from `seed` (the order of
+    `make_loader(shuffle=True, seed=seed)`) cut into global batches of `batch_size`, of which each process
+    takes its own equal consecutive part. A last partial batch is split equally too; the fewer than
+    `processes` images left over sit that epoch out."""
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed)).tolist()
+    batches = []
+    for start in range(0, size, batch_size):
+        share = len(order[start:start + batch_size]) // processes
+        if share:
+            batches.append(order[start + rank * share:start + (rank + 1) * share])
+    return batches
+
+
 def _resumed_config(state: dict[str, Any], source: str, epochs: int | None, device: str | None) -> TrainConfig:
     """The stored configuration, extended to `epochs` if given; only a finished run can be extended."""
     if "training_state" not in state:
@@ -165,20 +198,35 @@ def train(config: TrainConfig | None = None, resume_from: str | Path | None = No
     The checkpoint `<out>/checkpoint.pt` and the per-epoch `history.csv` are rewritten atomically
     after every epoch. A resumed run keeps its own settings (only `config.device` applies) and
     writes next to `resume_from`; `epochs` larger than a finished run's extends it with a new
-    cosine cycle.
+    cosine cycle. Under torchrun every process calls this alike and joins the process group itself
+    (see the module's docstring); each returns the checkpoint path.
     """
     state = None
     if resume_from is not None:
         state = read_checkpoint(resume_from)
-        _tidy_after_kill(Path(resume_from), state)
+        if distributed.is_main():  # the run's one writer
+            _tidy_after_kill(Path(resume_from), state)
         config = _resumed_config(state, str(resume_from), epochs, config.device if config else None)
     if config is None:
         raise SpikescopeError("train needs a TrainConfig or a checkpoint to resume from")
     config.validate()
+    distributed.init_from_environment(config.device)
+    processes = distributed.world_size()
+    if config.batch_size % processes:
+        raise SpikescopeError(f"--batch-size {config.batch_size} (the global batch) does not split evenly among "
+                              f"{processes} processes: choose a multiple of {processes}")
+    if config.track and config.track < processes:
+        raise SpikescopeError(f"--track {config.track} gives fewer images than the {processes} processes that share "
+                              "them out: track at least one image per process")
     run_folder = check_folder_creatable(config.out)
     if state is None and (run_folder / "checkpoint.pt").exists():
         raise SpikescopeError(f"--out {run_folder} already holds a run (checkpoint.pt): continue it with --resume "
                               f"{run_folder / 'checkpoint.pt'}, or choose another --out")
+    if state is not None:
+        trained_with = state["training_state"].get("processes", 1)
+        if trained_with != processes:
+            note(f"{resume_from} was trained with {trained_with} process(es) so far and continues with {processes}: "
+                 "a valid run, but not the one an uninterrupted run would have given")
     device = resolve_device(config.device)
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -202,13 +250,16 @@ def initial_model(config: TrainConfig) -> nn.Module:
 
 
 def _run(config: TrainConfig, state: dict[str, Any] | None, device: torch.device, progress: bool) -> Path:
+    rank, processes = distributed.rank(), distributed.world_size()
+    progress = progress and distributed.is_main()
+    local_batch = config.batch_size // processes
     train_set = load_dataset(config.data, "train", config.data_root, config.limit, seed=config.seed)
     test_set = load_dataset(config.data, "test", config.data_root, config.test_limit, seed=config.seed)
     torch.manual_seed(config.seed)
     arch_kwargs = _arch_kwargs(config, train_set)
     model = build(config.arch, **arch_kwargs).to(device)
     optimizer = _optimizer(config, model)
-    steps_per_epoch = -(-len(train_set) // config.batch_size)
+    steps_per_epoch = len(shuffled_batches(len(train_set), config.batch_size, 0, rank, processes))
     history: list[dict[str, float]] = []
     tracks: list[dict[str, Any]] = []
     first_epoch = 1
@@ -217,23 +268,28 @@ def _run(config: TrainConfig, state: dict[str, Any] | None, device: torch.device
         optimizer.load_state_dict(state["training_state"]["optimizer"])
         history, tracks = list(state["history"]), list(state.get("tracks", []))
         first_epoch = state["training_state"]["epoch"] + 1
+    network = distributed.data_parallel(model, device)  # what the training steps run through
     out = Path(config.out) / "checkpoint.pt"
-    test_batches = make_loader(test_set, config.batch_size)
-    tracked = make_loader(test_set.subset(config.track), config.batch_size) if config.track else None
+    test_batches = make_loader(test_set, local_batch)
+    tracked = (make_loader(test_set.subset(config.track), min(local_batch, -(-config.track // processes)))
+               if config.track else None)
     if tracked is not None and first_epoch == 1:
         tracks = track_layers(model, tracked, 0, config.T)  # the untrained network: epoch 0
     for epoch in range(first_epoch, config.epochs + 1):
         started = time.perf_counter()
         torch.manual_seed(_epoch_seed(config.seed, epoch))
-        loader = make_loader(train_set, config.batch_size, shuffle=True, seed=_epoch_seed(config.seed, epoch))
+        loader = DataLoader(train_set, batch_size=None, sampler=shuffled_batches(
+            len(train_set), config.batch_size, _epoch_seed(config.seed, epoch), rank, processes))
         start, end = cycle_of(config, epoch)
         first_step, cycle_steps = (epoch - start) * steps_per_epoch, (end - start + 1) * steps_per_epoch
 
         def lr_at(batch: int) -> float:
             return cosine_lr(config.lr, first_step + batch, cycle_steps)
 
-        train_stats = _train_epoch(model, loader, optimizer, lr_at, config, device, f"epoch {epoch}/{config.epochs}",
-                                   progress)
+        train_stats = _train_epoch(network, loader, optimizer, lr_at, config, device,
+                                   f"epoch {epoch}/{config.epochs}", progress)
+        distributed.share_buffers(model)
+        distributed.check_same_weights(model, f"after epoch {epoch}")
         test_stats = evaluate(model, test_batches, device, progress)
         record = {"epoch": epoch, **train_stats, "test_accuracy": test_stats["accuracy"],
                   "test_loss": test_stats["loss"], "test_firing_rate": test_stats["firing_rate"],
@@ -241,13 +297,15 @@ def _run(config: TrainConfig, state: dict[str, Any] | None, device: torch.device
         history.append(record)
         if tracked is not None:
             tracks += track_layers(model, tracked, epoch, config.T)
-        save_checkpoint({
-            "arch": config.arch, "arch_kwargs": arch_kwargs, "T": config.T, "dataset": _dataset_meta(train_set),
-            "train_config": dataclasses.asdict(config), "history": history, "tracks": tracks,
-            "state_dict": model.state_dict(),
-            "training_state": {"epoch": epoch, "optimizer": optimizer.state_dict()},
-        }, out)
-        _write_tables(out, history, tracks)
+        if distributed.is_main():
+            save_checkpoint({
+                "arch": config.arch, "arch_kwargs": arch_kwargs, "T": config.T, "dataset": _dataset_meta(train_set),
+                "train_config": dataclasses.asdict(config), "history": history, "tracks": tracks,
+                "state_dict": model.state_dict(),
+                "training_state": {"epoch": epoch, "optimizer": optimizer.state_dict(), "processes": processes},
+            }, out)
+            _write_tables(out, history, tracks)
+        distributed.barrier()
         if progress:
             tqdm.write(f"epoch {epoch}: train loss {record['train_loss']:.4f}, train acc {record['train_accuracy']:.2%}"
                        f" | test acc {record['test_accuracy']:.2%}, firing rate {record['test_firing_rate']:.4f}"
@@ -273,7 +331,8 @@ def _write_tables(checkpoint: Path, history: list[dict[str, float]], tracks: lis
 
 def _train_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, lr_at: Callable[[int], float],
                  config: TrainConfig, device: torch.device, description: str, progress: bool) -> dict[str, float]:
-    """One pass over `loader`; batch `i` trains with learning rate `lr_at(i)`."""
+    """One pass over `loader`; batch `i` trains with learning rate `lr_at(i)`. Loss and accuracy are over the
+    batches of every process."""
     model.train()
     loss_sum = 0.0
     correct = seen = 0
@@ -291,4 +350,5 @@ def _train_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, lr_
         correct += (logits.argmax(1) == labels).sum().item()
         seen += len(labels)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}", refresh=False)
+    loss_sum, correct, seen = distributed.summed(loss_sum, correct, seen)
     return {"train_loss": loss_sum / seen, "train_accuracy": correct / seen}

@@ -9,12 +9,13 @@ import sys
 import warnings
 from typing import Callable, Sequence
 
-from .. import __version__
+from .. import __version__, distributed
 from ..errors import SpikescopeError, SpikescopeNote, SpikescopeWarning
 from . import analyze, compare, train
 from .common import Parser
 
 FAMILIES = (train, analyze, compare)
+SEVERAL_PROCESSES = ("analyze", "evaluate", "train")  # the commands that run under torchrun
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], None]]]:
@@ -29,7 +30,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """spikescope's warnings and notes as one line each; other libraries' warnings as Python shows them."""
+    """spikescope's warnings and notes as one line each (by rank 0 alone); other libraries' warnings as Python
+    shows them."""
+    if issubclass(category, SpikescopeWarning) and not distributed.is_main():
+        return
     if issubclass(category, SpikescopeWarning):
         kind = "note" if issubclass(category, SpikescopeNote) else "warning"
         print(f"spikescope: {kind}: {' '.join(str(message).split())}", file=file or sys.stderr)
@@ -42,9 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     shown, warnings.showwarning = warnings.showwarning, _show_warning
     try:
+        if distributed.requested_processes() > 1 and args.command not in SEVERAL_PROCESSES:
+            raise SpikescopeError(f"spikescope {args.command} runs in one process; start it without torchrun")
         runners[args.command](args)
     except SpikescopeError as error:
-        print(f"spikescope: error: {' '.join(str(error).split())}", file=sys.stderr)  # always one line
+        print(f"spikescope: error{distributed.describe_process()}: {' '.join(str(error).split())}",
+              file=sys.stderr)  # always one line
         return error.exit_code
     except KeyboardInterrupt:
         print("spikescope: interrupted", file=sys.stderr)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from .. import distributed
 from ..errors import SpikescopeError
 from ..metrics.energy import ENERGY_PRESETS_PJ
 from ..pipeline import analyze_checkpoint, evaluate_checkpoint
@@ -22,6 +23,10 @@ ANALYZE_EXAMPLES = """examples:
   spikescope analyze runs/fsta/checkpoint.pt --layers "block[1-3].lif" --energy int8 --png
   spikescope analyze weights.pt --arch mypackage.models:my_snn --T 4 --data cifar10 --data-root ~/data
   spikescope analyze whole_model.pt --trust-pickle --data gratings
+  python -m torch.distributed.run --nproc_per_node=2 -m spikescope analyze runs/baseline/checkpoint.pt --limit 2000
+
+Under torchrun, process r analyses batches r, r+N, ... and rank 0 writes the report of them all (the same
+tables as one process; every process needs at least one batch).
 
 outputs (in --out): report.html (+ plotly.min.js), layers.csv, timesteps.csv, channels.csv, energy.csv,
 spectra.npz, similarity.npz, spikes.npz, summary.json, and with --png figures/*.png
@@ -84,25 +89,31 @@ def layers_argument(text: str) -> str | list[str]:
 
 
 def run_analyze(args: argparse.Namespace) -> None:
-    if args.trust_pickle:
+    distributed.init_from_environment(args.device)
+    main = distributed.is_main()
+    if args.trust_pickle and main:
         print(f"spikescope: warning: --trust-pickle: unpickling {args.checkpoint} runs code from that file",
               file=sys.stderr)
     out = args.out
     if out is None and args.checkpoint is not None:
         out = default_report_folder(Path(args.checkpoint))
-        print(f"spikescope: report folder: {out}", file=sys.stderr)
+        if main:
+            print(f"spikescope: report folder: {out}", file=sys.stderr)
     result, files = analyze_checkpoint(
         args.checkpoint, layers=layers_argument(args.layers), data=args.data, data_root=args.data_root,
         limit=args.limit, batch_size=args.batch_size, device=args.device, energy=args.energy, out=out, png=args.png,
         arch=args.arch, arch_kwargs=dict(args.arch_kw), T=args.T, trust_pickle=args.trust_pickle,
         time_first_input=args.time_first_input, fold=args.fold, batch_first=args.batch_first,
         command=command_line(), progress=True)
-    print(summary_table(result))
-    print(f"report: {files['report.html']}")
+    if main:
+        print(summary_table(result))
+        print(f"report: {files['report.html']}")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
+    distributed.init_from_environment(args.device)
     result = evaluate_checkpoint(args.checkpoint, args.data, args.data_root, args.limit, args.batch_size,
                                  args.device, progress=True)
-    print(f"samples {result['samples']}: accuracy {result['accuracy']:.2%}, loss {result['loss']:.4f}, "
-          f"firing rate {result['firing_rate']:.4f} ({FIRING_RATE_DEFINITION})")
+    if distributed.is_main():
+        print(f"samples {result['samples']}: accuracy {result['accuracy']:.2%}, loss {result['loss']:.4f}, "
+              f"firing rate {result['firing_rate']:.4f} ({FIRING_RATE_DEFINITION})")

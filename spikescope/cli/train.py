@@ -6,6 +6,7 @@ import dataclasses
 import warnings
 from typing import Callable
 
+from .. import distributed
 from ..arms import ARMS, train_arms
 from ..compare import compare
 from ..data import DATASETS
@@ -21,6 +22,10 @@ TRAIN_EXAMPLES = """examples:
   spikescope train --data fashion-mnist-sample --limit 500 --arch-kw width=8 --out runs/smoke
   spikescope train --resume runs/baseline/checkpoint.pt
   spikescope train --resume runs/baseline/checkpoint.pt --epochs 5      # extend a finished run
+  python -m torch.distributed.run --nproc_per_node=2 -m spikescope train --data fashion-mnist --out runs/ddp
+
+Under torchrun, --batch-size is the global batch, split evenly among the processes (DistributedDataParallel;
+gloo on the CPU, nccl with --device cuda); rank 0 writes the run folder.
 """
 
 ARMS_EXAMPLES = """examples:
@@ -48,7 +53,8 @@ def _recipe_flags(parser: argparse.ArgumentParser, defaults: TrainConfig) -> Non
     parser.add_argument("--data-root", help="folder holding the dataset files")
     parser.add_argument("--epochs", type=int, help=f"number of epochs (default: {defaults.epochs}); with --resume, "
                                                     "a larger number extends a finished run with a new cosine cycle")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="default: %(default)s")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                        help="images per optimizer step, over all processes under torchrun (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=defaults.lr,
                         help="peak learning rate, cosine-annealed to 0 (default: %(default)s)")
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default=defaults.optimizer,
@@ -110,7 +116,8 @@ def run_train(args: argparse.Namespace) -> None:
                           SpikescopeWarning)
     config = _config(args, fsta=args.fsta, seed=args.seed, out=args.out)
     path = train(config, resume_from=args.resume, epochs=args.epochs if args.resume else None)
-    print(f"checkpoint: {path}")
+    if distributed.is_main():
+        print(f"checkpoint: {path}")
 
 
 def run_arms(args: argparse.Namespace) -> None:

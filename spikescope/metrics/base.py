@@ -14,23 +14,35 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..distributed import all_reduce_states
 from ..errors import SpikescopeError
 
 Reduction = Literal["sum", "max"]
 
 
 def zero_one(x: torch.Tensor) -> bool:
-    """True if every value of `x` is 0 or 1 (any real or integer dtype, or bool): spikes, not graded values."""
-    if x.dtype == torch.bool:
+    """True if every value of `x` is 0 or 1 (any real or integer dtype, or bool): spikes, not graded values.
+
+    Two fast reductions instead of elementwise comparisons: the range must be [0, 1], and within it
+    `x - x*x` is zero exactly at 0 and 1 (it is at least 2**-149 anywhere else, so never rounds to 0).
+    """
+    if x.dtype == torch.bool or x.numel() == 0:
         return True
-    return not x.is_complex() and bool(((x == 0) | (x == 1)).all())
+    if x.is_complex():
+        return False
+    low, high = torch.aminmax(x)
+    if not (bool(low >= 0) and bool(high <= 1)):  # NaN fails both
+        return False
+    return not x.is_floating_point() or not bool(torch.addcmul(x, x, x, value=-1).amax() > 0)
 
 
 def spike_counts(x: torch.Tensor) -> bool:
     """True if every value of `x` is a non-negative whole number (what multi-spike neurons emit)."""
-    if x.dtype == torch.bool or not x.is_floating_point():
-        return not x.is_complex() and bool((x >= 0).all())
-    return bool((x >= 0).all()) and torch.equal(x, x.trunc())
+    if x.dtype == torch.bool or x.numel() == 0:
+        return True
+    if x.is_complex() or not bool(x.amin() >= 0):  # NaN fails
+        return False
+    return not x.is_floating_point() or torch.equal(x, x.trunc())
 
 
 def mean_off_diagonal(matrix: np.ndarray) -> float:
@@ -51,7 +63,8 @@ class MetricResult:
 
 
 class Metric:
-    """Base class: `update(layer, x)`, `compute()`, `merge(other)`, `state_dict()` / `load_state_dict()`.
+    """Base class: `update(layer, x)`, `compute()`, `merge(other)`, `all_reduce()`, `state_dict()` /
+    `load_state_dict()`.
 
     Subclasses set `reductions` (state name -> "sum" | "max") and `inputs`: "spikes" for
     metrics fed the output of spiking layers, "synapses" for metrics fed the input of
@@ -89,6 +102,13 @@ class Metric:
         for layer, states in other.states.items():
             self._accumulate(layer, {name: value.to(_device_of(self.states.get(layer), value))
                                      for name, value in states.items()})
+        return self
+
+    def all_reduce(self) -> "Metric":
+        """Reduce the states over the processes of the torch.distributed group, each by its declared reduction, so
+        that every process holds what one process would have measured on all their data (see
+        `distributed.all_reduce_states`); returns `self`. Nothing changes in a single process."""
+        self.states = all_reduce_states(self.states, self.reductions)
         return self
 
     def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:

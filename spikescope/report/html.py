@@ -14,13 +14,14 @@ from .tables import table
 
 
 def _header(meta: dict[str, Any], result: AnalysisResult) -> str:
-    accuracy = result.info.get("accuracy")
+    accuracy, processes = result.info.get("accuracy"), result.info.get("processes", 1)
     rows = {
         "model": meta.get("model", "?"), "parameters": f"{meta.get('parameters', 0):,}",
         "checkpoint": meta.get("checkpoint", "–"), "dataset": meta.get("dataset", "?"),
         "timesteps T": result.info["T"], "samples analysed": f"{result.info['samples']:,}",
         "accuracy on them": f"{accuracy:.2%}" if accuracy is not None else "– (no labels)",
-        "runtime": f"{result.info['runtime_s']:.1f} s", "command": meta.get("command", "–"),
+        "runtime": f"{result.info['runtime_s']:.1f} s" + (f" on {processes} processes" if processes > 1 else ""),
+        "command": meta.get("command", "–"),
         "spikescope": meta.get("version", "?"),
         "seeds": (f"one trained model (training seed {meta['train_config']['seed']})"
                   if "seed" in meta.get("train_config", {}) else "one model; its training seeds are not recorded"),

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import distributed
 from ..analyze import AnalysisResult
 from ..claims import read_claims
 from .folder import report_folder
@@ -58,7 +59,9 @@ def summary(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, Any]:
     return plain({
         "spikescope_version": meta.get("version"), "command": meta.get("command"), "model": meta,
         "T": result.info["T"], "samples": result.info["samples"], "accuracy": result.info.get("accuracy"),
-        "runtime_s": result.info["runtime_s"], "definitions": result.definitions, "units": UNITS, "files": FILES,
+        "runtime_s": result.info["runtime_s"], "processes": result.info.get("processes", 1),
+        "samples_per_process": result.info.get("samples_per_process", [result.info["samples"]]),
+        "definitions": result.definitions, "units": UNITS, "files": FILES,
         "layers": result.layers.to_dict(orient="records"),
         "timesteps": result.timesteps.to_dict(orient="records"),
         "channels": result.channels.to_dict(orient="records"),
@@ -99,8 +102,11 @@ def write_outputs(result: AnalysisResult, meta: dict[str, Any], out: str | Path,
     """Write every output file of an analysis into the folder `out`, whole or not at all; returns them by name.
 
     Everything is rendered in memory first and written into a staging folder that then replaces
-    `out` (see `report_folder`): an interrupted run leaves `out` absent or as it was.
+    `out` (see `report_folder`): an interrupted run leaves `out` absent or as it was. In a process
+    group only rank 0 writes; the other processes write nothing and return no files.
     """
+    if not distributed.is_main():
+        return {}
     out = Path(out)
     contents = render_outputs(result, meta)
     source = meta.get("checkpoint")
