@@ -6,7 +6,6 @@ that perform no synaptic operation.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .fsta import FSTA
@@ -14,7 +13,11 @@ from .metrics.energy import SynapseCost
 
 
 class ConvCost(SynapseCost):
-    """`Conv1d/2d/3d`: each input element's exact fan-out (borders reach fewer outputs) and dense FLOPs."""
+    """`Conv1d/2d/3d`: each input element's exact fan-out (borders reach fewer outputs) and dense FLOPs.
+
+    Every input channel feeds `C_out / groups` output channels through the same spatial taps, so
+    the geometry is measured once on a one-channel copy of the convolution and scaled.
+    """
 
     kind = "conv"
 
@@ -22,24 +25,29 @@ class ConvCost(SynapseCost):
         self.conv = conv
         self._geometry: dict[tuple, tuple[torch.Tensor, int]] = {}
 
-    def _forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return self.conv._conv_forward(x, weight, None)
+    def _one_channel(self) -> nn.modules.conv._ConvNd:
+        conv = self.conv
+        return type(conv)(1, 1, conv.kernel_size, stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
+                          bias=False, padding_mode=conv.padding_mode)
 
-    def _dense_positions(self, x: torch.Tensor, out: torch.Tensor) -> int:
+    def _dense_positions(self, spatial_in: int, spatial_out: int) -> int:
         """Positions a dense pass multiplies every weight slice at: the outputs (padding taps included)."""
-        return out.numel()
+        return self.conv.out_channels * spatial_out
 
     def _measure(self, sample_shape: torch.Size, device: torch.device) -> tuple[torch.Tensor, int]:
         key = (tuple(sample_shape), torch.device(device))
         if key not in self._geometry:
-            # d/dx sum(conv(x, ones)) = how many (output, weight) pairs each input element takes part in
-            x = torch.ones(1, *sample_shape, dtype=torch.float64, device=device, requires_grad=True)
-            weight = torch.ones_like(self.conv.weight, dtype=torch.float64, device=device)
+            # d/dx sum(conv(x, ones)) = how many (output, tap) pairs each input position takes part in
+            single = self._one_channel().to(device=device, dtype=torch.float64)
+            nn.init.ones_(single.weight)
+            x = torch.ones(1, 1, *sample_shape[1:], dtype=torch.float64, device=device, requires_grad=True)
             with torch.enable_grad():
-                out = self._forward(x, weight)
+                out = single(x)
                 out.sum().backward()
-            taps = self.conv.weight[0].numel()  # per output (conv) or per input (transposed) element
-            self._geometry[key] = (x.grad[0].detach(), self._dense_positions(x, out) * taps)
+            conv = self.conv
+            fan_out = (x.grad[0, 0] * (conv.out_channels // conv.groups)).expand(sample_shape)
+            taps = conv.weight[0].numel()  # per output (conv) or per input (transposed) element
+            self._geometry[key] = (fan_out, self._dense_positions(x.numel(), out.numel()) * taps)
         return self._geometry[key]
 
     def fan_out(self, sample_shape: torch.Size, device: torch.device) -> torch.Tensor:
@@ -57,15 +65,15 @@ class ConvTransposeCost(ConvCost):
     """
 
     kind = "transposed conv"
-    TRANSPOSED = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
-    def _forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def _one_channel(self) -> nn.modules.conv._ConvNd:
         conv = self.conv
-        return self.TRANSPOSED[len(conv.kernel_size)](x, weight, None, conv.stride, conv.padding,
-                                                      conv.output_padding, conv.groups, conv.dilation)
+        return type(conv)(1, 1, conv.kernel_size, stride=conv.stride, padding=conv.padding,
+                          output_padding=conv.output_padding, dilation=conv.dilation, bias=False,
+                          padding_mode=conv.padding_mode)
 
-    def _dense_positions(self, x: torch.Tensor, out: torch.Tensor) -> int:
-        return x.numel()
+    def _dense_positions(self, spatial_in: int, spatial_out: int) -> int:
+        return self.conv.in_channels * spatial_in
 
 
 class LinearCost(SynapseCost):

@@ -94,6 +94,11 @@ def spectral_cosine(power: np.ndarray, include_dc: bool = True) -> np.ndarray:
         return (flat @ flat.T) / np.outer(norms, norms)
 
 
+def _one_product(height: int, width: int) -> bool:
+    """True when the 2D transform is cheaper as one `[HW, HW]` product than as two 1-D passes (maps up to ~8x8)."""
+    return height * width <= 4 * (height + width)
+
+
 class Spectrum(Metric):
     """States per conv layer: DCT power `[T, H, W]` and the sum of squared spikes `[T]` (the Parseval check).
 
@@ -110,12 +115,27 @@ class Spectrum(Metric):
         self.channel_mean = channel_mean
         self._matrices: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def _dct_matrices(self, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _dct_matrices(self, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """`(D_H, D_W)`, or for small maps the single `[HW, HW]` matrix `D_H (x) D_W` (see `_power`)."""
         key = (height, width, device)
         if key not in self._matrices:
-            self._matrices[key] = (dct_matrix(height, dtype=torch.float32, device=device),
-                                   dct_matrix(width, dtype=torch.float32, device=device))
+            d_h, d_w = (dct_matrix(n, dtype=torch.float32, device=device) for n in (height, width))
+            self._matrices[key] = (torch.kron(d_h, d_w).T.contiguous(),) if _one_product(height, width) else (d_h, d_w)
         return self._matrices[key]
+
+    def _power(self, maps: torch.Tensor) -> torch.Tensor:
+        """DCT power `[T, H, W]` of `maps: [T, B, C, H, W]`, summed over samples and channels.
+
+        Small maps take the whole 2D transform as one matrix product over flattened maps (one pass,
+        no small batched products); larger ones the two 1-D passes, which cost fewer operations.
+        """
+        T, _, _, H, W = maps.shape
+        matrices = self._dct_matrices(H, W, maps.device)
+        if len(matrices) == 1:
+            coefficients = maps.reshape(T, -1, H * W) @ matrices[0]
+            return coefficients.square().sum(dim=1).view(T, H, W)
+        d_h, d_w = matrices
+        return (d_h @ maps @ d_w.T).square().sum(dim=(1, 2))
 
     def update(self, layer: str, spikes: torch.Tensor) -> None:
         """`spikes: [T, B, C, H, W]`; other shapes carry no 2D map and are ignored."""
@@ -124,12 +144,8 @@ class Spectrum(Metric):
         maps = spikes.float()
         if self.channel_mean:
             maps = maps.mean(dim=2, keepdim=True)
-        d_h, d_w = self._dct_matrices(*maps.shape[-2:], maps.device)
-        coefficients = d_h @ maps @ d_w.T
-        self._accumulate(layer, {
-            "power": coefficients.square().sum(dim=(1, 2)).double(),
-            "squares": maps.square().sum(dim=(2, 3, 4)).double().sum(dim=1),
-        })
+        squares = torch.stack([torch.dot(step, step) for step in maps.reshape(maps.shape[0], -1)])  # no temporary
+        self._accumulate(layer, {"power": self._power(maps).double(), "squares": squares.double()})
 
     def compute(self) -> MetricResult:
         rows, steps, spectra, cosines, ac_cosines = [], [], {}, {}, {}
