@@ -13,8 +13,9 @@ Keys (format version 1):
   tracks              optional (train --track K): one dict per epoch (0 = untrained) and layer:
                       firing rate, orientation indices, mean similarity across timesteps
   state_dict          model weights and buffers
-  training_state      optional: {"epoch", "optimizer"}, what `--resume` needs (the learning rate follows
-                      from the epoch; files of spikescope 0.1 also hold a "scheduler" state, unused)
+  training_state      optional: {"epoch", "optimizer", "processes"}, what `--resume` needs (the learning rate
+                      follows from the epoch; "processes" is how many trained it, see spikescope.distributed;
+                      files of spikescope 0.1 also hold a "scheduler" state, unused)
 """
 from __future__ import annotations
 

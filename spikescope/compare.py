@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from . import distributed
 from .analyze import AnalysisResult
 from .errors import SpikescopeError
 from .groupstats import paired_difference, summarize
@@ -171,7 +172,8 @@ def compare(models: Sequence[str | Path] = (), labels: Sequence[str] | None = No
 
     The images are the first model's default test set (or `data`), for every model. `out` defaults to
     `reports/compare-<first>-<last>`; it is checked before anything is loaded and written whole or not at
-    all. `plotly_js` is the path of a plotly.js the page should load instead of its own copy.
+    all. `plotly_js` is the path of a plotly.js the page should load instead of its own copy. In a process group
+    (see `spikescope.distributed`) the models' batches are shared out and rank 0 alone writes.
     """
     from .report.comparison import write_comparison  # the report renders with plotly; import it only here
 
@@ -194,5 +196,7 @@ def compare(models: Sequence[str | Path] = (), labels: Sequence[str] | None = No
     if len(samples) != 1:
         raise SpikescopeError(f"the models saw different numbers of images ({sorted(samples)})")
     comparison = Comparison({group: list(members) for group, members in parsed.items()}, results, meta)
+    if not distributed.is_main():  # in a process group every process holds the whole comparison; rank 0 writes
+        return comparison, {}
     return comparison, write_comparison(comparison, destination, plotly_js,
                                         command or "spikescope.compare(...) (Python)")
