@@ -78,6 +78,15 @@ class _Probe:
     fired: bool = False
 
 
+def _fingerprint(x: torch.Tensor) -> tuple[int, int, int]:
+    """Where a tensor's values live and how often they were changed in place: a synaptic layer whose input has
+    the fingerprint of a spiking layer's output in the same pass reads those spikes unchanged, and the energy
+    metric need not check them again. Inference tensors keep no version count and match nothing."""
+    if torch.is_inference(x):
+        return (-1, -1, -1)
+    return (x.data_ptr(), x.numel(), x._version)
+
+
 class SpikeRecorder:
     """Record the spiking layers of `model` into `metrics` while the user runs forward passes.
 
@@ -122,6 +131,7 @@ class SpikeRecorder:
         self._order: list[str] = []
         self._costs = {}
         self._checked: set[str] = set()  # keys whose output kind is checked on every batch (named non-neurons)
+        self._spike_tensors: set[tuple[int, int, int]] = set()  # this pass's spike outputs (see `_fingerprint`)
         self._batch = 0
         self._input_shape: tuple[int, ...] = ()
         self._first_pass = True
@@ -207,6 +217,7 @@ class SpikeRecorder:
             raise SpikescopeError("the model was called without a tensor input; SpikeRecorder needs one")
         self._batch = batch_size_of(model_input, self.T or 1)
         self._input_shape = tuple(model_input.shape)
+        self._spike_tensors.clear()
         if self._first_pass:  # a first pass that raised starts over
             self._buffers.clear()
             self._probes.clear()
@@ -296,10 +307,10 @@ class SpikeRecorder:
             if self._watched[key].layout is Layout.PER_FORWARD:
                 self._buffers[key] = tensors
                 if len(tensors) == self.T:
-                    self._dispatch(key, tensors)
+                    self._dispatch(key, tensors, live=False)
                     self._buffers[key] = []
             else:
-                self._dispatch(key, tensors)
+                self._dispatch(key, tensors, live=False)
 
     def _check_named_layers_ran(self) -> None:
         """A layer the user named must have produced a tensor on the first batch."""
@@ -418,19 +429,24 @@ class SpikeRecorder:
             self._handles.append(self._modules[info.name].register_forward_hook(partial(self._on_forward, key)))
 
     # --- hand-over to the metrics -----------------------------------------------------------------
-    def _dispatch(self, key: str, tensors: list[torch.Tensor]) -> None:
+    def _dispatch(self, key: str, tensors: list[torch.Tensor], live: bool = True) -> None:
+        """Hand `tensors` to the metrics; `live` when they come straight from the hook (not buffered by the first
+        pass, during which they may have been changed in place)."""
         info = self._watched[key]
         if info.layout in (Layout.FOLDED, Layout.FOLDED_BATCH_MAJOR) and tensors[0].shape[0] % self.T:
             raise SpikescopeError(f"layer {info.name} saw {tensors[0].shape[0]} rows, not a multiple of T={self.T}")
         x = to_time_first(tensors, info.layout, self.T)
         if info.role == ROLE_SYNAPTIC:
+            known_spikes = _fingerprint(x) in self._spike_tensors
             for metric in self.metrics:
                 if metric.inputs == "synapses":
-                    metric.update(info.name, x, self._costs[info.name])
+                    metric.update(info.name, x, self._costs[info.name], known_spikes=known_spikes)
             return
         spikes = x if x.is_floating_point() else x.float()
         if key in self._checked:
             self._observe_output(info, spikes)
+        if info.output == OUTPUT_SPIKES and live:
+            self._spike_tensors.add(_fingerprint(x))
         for metric in self.metrics:
             if metric.inputs == "spikes":
                 metric.update(info.name, spikes)

@@ -5,8 +5,11 @@ import scipy.fft
 import torch
 from torch import nn
 
+import spikescope
 from spikescope.metrics.base import spike_counts, zero_one
 from spikescope.metrics.spectrum import Spectrum
+from spikescope.models.layers import over_time
+from spikescope.neurons import LIF
 from spikescope.synapses import synapse_cost
 
 
@@ -72,3 +75,37 @@ def test_power_of_every_map_size_equals_scipy_dctn_in_float64(height, width):
     expected = (coefficients ** 2).sum(axis=(1, 2))
     np.testing.assert_allclose(metric.states["layer"]["power"].numpy(), expected, rtol=2e-6, atol=1e-5)
     assert torch.equal(metric.states["layer"]["squares"], spikes.sum(dim=(1, 2, 3, 4)).double())
+
+
+class SpikesIntoConv(nn.Module):
+    """conv -> LIF -> conv -> LIF; with `halve`, from the second call on, the first spikes are scaled in place
+    before the second conv reads them (the first call, which the recorder buffers, reads them unchanged)."""
+
+    def __init__(self, halve: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.T, self.halve, self.calls = 2, halve, 0
+        self.conv1, self.lif1 = nn.Conv2d(1, 4, 3, padding=1), LIF()
+        self.conv2, self.lif2 = nn.Conv2d(4, 2, 3, padding=1), LIF()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.unsqueeze(0).expand(self.T, *images.shape) * 4
+        spikes = self.lif1(over_time(self.conv1, x))
+        self.calls += 1
+        if self.halve and self.calls > 1:
+            spikes.mul_(0.5)
+        return self.lif2(over_time(self.conv2, spikes)).flatten(2).mean(dim=(0, 2))
+
+
+def test_a_conv_reading_spikes_unchanged_is_costed_by_them_and_one_reading_them_changed_in_place_is_analog():
+    images = torch.rand(6, 1, 8, 8)
+    batches = [images[:3], images[3:]]  # the second batch is recorded live, as every batch after the first
+    plain = spikescope.analyze(SpikesIntoConv(halve=False), batches, capture=6)
+    row = plain.energy.set_index("layer").loc["conv2"]
+    spikes = torch.from_numpy(plain.captured["lif1"]).float()  # [T, 6, 4, 8, 8]
+    fan_out = synapse_cost(SpikesIntoConv(False).conv2).fan_out(spikes.shape[2:], torch.device("cpu"))
+    assert row["input"] == "spikes" and spikes.sum() > 0
+    assert row["sops_per_image"] == pytest.approx(float((spikes.sum(dim=(0, 1)).double() * fan_out).sum()) / 6,
+                                                  rel=1e-12)
+    halved = spikescope.analyze(SpikesIntoConv(halve=True), batches).energy.set_index("layer").loc["conv2"]
+    assert halved["input"] == "analog" and halved["sops_per_image"] == 0 and halved["macs_per_image"] > 0

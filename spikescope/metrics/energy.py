@@ -78,12 +78,14 @@ class Energy(Metric):
         super().__init__()
         self.preset = check_preset(preset)
 
-    def update(self, layer: str, inputs: torch.Tensor, cost: SynapseCost) -> None:
-        """`inputs: [T, B, ...]`, the synaptic layer's input; `cost` describes the layer."""
+    def update(self, layer: str, inputs: torch.Tensor, cost: SynapseCost, known_spikes: bool = False) -> None:
+        """`inputs: [T, B, ...]`, the synaptic layer's input; `cost` describes the layer. `known_spikes`: the
+        inputs are a spiking layer's output, unchanged (`SpikeRecorder` knows), so they need no check."""
         T, B = inputs.shape[:2]
         sample_shape = inputs.shape[2:]
         dense = float(cost.dense_ops(T, sample_shape) * B)
-        binary = cost.accepts_spikes and (zero_one(inputs) or (cost.accepts_counts and spike_counts(inputs)))
+        binary = cost.accepts_spikes and (known_spikes or zero_one(inputs)
+                                          or (cost.accepts_counts and spike_counts(inputs)))
         zero = torch.zeros((), dtype=torch.float64, device=inputs.device)
         if binary:
             counts = inputs.float().sum(dim=(0, 1)).double()  # float32 is exact below 2**24 spikes per element
