@@ -57,8 +57,7 @@ def test_fsta_always_costs_macs_even_on_binary_input():
     T, elements, pixels = 2, 2 * 3 * 6 * 6, 6 * 6
     expected = (2 * elements + T * T * 3 + T * 3  # temporal: mean and max, 2x2 time mixing per channel, channel mean
                 + elements + 2 * T * pixels  # spatial: channel sum, temporal scaling and mean over time of that map
-                + 7 * 7 * 6 * (6 + 6) + 7 * 7 * 7 * pixels  # DCT: vertical pass over the padded width, horizontal
-                + 49 * 49 * pixels + 49 * pixels  # fusion 7x7 conv 49 -> 1: one product per tap, shifted sums
+                + 13 * 6 * pixels  # DCT bank and fusion conv as one exact linear map: a band of 13 rows x 6 columns
                 + pixels + T * pixels + elements)  # spatial gate, the gain, Y = X * gain
     assert row["sops_per_image"] == 0 and row["input"] == "analog"
     assert row["macs_per_image"] == fsta.macs((3, 6, 6)) == expected

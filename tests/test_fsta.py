@@ -7,7 +7,7 @@ from torch import nn
 
 from spikescope.dct import dct_basis_2d, dct_matrix
 from spikescope.errors import SpikescopeError
-from spikescope.fsta import FSTA, add_fsta, conv_by_shifts, separable_dct
+from spikescope.fsta import BRANCHES, FSTA, add_fsta, apply_banded, composed_operator, conv_by_shifts, separable_dct
 from spikescope.models import build
 from spikescope.neurons import LIF
 
@@ -50,15 +50,104 @@ def reference_fsta(module: FSTA, x: np.ndarray) -> np.ndarray:
     return y
 
 
-@pytest.mark.parametrize("branches", ["both", "temporal", "spatial"])
+def equations_in_torch(module: FSTA, x: torch.Tensor) -> torch.Tensor:
+    """docs/metrics.md, "FSTA", as the equations read, in torch so that autograd gives reference gradients: every
+    2D DCT filter and the fusion convolution as plain convolutions, both branches computed, then fused."""
+    x_t = x_s = x
+    if module.branches != "spatial":
+        descriptor = module.alpha * x.mean(dim=(3, 4)) + module.beta * x.amax(dim=(3, 4))  # [T, B, C]
+        w_t = torch.sigmoid(torch.einsum("st,tbc->sbc", module.time_mixer.weight, descriptor).mean(dim=2))  # [T, B]
+        x_t = x_s = x * (1 + w_t[:, :, None, None, None])
+    if module.branches != "temporal":
+        k = module.dct_size
+        summed = x_t.mean(dim=0).sum(dim=1, keepdim=True)  # [B, 1, H, W]
+        padded = F.pad(summed, (k // 2, (k - 1) // 2, k // 2, (k - 1) // 2))
+        rows = module.dct_rows  # dct_basis_2d's filters, from the module's rows
+        bank = torch.einsum("uh,vw->uvhw", rows, rows).reshape(k * k, 1, k, k)
+        coefficients = F.conv2d(padded, bank)  # [B, k*k, H, W]
+        x_s = x_t * (1 + torch.sigmoid(module.frequency_fusion(coefficients)))
+    return (module.m * x_t + module.n * x_s) / 2
+
+
+def moved_parameters(module: FSTA) -> FSTA:
+    """`module` with every parameter moved off its initial value, so that equal starting values (alpha = beta)
+    cannot hide two swapped terms."""
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    return module
+
+
+@pytest.mark.parametrize("branches", BRANCHES)
 @pytest.mark.parametrize("dct_size, reduction", [(3, 1), (7, 1), (8, 1), (7, 16)])
-def test_fsta_matches_the_design_equations(dct_size, reduction, branches):
+@pytest.mark.parametrize("shape", [(3, 2, 4, 9, 11), (3, 1, 2, 2, 300)])  # the DCT and fusion composed; kept apart
+def test_fsta_matches_the_design_equations(dct_size, reduction, branches, shape):
     torch.manual_seed(0)
-    module = FSTA(4, T=3, dct_size=dct_size, reduction=reduction, branches=branches).double()
-    x = torch.randn(3, 2, 4, 9, 11, dtype=torch.float64)
+    module = FSTA(None, T=3, dct_size=dct_size, reduction=reduction, branches=branches).double()
+    x = torch.randn(*shape, dtype=torch.float64)
     np.testing.assert_allclose(module(x).detach().numpy(), reference_fsta(module, x.numpy()), atol=1e-10)
     single = module.float()(x.float()).detach().numpy()  # float32, as models run
     np.testing.assert_allclose(single, reference_fsta(module.double(), x.numpy()), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("branches", BRANCHES)
+@pytest.mark.parametrize("dct_size, reduction", [(3, 1), (7, 1), (8, 1), (7, 16)])
+@pytest.mark.parametrize("shape", [(3, 2, 4, 9, 11), (3, 2, 5), (3, 1, 2, 2, 300)])  # maps, linear input, a wide map
+def test_outputs_and_all_gradients_equal_the_equations_written_out(branches, dct_size, reduction, shape):
+    torch.manual_seed(0)
+    module = moved_parameters(FSTA(None, T=3, dct_size=dct_size, reduction=reduction, branches=branches).double())
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    grad_y = torch.randn(*shape, dtype=torch.float64)
+    expected = equations_in_torch(module, x if x.dim() == 5 else x[..., None, None]).reshape(shape)
+    y = module(x)
+    torch.testing.assert_close(y, expected, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), expected, rtol=1e-10, atol=1e-12)  # inference takes amax
+    inputs = [x, *module.parameters()]
+    expected_grads = torch.autograd.grad(expected, inputs, grad_y)
+    for grad, expected_grad in zip(torch.autograd.grad(y, inputs, grad_y), expected_grads):
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("branches", BRANCHES)
+@pytest.mark.parametrize("dct_size", [3, 7, 8])
+def test_in_float32_output_and_input_gradient_stay_within_1e_5_of_the_equations(branches, dct_size):
+    """Parameter gradients are sums over every element, whose float32 rounding depends on the order of the sum
+    (either order can be off by more than 1e-5 where the terms cancel); the test above checks them in float64."""
+    torch.manual_seed(0)
+    module = moved_parameters(FSTA(None, T=3, dct_size=dct_size, branches=branches).double())
+    x = torch.randn(3, 2, 4, 9, 11, dtype=torch.float64, requires_grad=True)
+    grad_y = torch.randn_like(x)
+    expected = equations_in_torch(module, x)
+    (expected_grad,) = torch.autograd.grad(expected, x, grad_y)
+    single = x.detach().float().requires_grad_()
+    y = module.float()(single)
+    (grad,) = torch.autograd.grad(y, single, grad_y.float())
+    assert (y.double() - expected).abs().max() <= 1e-5 * expected.abs().max()
+    assert (grad.double() - expected_grad).abs().max() <= 1e-5 * expected_grad.abs().max()
+
+
+@pytest.mark.parametrize("branches", BRANCHES)
+def test_second_derivatives_equal_the_equations_written_out(branches):
+    torch.manual_seed(0)
+    module = moved_parameters(FSTA(None, T=2, branches=branches).double())
+    x = torch.randn(2, 2, 3, 6, 7, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn_like(x)
+    second = []
+    for y in (module(x), equations_in_torch(module, x)):
+        (grad,) = torch.autograd.grad((y * weights).sum(), x, create_graph=True)
+        second.append(torch.autograd.grad((grad ** 2).sum(), [x, *module.parameters()]))
+    for got, expected in zip(*second):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_the_maximum_gives_its_gradient_to_one_position_of_a_map_with_ties():
+    module = FSTA(1, T=2, branches="temporal")
+    x = torch.ones(2, 3, 1, 3, 3, requires_grad=True)  # every position of every map is a maximum
+    module(x).sum().backward()
+    grad = x.grad.flatten(-2)
+    differs = (grad - grad.median(dim=-1, keepdim=True).values).abs() > 1e-6
+    assert differs.sum(dim=-1).eq(1).all()
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 8, 14, 32])
@@ -116,6 +205,34 @@ def test_a_convolution_by_shifted_1x1_products_equals_the_convolution(out_channe
     weight = torch.randn(out_channels, in_channels, kernel, kernel, dtype=torch.float64)
     torch.testing.assert_close(conv_by_shifts(x, weight, padding), F.conv2d(x, weight, padding=padding),
                                rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [3, 7, 8])
+@pytest.mark.parametrize("out_channels", [1, 3])
+@pytest.mark.parametrize("height, width", [(1, 1), (2, 3), (9, 12), (14, 5)])
+def test_the_composed_operator_equals_the_dct_bank_then_the_zero_padded_fusion_convolution(k, out_channels, height,
+                                                                                             width):
+    maps = torch.randn(2, 1, height, width, dtype=torch.float64)
+    weight = torch.randn(out_channels, k * k, 7, 7, dtype=torch.float64)
+    expected = F.conv2d(separable_dct(maps, dct_matrix(k)), weight, padding=3)
+    operator = composed_operator(weight, dct_matrix(k), height, width, padding=3)
+    torch.testing.assert_close(apply_banded(maps[:, 0], operator, top=3 + k // 2), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_macs_count_the_composed_operator_on_small_maps_and_the_separable_order_on_wide_ones():
+    T, channels = 2, 3
+    module = FSTA(channels, T=T)
+    for height, width in [(6, 6), (2, 300)]:
+        elements, pixels = T * channels * height * width, height * width
+        rest = (2 * elements + T * T * channels + T * channels  # temporal: mean and max, time mixing, channel mean
+                + elements + 2 * T * pixels  # spatial: channel sum, temporal scaling and mean over time
+                + pixels + T * pixels + elements)  # spatial gate, the gain, Y = X * gain
+        composed = pixels * 13 * width  # every output reads 7 + 7 - 1 rows of the map
+        separable = 7 * 7 * height * (width + 6) + 7 ** 3 * pixels + 49 * 49 * pixels + 49 * pixels
+        assert module.fusion_macs(height, width) == (composed, separable)
+        assert module.macs((channels, height, width)) == rest + min(composed, separable)
+    assert module.fusion_macs(6, 6)[0] < module.fusion_macs(6, 6)[1]
+    assert module.fusion_macs(2, 300)[0] > module.fusion_macs(2, 300)[1]
 
 
 def test_temporal_only_rescales_each_timestep_by_one_factor():

@@ -133,9 +133,10 @@ class Spectrum(Metric):
         matrices = self._dct_matrices(H, W, maps.device)
         if len(matrices) == 1:
             coefficients = maps.reshape(T, -1, H * W) @ matrices[0]
-            return coefficients.square().sum(dim=1).view(T, H, W)
+            return coefficients.mul_(coefficients).sum(dim=1).view(T, H, W)  # squared in place: no second tensor
         d_h, d_w = matrices
-        return (d_h @ maps @ d_w.T).square().sum(dim=(1, 2))
+        coefficients = d_h @ maps @ d_w.T
+        return coefficients.mul_(coefficients).sum(dim=(1, 2))
 
     def update(self, layer: str, spikes: torch.Tensor) -> None:
         """`spikes: [T, B, C, H, W]`; other shapes carry no 2D map and are ignored."""
