@@ -1,14 +1,17 @@
 """How much slower `analyze` (all metrics) is than a plain forward pass over the same images.
 
-    python benchmarks/analyze_overhead.py [--data fashion-mnist] [--limit 1000] [--batch-size 100] [--model fsta]
+    python benchmarks/analyze_overhead.py [--data fashion-mnist] [--limit 2048] [--batch-sizes 32,64,128,256]
+                                          [--model fsta] [--metrics] [--repeats 5]
 
-Prints images/s for the plain pass and for analyze with each metric alone and all together,
-and each as a ratio to the plain pass measured in the same run.
+For every batch size, the plain pass and `analyze` run in turns (plain, analyze, plain, analyze, ...)
+so that a machine's drift hits both alike, and the best time of each is kept. Prints images/s and the
+ratio to the plain pass measured in the same run; `--metrics` adds each metric alone.
 """
 from __future__ import annotations
 
 import argparse
 import time
+from typing import Callable
 
 import torch
 
@@ -19,46 +22,52 @@ from spikescope.metrics.firing import FiringRate
 from spikescope.metrics.spectrum import Spectrum
 from spikescope.metrics.temporal import TemporalSimilarity
 
+ALL = [FiringRate, Spectrum, TemporalSimilarity, Energy]
+ALONE = {"firing rate": [FiringRate], "DCT spectrum": [Spectrum], "temporal similarity": [TemporalSimilarity],
+         "energy (SOPs)": [Energy]}
 
-def best_of(repeats: int, work) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return min(times)
+
+def seconds(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="fashion-mnist-sample", help="dataset (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--limit", type=int, default=2048)
+    parser.add_argument("--batch-sizes", default="32,64,128,256", help="comma-separated (default: %(default)s)")
     parser.add_argument("--model", default="baseline", choices=("baseline", "fsta"))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--metrics", action="store_true", help="also time each metric alone")
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    model, checkpoint = spikescope.load(spikescope.bundled_checkpoint(args.model))
+    model, _ = spikescope.load(spikescope.bundled_checkpoint(args.model))
     dataset = load_dataset(args.data, "test", limit=args.limit)
-    batches = list(make_loader(dataset, args.batch_size))
     images = len(dataset)
+    print(f"{args.model} model, {images} images ({dataset.name}), {torch.get_num_threads()} threads, "
+          f"plain and analyze in turns, best of {args.repeats}")
+    print(f"{'batch':>6}  {'pass':<28}{'seconds':>9}{'images/s':>10}{'ratio':>8}")
+    for batch_size in map(int, args.batch_sizes.split(",")):
+        batches = list(make_loader(dataset, batch_size))
 
-    def plain() -> None:
-        with torch.no_grad():
-            for x, _ in batches:
-                model(x)
+        def plain() -> None:
+            with torch.no_grad():
+                for x, _ in batches:
+                    model(x)
 
-    plain_s = best_of(args.repeats, plain)
-    print(f"{args.model} model, {images} images ({dataset.name}), batch {args.batch_size}, "
-          f"{torch.get_num_threads()} threads, best of {args.repeats}")
-    print(f"{'pass':<28}{'seconds':>9}{'images/s':>10}{'ratio':>8}")
-    print(f"{'plain forward':<28}{plain_s:>9.2f}{images / plain_s:>10.0f}{1.0:>8.2f}")
-    variants = {"firing rate": [FiringRate], "DCT spectrum": [Spectrum], "temporal similarity": [TemporalSimilarity],
-                "energy (SOPs)": [Energy], "all metrics": [FiringRate, Spectrum, TemporalSimilarity, Energy]}
-    for name, metric_types in variants.items():
-        seconds = best_of(args.repeats, lambda: spikescope.analyze(model, batches,
-                                                                    metrics=[m() for m in metric_types]))
-        print(f"{'analyze: ' + name:<28}{seconds:>9.2f}{images / seconds:>10.0f}{seconds / plain_s:>8.2f}")
+        variants = {"all metrics": ALL, **(ALONE if args.metrics else {})}
+        work = {"plain forward": plain, **{
+            f"analyze: {name}": (lambda kinds=kinds: spikescope.analyze(model, batches, metrics=[k() for k in kinds]))
+            for name, kinds in variants.items()}}
+        best = {name: seconds(run) for name, run in work.items()}  # the first round warms up and counts too
+        for _ in range(args.repeats - 1):
+            for name, run in work.items():
+                best[name] = min(best[name], seconds(run))
+        for name, taken in best.items():
+            print(f"{batch_size:>6}  {name:<28}{taken:>9.2f}{images / taken:>10.0f}"
+                  f"{taken / best['plain forward']:>8.2f}")
 
 
 if __name__ == "__main__":
