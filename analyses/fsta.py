@@ -7,7 +7,7 @@ a paired test against the baseline. Then FSTA's MAC budget in the paper's ResNet
 32x32 inputs against those networks' dense operations (no training needed), to see whether the
 energy verdict would change at paper scale. Writes reports/fsta/.
 
-    python analyses/fsta.py                                    # defaults: about 35 minutes on 2 CPU cores
+    python analyses/fsta.py                                    # defaults: about 25 minutes on 2 CPU cores
     python analyses/fsta.py --seeds 5 --epochs 10 --limit 0    # the whole training set
     python analyses/fsta.py --device cuda --arch resnet20 --data cifar10 --data-root ~/data --limit 0 --epochs 200
 
