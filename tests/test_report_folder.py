@@ -79,10 +79,17 @@ def test_an_interrupt_while_writing_leaves_no_folder_or_the_previous_report(tmp_
     assert [p.name for p in tmp_path.iterdir()] == ["report"]
 
 
+def hear_ctrl_c() -> None:
+    """In a child process: take Ctrl-C as a terminal would deliver it, even when the tests run in the background
+    (where a shell starts them with SIGINT ignored, and Python would then never raise KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_while_writing(out: Path, files_written: int, limit: int) -> int:
     """Run `analyze --png` and send Ctrl-C (SIGINT) once its staging folder holds `files_written` entries."""
     process = subprocess.Popen([sys.executable, "-m", "spikescope", "analyze", "--limit", str(limit), "--png",
-                                "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               preexec_fn=hear_ctrl_c)
     deadline = time.monotonic() + 120
     while process.poll() is None and time.monotonic() < deadline:
         staging = [p for p in out.parent.glob(f".{out.name}.*.partial")]
@@ -115,7 +122,7 @@ def test_a_kill_signal_while_staging_cleans_up_and_a_killed_runs_leftovers_are_r
               "    (staging / 'half.csv').write_text('1')\n"
               "    os.kill(os.getpid(), int(sys.argv[2]))\n")
     code = subprocess.run([sys.executable, "-c", script, str(tmp_path / "r"), str(int(signal_number))],
-                          capture_output=True).returncode
+                          capture_output=True, preexec_fn=hear_ctrl_c).returncode
     assert code == exit_code and list(tmp_path.iterdir()) == []  # Python ends an uncaught Ctrl-C by SIGINT
     (tmp_path / ".r.abc123.partial").mkdir()  # what a SIGKILL while staging leaves
     (tmp_path / ".r.def456.old").mkdir()  # ... or while swapping
