@@ -24,7 +24,8 @@ def zero_one(x: torch.Tensor) -> bool:
     """True if every value of `x` is 0 or 1 (any real or integer dtype, or bool): spikes, not graded values.
 
     Two fast reductions instead of elementwise comparisons: the range must be [0, 1], and within it
-    `x - x*x` is zero exactly at 0 and 1 (it is at least 2**-149 anywhere else, so never rounds to 0).
+    `x - x*x` is zero exactly at 0 and 1 (anywhere else `x*x` rounds to a smaller number than `x`, so the
+    difference is at least the dtype's smallest positive value).
     """
     if x.dtype == torch.bool or x.numel() == 0:
         return True
