@@ -33,9 +33,10 @@ class AnalysisResult:
     per image; `spectra[layer]`: DCT power `[T, H, W]` (layers with 2D maps); `similarity[layer]`:
     `T x T` arrays "spike_cosine", "left_out", "spectral_cosine", "spectral_cosine_ac";
     `captured[layer]`: raw spikes `[T, K, ...]` of the first K samples (if asked for);
-    `definitions`: each metric's formula; `info`: samples, T, accuracy, runtime, warnings, the
-    synaptic modules that could not be costed (`uncosted`), and the number of `processes` with the
-    `samples_per_process` each analysed.
+    `definitions`: each metric's formula; `sam[layer]`: mean spike activation map `[T, H, W]` (with the
+    `SpikeActivationMap` metric); `attribution`: attributions of example images (if asked for); `info`:
+    samples, T, accuracy, runtime, warnings, the synaptic modules that could not be costed (`uncosted`),
+    and the number of `processes` with the `samples_per_process` each analysed.
     """
 
     layers: pd.DataFrame
@@ -47,6 +48,8 @@ class AnalysisResult:
     captured: dict[str, np.ndarray]
     definitions: dict[str, str]
     info: dict[str, Any] = field(default_factory=dict)
+    sam: dict[str, np.ndarray] = field(default_factory=dict)
+    attribution: Any = None  # an `attribution.Attribution` of example images, when asked for
 
     def energy_totals(self) -> dict[str, float]:
         """Per-image totals over all synaptic layers: SOPs (exact and approx.), MACs and energy in pJ."""
@@ -54,7 +57,8 @@ class AnalysisResult:
         return {c: float(self.energy[c].sum()) if len(self.energy) else 0.0 for c in columns}
 
 
-def _default_run(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+def default_run(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """One forward pass: `model(inputs)`."""
     return model(inputs)
 
 
@@ -91,7 +95,7 @@ def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     raise SpikescopeError(f"each batch must be {BATCH_FORMS}; got a {type(batch).__name__}{shape}")
 
 
-def _logits(output: Any, T: int | None, batch: int) -> torch.Tensor | None:
+def batch_logits(output: Any, T: int | None, batch: int) -> torch.Tensor | None:
     """`[B, classes]` logits from a model output: `[T, B, classes]` and `[B, T, classes]` outputs are averaged
     over time; None for any other shape."""
     output = first_tensor(output)
@@ -140,7 +144,7 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
     """
     device = resolve_device(device)
     model = model.to(device).eval()
-    run = run or _default_run
+    run = run or default_run
     metrics = list(metrics) if metrics is not None else default_metrics(energy)
     _check_unsharded(loader)
     tally = {"batches": 0, "samples": 0, "correct": 0, "labelled": 0}
@@ -159,7 +163,7 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
             tally["samples"] += batch_size_of(inputs, recorder.T or 1)
             if labels is None:
                 continue
-            logits = _logits(output, recorder.T, len(labels))
+            logits = batch_logits(output, recorder.T, len(labels))
             if logits is None:
                 shape = tuple(first_tensor(output).shape) if first_tensor(output) is not None else "no tensor"
                 recorder.add_warning(f"the batches carry labels, but the model's output ({shape}) is not [B, classes] "
@@ -277,10 +281,11 @@ def _assemble(recorder: SpikeRecorder, runtime: float, accuracy: float | None,
         energy=results["Energy"].layers if "Energy" in results else pd.DataFrame(),
         spectra=arrays.get("spectrum", {}), similarity=similarity,
         captured={layer: capture.spikes(layer) for layer in capture.layers() if layer not in analog} if capture else {},
-        definitions={k: v for r in results.values() for k, v in r.definitions.items()}, info=info)
+        definitions={k: v for r in results.values() for k, v in r.definitions.items()}, info=info,
+        sam={layer: maps for layer, maps in arrays.get("sam", {}).items() if layer not in analog})
 
 
-SPIKE_COUNT_COLUMNS = ("spikes", "firing_rate", "silent_fraction")  # meaningless for analog values
+SPIKE_COUNT_COLUMNS = ("spikes", "firing_rate", "silent_fraction", "sam_mean")  # meaningless for analog values
 
 
 def _blank(frame: pd.DataFrame, layers: list[str], columns: Sequence[str]) -> None:

@@ -1,7 +1,8 @@
-"""What `spikescope analyze` and `spikescope evaluate` do, each callable in one line from Python.
+"""What `spikescope analyze`, `evaluate` and `attribute` do, each callable in one line from Python.
 
     result, files = spikescope.analyze_checkpoint("runs/baseline/checkpoint.pt", limit=1000)
     scores = spikescope.evaluate_checkpoint("runs/baseline/checkpoint.pt")
+    attribution, files = spikescope.attribute_checkpoint("runs/baseline/checkpoint.pt", method="ig")
 """
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ from torch import nn
 
 from . import __version__
 from .analyze import AnalysisResult, analyze, repeated_input
+from .attribution import Attribution, attribute
 from .checkpoint import bundled_checkpoint, load
 from .data import LABEL_SETS, ImageSet, load_dataset, make_loader
 from .devices import resolve_device
 from .errors import SpikescopeError, describe, recorded_warnings, warn
 from .metrics.energy import check_preset
+from .metrics.sam import SpikeActivationMap
+from .models.registry import takes_time_first_input
+from .record import default_metrics
 from .report.folder import check_output_folder, default_report_folder
-from .report.outputs import write_outputs
+from .report.outputs import write_attribution_outputs, write_outputs
 from .train import evaluate
 
 DEFAULT_SAMPLE = "fashion-mnist-sample"
@@ -59,15 +64,18 @@ def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[st
                  energy: str = "fp32", arch: str | None = None, arch_kwargs: dict[str, Any] | None = None,
                  T: int | None = None, trust_pickle: bool = False, time_first_input: bool = False,
                  fold: str | None = None, batch_first: bool | None = None, capture: int = 3,
+                 attribution: str | None = None, attribution_samples: int = 8,
                  progress: bool = False) -> tuple[AnalysisResult, dict[str, Any]]:
     """Load a model file and analyze it on its test images; returns `(result, what the model and data are)`.
 
     The images are those of `evaluation_set`; warnings issued on the way reach `result.info["warnings"]`.
+    With `attribution` (a method of `attribution.METHODS`), the first `attribution_samples` images are
+    attributed too (`result.attribution`) and the mean spike activation map of every layer is measured
+    on all of them (`result.sam`).
     """
     check_preset(energy)
     resolve_device(device)
-    if T is not None and T < 1:
-        raise SpikescopeError(f"--T must be at least 1, got {T}")
+    _check_counts(T=T, attribution_samples=attribution_samples)
     with recorded_warnings() as warnings_seen:
         path, model, meta = _load(checkpoint, device, arch=arch, arch_kwargs=arch_kwargs, T=T,
                                   trust_pickle=trust_pickle)
@@ -76,12 +84,17 @@ def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[st
                                   "pass --T")
         dataset = evaluation_set(checkpoint is not None, meta, data, data_root, limit)
         try:
+            metrics = default_metrics(energy) + ([SpikeActivationMap()] if attribution else [])
             result = analyze(model, make_loader(dataset, batch_size), layers=layers, T=meta["T"], device=device,
                              energy=energy, capture=capture, progress=progress, fold=fold, batch_first=batch_first,
-                             run=repeated_input(meta["T"]) if time_first_input else None)
+                             run=repeated_input(meta["T"]) if time_first_input else None, metrics=metrics)
+            if attribution:
+                result.attribution = _attribute_examples(model, dataset, attribution, attribution_samples,
+                                                         T=result.info["T"], time_first_input=time_first_input,
+                                                         fold=fold, batch_first=batch_first, device=device,
+                                                         progress=progress)
         except RuntimeError as error:  # shape and dtype mismatches between the user's model and the data
-            raise SpikescopeError(f"the model cannot run on {dataset.name} images of shape "
-                                  f"{list(dataset.images.shape[1:])} ({describe(error)})") from None
+            raise _cannot_run(dataset, error) from None
     result.info["warnings"] = list(dict.fromkeys(warnings_seen + result.info.get("warnings", [])))
     return result, {
         "model": meta.get("arch", type(model).__name__), "arch_kwargs": meta.get("arch_kwargs", {}),
@@ -90,6 +103,27 @@ def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[st
         "T": result.info["T"], "training_history": meta.get("history", []),
         "train_config": meta.get("train_config", {}), "version": __version__,
     }
+
+
+def _check_counts(**counts: int | None) -> None:
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            raise SpikescopeError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def _cannot_run(dataset: ImageSet, error: RuntimeError) -> SpikescopeError:
+    """Shape and dtype mismatches between the user's model and the data, as one line."""
+    return SpikescopeError(f"the model cannot run on {dataset.name} images of shape {list(dataset.images.shape[1:])} "
+                           f"({describe(error)})")
+
+
+def _attribute_examples(model: nn.Module, dataset: ImageSet, method: str, samples: int,
+                        time_first_input: bool, **options: Any) -> Attribution:
+    """`attribute` on the first `samples` images of `dataset`; spikescope's own models get their input time-first,
+    so that input attributions come per timestep."""
+    images, labels = next(iter(make_loader(dataset, min(samples, len(dataset)))))
+    return attribute(model, images, method, labels=labels, classes=dataset.classes,
+                     time_first_input=time_first_input or takes_time_first_input(model), **options)
 
 
 def analyze_checkpoint(checkpoint: str | Path | None = None, out: str | Path | None = None, png: bool = False,
@@ -116,3 +150,34 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, data: str | None =
     _, model, meta = _load(checkpoint, device)
     dataset = evaluation_set(checkpoint is not None, meta, data, data_root, limit)
     return evaluate(model, make_loader(dataset, batch_size), resolve_device(device), progress)
+
+
+def attribute_checkpoint(checkpoint: str | Path | None = None, method: str = "saliency", layer: str | None = None,
+                         samples: int = 16, target: str | int = "pred", out: str | Path | None = None,
+                         data: str | None = None, data_root: str | None = None, device: str = "cpu",
+                         arch: str | None = None, arch_kwargs: dict[str, Any] | None = None, T: int | None = None,
+                         trust_pickle: bool = False, time_first_input: bool = False, fold: str | None = None,
+                         batch_first: bool | None = None, command: str | None = None,
+                         progress: bool = False) -> tuple[Attribution, dict[str, Path]]:
+    """What `spikescope attribute` does: attribute the first `samples` test images of a model file with `method`
+    (see `attribution.attribute`) and write the report folder `out` (default `reports/<name>-attribution`);
+    returns `(attribution, files)`. With no `checkpoint`, the bundled baseline demo model on the bundled sample."""
+    source = Path(checkpoint) if checkpoint is not None else bundled_checkpoint("baseline")
+    destination = check_output_folder(out if out is not None else default_report_folder(source, suffix="-attribution"))
+    resolve_device(device)
+    _check_counts(T=T, samples=samples)
+    with recorded_warnings() as warnings_seen:
+        path, model, meta = _load(checkpoint, device, arch=arch, arch_kwargs=arch_kwargs, T=T,
+                                  trust_pickle=trust_pickle)
+        dataset = evaluation_set(checkpoint is not None, meta, data, data_root, samples)
+        try:
+            result = _attribute_examples(model, dataset, method, samples, time_first_input, layer=layer,
+                                         target=target, T=meta["T"], fold=fold, batch_first=batch_first,
+                                         device=device, progress=progress)
+        except RuntimeError as error:
+            raise _cannot_run(dataset, error) from None
+    description = {"model": meta.get("arch", type(model).__name__), "checkpoint": str(path),
+                   "dataset": f"{dataset.name} (test split)", "version": __version__,
+                   "command": command or "spikescope.attribute_checkpoint(...) (Python)",
+                   "warnings": list(dict.fromkeys(warnings_seen))}
+    return result, write_attribution_outputs(result, description, destination)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from spikescope.pipeline import analyze_checkpoint
+from spikescope.pipeline import analyze_checkpoint, attribute_checkpoint
 
 CHROMIUM = shutil.which("chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -41,23 +41,40 @@ class BodyAttributes(html.parser.HTMLParser):
             self.svgs += 1
 
 
-def test_report_renders_every_figure_without_javascript_errors(tmp_path):
-    _, files = analyze_checkpoint(limit=100, out=tmp_path / "report")
-    page = files["report.html"].resolve().as_uri()
+def rendered(page: str) -> BodyAttributes:
+    """The page's DOM after its scripts ran, with no JavaScript error."""
     dom = chromium("--window-size=1200,900", "--dump-dom", page)
     assert dom.returncode == 0, dom.stderr[-2000:]
     parsed = BodyAttributes()
     parsed.feed(dom.stdout)
+    assert json.loads(parsed.body["data-js-errors"]) == [] and "Uncaught" not in dom.stderr
+    return parsed
+
+
+def test_report_renders_every_figure_without_javascript_errors(tmp_path):
+    _, files = analyze_checkpoint(limit=100, out=tmp_path / "report")
+    page = files["report.html"].resolve().as_uri()
+    parsed = rendered(page)
     figures = int(parsed.body["data-figures"])
     assert figures == 7  # firing, channels, spectra, orientation, similarity, energy, spike maps
     assert int(parsed.body["data-rendered"]) == figures and parsed.plot_divs == figures
     assert parsed.svgs >= figures
-    assert json.loads(parsed.body["data-js-errors"]) == []
-    assert "Uncaught" not in dom.stderr
 
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "report.png"
     shot = chromium("--window-size=1200,6000", f"--screenshot={screenshot}", page)
+    assert shot.returncode == 0 and screenshot.stat().st_size > 50_000
+
+
+def test_attribution_report_renders_its_figures(tmp_path):
+    _, files = attribute_checkpoint(method="saliency", samples=16, out=tmp_path / "attribution")
+    page = files["report.html"].resolve().as_uri()
+    parsed = rendered(page)
+    assert int(parsed.body["data-figures"]) == 2  # attribution per timestep, spike activation maps
+    assert int(parsed.body["data-rendered"]) == 2 and parsed.plot_divs == 2
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "attribution.png"
+    shot = chromium("--window-size=1200,3200", f"--screenshot={screenshot}", page)
     assert shot.returncode == 0 and screenshot.stat().st_size > 50_000
 
 

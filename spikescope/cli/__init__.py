@@ -11,10 +11,10 @@ from typing import Callable, Sequence
 
 from .. import __version__, distributed
 from ..errors import SpikescopeError, SpikescopeNote, SpikescopeWarning
-from . import analyze, compare, train
+from . import analyze, attribute, compare, train
 from .common import Parser
 
-FAMILIES = (train, analyze, compare)
+FAMILIES = (train, analyze, attribute, compare)
 SEVERAL_PROCESSES = ("analyze", "evaluate", "train")  # the commands that run under torchrun
 
 

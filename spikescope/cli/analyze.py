@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Callable
 
 from .. import distributed
+from ..attribution import METHODS
 from ..errors import SpikescopeError
 from ..metrics.energy import ENERGY_PRESETS_PJ
 from ..pipeline import analyze_checkpoint, evaluate_checkpoint
 from ..report.folder import default_report_folder
 from ..summary import summary_table
-from ..timelayout import FOLD_ORDERS
 from ..train import FIRING_RATE_DEFINITION
-from .common import add_data_flags, arch_kwarg, command_line
+from .common import add_data_flags, add_model_flags, command_line
 
 ANALYZE_EXAMPLES = """examples:
   spikescope analyze                                   # the bundled demo model on the bundled sample
@@ -23,13 +23,15 @@ ANALYZE_EXAMPLES = """examples:
   spikescope analyze runs/fsta/checkpoint.pt --layers "block[1-3].lif" --energy int8 --png
   spikescope analyze weights.pt --arch mypackage.models:my_snn --T 4 --data cifar10 --data-root ~/data
   spikescope analyze whole_model.pt --trust-pickle --data gratings
+  spikescope analyze runs/baseline/checkpoint.pt --attribution gradcam --attribution-samples 16
   python -m torch.distributed.run --nproc_per_node=2 -m spikescope analyze runs/baseline/checkpoint.pt --limit 2000
 
 Under torchrun, process r analyses batches r, r+N, ... and rank 0 writes the report of them all (the same
 tables as one process; every process needs at least one batch).
 
 outputs (in --out): report.html (+ plotly.min.js), layers.csv, timesteps.csv, channels.csv, energy.csv,
-spectra.npz, similarity.npz, spikes.npz, summary.json, and with --png figures/*.png
+spectra.npz, similarity.npz, spikes.npz, summary.json, with --attribution attributions.npz and an Attribution
+section, and with --png figures/*.png
 """
 
 EVALUATE_EXAMPLES = """examples:
@@ -56,21 +58,12 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
                                  "is a spikescope report (default: reports/<checkpoint name>, or the run folder's "
                                  "name for a generic file name such as checkpoint.pt)")
     a.add_argument("--png", action="store_true", help="also write static figures for papers (matplotlib)")
-    a.add_argument("--arch", help="for a plain state dict: package.module:factory (or a spikescope model name)")
-    a.add_argument("--arch-kw", type=arch_kwarg, action="append", default=[], metavar="KEY=VALUE",
-                   help="argument for the --arch factory (repeatable)")
-    a.add_argument("--T", type=int, help="timesteps, for models whose file does not say")
-    a.add_argument("--time-first-input", action="store_true",
-                   help="feed [T, B, C, H, W] (images repeated T times), for multi-step models such as "
-                        "SpikingJelly networks in 'm' mode")
-    a.add_argument("--fold", choices=tuple(FOLD_ORDERS),
-                   help="how the model folds time into the batch when a neuron no framework declares returns "
-                        "[T*B, ...]: time-major (x.flatten(0, 1) of [T, B, ...]) or batch-major (of [B, T, ...])")
-    a.add_argument("--batch-first", action=argparse.BooleanOptionalAction,
-                   help="whether neurons no framework declares return [B, T, ...] (asked for when an output could "
-                        "also be one step of a loop over time outside the model)")
-    a.add_argument("--trust-pickle", action="store_true",
-                   help="allow loading a whole pickled model; unpickling runs code from the file")
+    add_model_flags(a)
+    a.add_argument("--attribution", nargs="?", const="saliency", choices=METHODS, metavar="METHOD",
+                   help="also attribute the first --attribution-samples images (METHOD: "
+                        f"{', '.join(METHODS)}; default saliency) and measure every layer's mean spike activation "
+                        "map; write --attribution=METHOD, or put the flag after the checkpoint")
+    a.add_argument("--attribution-samples", type=int, default=8, metavar="K", help="default: %(default)s")
     e = commands.add_parser("evaluate", help="accuracy and firing rate of a checkpoint on a test set",
                             epilog=EVALUATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("checkpoint", nargs="?", help="a spikescope checkpoint (default: the bundled baseline demo model)")
@@ -104,7 +97,8 @@ def run_analyze(args: argparse.Namespace) -> None:
         limit=args.limit, batch_size=args.batch_size, device=args.device, energy=args.energy, out=out, png=args.png,
         arch=args.arch, arch_kwargs=dict(args.arch_kw), T=args.T, trust_pickle=args.trust_pickle,
         time_first_input=args.time_first_input, fold=args.fold, batch_first=args.batch_first,
-        command=command_line(), progress=True)
+        attribution=args.attribution, attribution_samples=args.attribution_samples, command=command_line(),
+        progress=True)
     if main:
         print(summary_table(result))
         print(f"report: {files['report.html']}")

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ..data import DATASETS
+from ..timelayout import FOLD_ORDERS
 
 DEVICE_HELP = "cpu, or cuda / cuda:N where this machine has a GPU (default: %(default)s)"
 
@@ -43,3 +44,22 @@ def add_data_flags(parser: argparse.ArgumentParser, batch_size: int, what: str) 
 def command_line() -> str:
     """The command as typed, for the record in reports."""
     return shlex.join(["spikescope", *sys.argv[1:]])
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """How to build and run a model that is not a spikescope checkpoint (--arch, --T, layouts, --trust-pickle)."""
+    parser.add_argument("--arch", help="for a plain state dict: package.module:factory (or a spikescope model name)")
+    parser.add_argument("--arch-kw", type=arch_kwarg, action="append", default=[], metavar="KEY=VALUE",
+                        help="argument for the --arch factory (repeatable)")
+    parser.add_argument("--T", type=int, help="timesteps, for models whose file does not say")
+    parser.add_argument("--time-first-input", action="store_true",
+                        help="feed [T, B, C, H, W] (images repeated T times), for multi-step models such as "
+                             "SpikingJelly networks in 'm' mode")
+    parser.add_argument("--fold", choices=tuple(FOLD_ORDERS),
+                        help="how the model folds time into the batch when a neuron no framework declares returns "
+                             "[T*B, ...]: time-major (x.flatten(0, 1) of [T, B, ...]) or batch-major (of [B, T, ...])")
+    parser.add_argument("--batch-first", action=argparse.BooleanOptionalAction,
+                        help="whether neurons no framework declares return [B, T, ...] (asked for when an output could "
+                             "also be one step of a loop over time outside the model)")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="allow loading a whole pickled model; unpickling runs code from the file")

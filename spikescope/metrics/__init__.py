@@ -2,7 +2,8 @@
 from .base import Metric, MetricResult
 from .energy import Energy
 from .firing import FiringRate
+from .sam import SpikeActivationMap
 from .spectrum import Spectrum
 from .temporal import TemporalSimilarity
 
-__all__ = ["Energy", "FiringRate", "Metric", "MetricResult", "Spectrum", "TemporalSimilarity"]
+__all__ = ["Energy", "FiringRate", "Metric", "MetricResult", "SpikeActivationMap", "Spectrum", "TemporalSimilarity"]

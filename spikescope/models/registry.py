@@ -28,3 +28,8 @@ def build(name: str, **kwargs: Any) -> nn.Module:
         return _FACTORIES[name](**kwargs)
     except (TypeError, ValueError, RuntimeError) as error:  # wrong names, types or sizes of arguments
         raise SpikescopeError(f"cannot build {name!r} with {kwargs}: {describe(error)}") from None
+
+
+def takes_time_first_input(model: nn.Module) -> bool:
+    """True for spikescope's own models: each takes `[B, ...]` images (repeated T times inside) or `[T, B, ...]`."""
+    return type(model).__module__.startswith(__package__ + ".")

@@ -42,13 +42,14 @@ def check_output_folder(out: str | os.PathLike) -> Path:
     return out
 
 
-def default_report_folder(checkpoint: Path, root: Path = Path("reports")) -> Path:
-    """`root/<name>` for a checkpoint: its file name, or its run folder's name when the file name is generic
+def default_report_folder(checkpoint: Path, root: Path = Path("reports"), suffix: str = "") -> Path:
+    """`root/<name><suffix>` for a checkpoint: its file name, or its run folder's name when the file name is generic
     (`runs/fsta/checkpoint.pt` -> `reports/fsta`). A folder holding another checkpoint's report is never
     reused: `-2`, `-3`, ... are appended instead."""
     name = checkpoint.stem
     if GENERIC_STEM.fullmatch(name) and checkpoint.absolute().parent.name:
         name = checkpoint.absolute().parent.name
+    name += suffix
     source = str(checkpoint.resolve())
     candidate, number = root / name, 1
     while candidate.exists() and (read_marker(candidate) or {}).get("source") != source:

@@ -7,8 +7,10 @@ from typing import Any
 import pandas as pd
 
 from ..analyze import AnalysisResult
+from ..attribution import Attribution
 from ..claims import read_claims
 from . import figures
+from .attribution import attribution_section
 from .page import PLOTLY_JS, figure_block, page
 from .tables import table
 
@@ -26,9 +28,18 @@ def _header(meta: dict[str, Any], result: AnalysisResult) -> str:
         "seeds": (f"one trained model (training seed {meta['train_config']['seed']})"
                   if "seed" in meta.get("train_config", {}) else "one model; its training seeds are not recorded"),
     }
-    body = "".join(f'<tr><th class="text">{k}</th><td class="text">{html.escape(str(v))}</td></tr>'
+    return _key_values(rows)
+
+
+def _key_values(rows: dict[str, Any]) -> str:
+    """A two-column table: what, and its value."""
+    body = "".join(f'<tr><th class="text">{html.escape(k)}</th><td class="text">{html.escape(str(v))}</td></tr>'
                    for k, v in rows.items())
     return f"<table>{body}</table>"
+
+
+def _warnings(warnings: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>"
 
 
 def _claims(result: AnalysisResult) -> str:
@@ -85,6 +96,20 @@ def _energy_section(result: AnalysisResult) -> str:
             + "<p class='caption'>All counts per image.</p>" + missing)
 
 
+def render_attribution(attribution: Attribution, meta: dict[str, Any], plotly_src: str = PLOTLY_JS) -> str:
+    """The page `spikescope attribute` writes: what was attributed on which model, the attribution section and
+    the definitions."""
+    rows = {"model": meta.get("model", "?"), "checkpoint": meta.get("checkpoint", "–"),
+            "dataset": meta.get("dataset", "?"), "images": len(attribution.images), "timesteps T": attribution.T,
+            "command": meta.get("command", "–"), "spikescope": meta.get("version", "?")}
+    sections = [("Model and data", _key_values(rows)), ("Attribution", attribution_section(attribution)),
+                ("Definitions", _key_values(attribution.definitions()))]
+    if meta.get("warnings"):
+        sections.append(("Warnings", _warnings(meta["warnings"])))
+    title = f"{meta.get('model', 'model')}: {attribution.method} on {len(attribution.images)} images"
+    return page("spikescope attribution", title, sections, plotly_src)
+
+
 def render(result: AnalysisResult, meta: dict[str, Any], plotly_src: str = PLOTLY_JS) -> str:
     """The report page as a string; it loads plotly.js from `plotly_src` (by default the copy beside it)."""
     layers = result.layers
@@ -113,11 +138,13 @@ def render(result: AnalysisResult, meta: dict[str, Any], plotly_src: str = PLOTL
         sections.append(("Example spike maps", figure_block("spikes", figures.spike_maps(result),
                                                        "Share of each layer's channels firing at every position, "
                                                        "for the first analysed samples, per timestep.")))
-    definitions = "".join(f"<tr><th class='text'>{html.escape(k)}</th><td class='text'>{html.escape(v)}</td></tr>"
-                          for k, v in result.definitions.items())
-    sections.append(("Definitions", f"<table>{definitions}</table>"))
+    definitions = dict(result.definitions)
+    if result.attribution is not None:
+        sections.append(("Attribution", attribution_section(result.attribution, result.sam,
+                                                            result.info["samples"])))
+        definitions.update(result.attribution.definitions())
+    sections.append(("Definitions", _key_values(definitions)))
     if result.info.get("warnings"):
-        sections.append(("Warnings", "<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in result.info["warnings"])
-                         + "</ul>"))
+        sections.append(("Warnings", _warnings(result.info["warnings"])))
     title = f"{meta.get('model', 'model')} on {meta.get('dataset', 'data')}, {result.info['samples']:,} samples"
     return page("spikescope report", title, sections, plotly_src)

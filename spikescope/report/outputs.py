@@ -1,6 +1,7 @@
-"""Write an analysis to a folder: report.html (+ plotly.min.js), CSV tables, NPZ arrays, summary.json, PNGs.
+"""Write an analysis to a folder: report.html (+ plotly.min.js), CSV tables, NPZ arrays, summary.json, PNGs; and
+an attribution (`spikescope attribute`) to its own folder.
 
-The folder is written whole or not at all, so an interrupted run leaves no half-written report.
+Folders are written whole or not at all, so an interrupted run leaves no half-written report.
 """
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import numpy as np
 
 from .. import distributed
 from ..analyze import AnalysisResult
+from ..attribution import Attribution
 from ..claims import read_claims
 from .folder import report_folder
-from .html import render
+from .html import render, render_attribution
 from .page import PLOTLY_JS, plotly_js
 
 UNITS = {
@@ -52,6 +54,9 @@ FILES = {
     "spectra.npz": "DCT power [T, H, W] per layer", "similarity.npz": "T x T matrices, keys 'layer:matrix'",
     "spikes.npz": "raw spikes [T, K, ...] of the first K samples per layer (uint8)",
 }
+ATTRIBUTION_FILE = {"attributions.npz": "images [K, ...], attributions [K, T, ...], targets, predictions, labels, "
+                                        "infidelity [K], and sam:<layer> [K, T, h, w] per layer"}
+SAM_FILE = {"sam.npz": "mean spike activation map [T, H, W] per layer over the analysed images"}
 
 
 def summary(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +66,9 @@ def summary(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, Any]:
         "T": result.info["T"], "samples": result.info["samples"], "accuracy": result.info.get("accuracy"),
         "runtime_s": result.info["runtime_s"], "processes": result.info.get("processes", 1),
         "samples_per_process": result.info.get("samples_per_process", [result.info["samples"]]),
-        "definitions": result.definitions, "units": UNITS, "files": FILES,
+        "definitions": result.definitions, "units": UNITS,
+        "files": {**FILES, **(ATTRIBUTION_FILE if result.attribution is not None else {}),
+                  **(SAM_FILE if result.sam else {})},
         "layers": result.layers.to_dict(orient="records"),
         "timesteps": result.timesteps.to_dict(orient="records"),
         "channels": result.channels.to_dict(orient="records"),
@@ -72,10 +79,21 @@ def summary(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, Any]:
         "similarity": result.similarity,
         "claims": read_claims(result.layers, result.similarity),
         "warnings": result.info.get("warnings", []),
+        "attribution": attribution_summary(result.attribution) if result.attribution is not None else None,
     })
 
 
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+def attribution_summary(attribution: Attribution) -> dict[str, Any]:
+    """What an attribution was and its per-image numbers (the maps themselves are in attributions.npz)."""
+    return plain({"method": attribution.method, "layer": attribution.layer, "T": attribution.T,
+                  "images": len(attribution.images), "per_timestep": attribution.per_timestep,
+                  "seconds": attribution.seconds, "settings": attribution.info, "targets": attribution.targets,
+                  "predictions": attribution.predictions, "labels": attribution.labels,
+                  "infidelity": attribution.infidelity,
+                  "sam_layers": list(attribution.sam), "definitions": attribution.definitions()})
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
@@ -88,10 +106,12 @@ def render_outputs(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, by
         "timesteps.csv": result.timesteps.to_csv(index=False).encode(),
         "channels.csv": result.channels.to_csv(index=False).encode(),
         "energy.csv": result.energy.to_csv(index=False).encode(),
-        "spectra.npz": _npz_bytes(result.spectra),
-        "similarity.npz": _npz_bytes({f"{layer}:{key}": matrix for layer, matrices in result.similarity.items()
+        "spectra.npz": npz_bytes(result.spectra),
+        "similarity.npz": npz_bytes({f"{layer}:{key}": matrix for layer, matrices in result.similarity.items()
                                       for key, matrix in matrices.items()}),
-        "spikes.npz": _npz_bytes(result.captured),
+        "spikes.npz": npz_bytes(result.captured),
+        **({"attributions.npz": npz_bytes(result.attribution.arrays())} if result.attribution is not None else {}),
+        **({"sam.npz": npz_bytes(result.sam)} if result.sam else {}),
         "summary.json": json.dumps(summary(result, meta), indent=1, allow_nan=False).encode(),
         "report.html": render(result, meta).encode(),
         PLOTLY_JS: plotly_js().encode(),
@@ -121,3 +141,25 @@ def write_outputs(result: AnalysisResult, meta: dict[str, Any], out: str | Path,
 
             figures = write_png_figures(result, staging / "figures")
     return {**{name: out / name for name in contents}, **{f.name: out / "figures" / f.name for f in figures}}
+
+
+def write_attribution_outputs(attribution: Attribution, meta: dict[str, Any], out: str | Path) -> dict[str, Path]:
+    """What `spikescope attribute` writes into `out`, whole or not at all: report.html (+ plotly.min.js),
+    attributions.npz and attribution.json; returns the files by name."""
+    out = Path(out)
+    contents = {
+        "report.html": render_attribution(attribution, meta).encode(),
+        "attributions.npz": npz_bytes(attribution.arrays()),
+        "attribution.json": json.dumps(plain({"spikescope_version": meta.get("version"), "command": meta.get("command"),
+                                              "model": meta, **attribution_summary(attribution),
+                                              "files": {"report.html": FILES["report.html"], **ATTRIBUTION_FILE}}),
+                                       indent=1, allow_nan=False).encode(),
+        PLOTLY_JS: plotly_js().encode(),
+    }
+    source = meta.get("checkpoint")
+    marker = {"kind": "attribute", "source": str(Path(source).resolve()) if source else None,
+              "spikescope_version": meta.get("version")}
+    with report_folder(out, marker) as staging:
+        for name, data in contents.items():
+            (staging / name).write_bytes(data)
+    return {name: out / name for name in contents}

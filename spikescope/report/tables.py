@@ -22,6 +22,7 @@ SIGNED = _finite(lambda v: f"{v:+.3f}")  # orientation indices in [-1, 1]
 COSINE = _finite(lambda v: f"{v:.3f}")
 COUNT = _finite(lambda v: f"{v:,.0f}")  # operations, neurons, pixels, picojoules
 SCIENTIFIC = _finite(lambda v: f"{v:.1e}")  # relative errors
+SIGNIFICANT = _finite(lambda v: f"{v:.3g}")  # scores of no fixed scale
 
 COLUMN_FORMATS: dict[str, Callable[[Any], str]] = {
     "firing_rate": RATE, "input_firing_rate": RATE,
@@ -33,7 +34,7 @@ COLUMN_FORMATS: dict[str, Callable[[Any], str]] = {
     "sops_per_image": COUNT, "sops_approx_per_image": COUNT, "macs_per_image": COUNT, "energy_pj_per_image": COUNT,
     "fsta_macs_per_image": COUNT, "energy_pj_per_image_without_fsta": COUNT, "accuracy": PERCENT,
     "spectral_cosine_ac_mean_off_diagonal": COSINE,
-    "parseval_error": SCIENTIFIC,
+    "parseval_error": SCIENTIFIC, "infidelity": SIGNIFICANT,
 }
 
 
