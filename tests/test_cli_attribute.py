@@ -33,8 +33,9 @@ def test_attribute_without_arguments_writes_the_report_folder_of_the_bundled_mod
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--method", "gradcam", "--layer", "block9.lif"], "--layer block9.lif is not a spiking layer of this model; its spiking layers: "
-                                "block1.lif, block2.lif, block3.lif, block4.lif, block5.lif"),
+    (["--method", "gradcam", "--layer", "block9.lif"],
+     "--layer block9.lif is not a spiking layer of this model; its spiking layers: block1.lif, block2.lif, "
+     "block3.lif, block4.lif, block5.lif"),
     (["--target", "12"], "--target 12 is not a class of this model (0..9)"),
     (["--target", "best"], "--target must be pred, label or a class index, got 'best'"),
     (["--samples", "0"], "--samples must be at least 1, got 0"),

@@ -17,7 +17,8 @@ SIGNED_METHODS = ("ig", "occlusion", "layer-ig")  # attributions that can be neg
 METHOD_NAMES = {"saliency": "saliency (absolute input gradient)", "ig": "integrated gradients",
                 "occlusion": "occlusion", "gradcam": "Grad-CAM on a spiking layer",
                 "layer-ig": "layer integrated gradients on a spiking layer", "sam": "spike activation map"}
-CELL_PX = 110  # side of one map in the figures
+CELL_PX = 110  # side of one map in the figures, at most
+PAGE_PX = 1100  # figures fit a page of this width
 MOST_COLUMNS = 16  # of maps per row: more timesteps or layers are thinned to evenly spaced ones
 
 
@@ -27,13 +28,15 @@ def _evenly(count: int, most: int) -> list[int]:
 
 
 def _square_grid(fig: go.Figure, rows: int, columns: int) -> None:
-    """Every map square (one pixel per pixel), `CELL_PX` wide, without tick labels."""
+    """Every map square (one pixel per pixel), at most `CELL_PX` wide and all of them within `PAGE_PX`, without
+    tick labels."""
     fig.update_xaxes(showticklabels=False, constrain="domain")
     fig.update_yaxes(showticklabels=False, autorange="reversed", constrain="domain")
     for index in range(1, rows * columns + 1):
         suffix = "" if index == 1 else str(index)
         fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
-    fig.update_layout(width=int(CELL_PX * columns * 1.15) + 220, height=int(CELL_PX * rows * 1.35) + 120,
+    cell = min(CELL_PX, (PAGE_PX - 220) / (1.15 * columns))
+    fig.update_layout(width=int(cell * columns * 1.15) + 220, height=int(cell * rows * 1.35) + 120,
                       margin=dict(t=70, b=20, l=20, r=20))
 
 
