@@ -15,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 .PHONY: demo test setup test-setup system-packages
 
 demo: setup system-packages
-	$(VENV)/bin/spikescope analyze --layers all --out reports/demo
+	$(VENV)/bin/spikescope analyze --layers all --membrane --attribution --out reports/demo
 
 test: test-setup
 	$(MAKE) --no-print-directory system-packages APT_PACKAGES="$(TEST_APT_PACKAGES)"

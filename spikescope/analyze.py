@@ -34,9 +34,11 @@ class AnalysisResult:
     `T x T` arrays "spike_cosine", "left_out", "spectral_cosine", "spectral_cosine_ac";
     `captured[layer]`: raw spikes `[T, K, ...]` of the first K samples (if asked for);
     `definitions`: each metric's formula; `sam[layer]`: mean spike activation map `[T, H, W]` (with the
-    `SpikeActivationMap` metric); `attribution`: attributions of example images (if asked for); `info`:
-    samples, T, accuracy, runtime, warnings, the synaptic modules that could not be costed (`uncosted`),
-    and the number of `processes` with the `samples_per_process` each analysed.
+    `SpikeActivationMap` metric); `membrane[layer]`: membrane-potential histogram counts `[T, bins]`
+    (with `membrane=True`; bins in `metrics.membrane.COLUMNS`); `attribution`: attributions of example
+    images (if asked for); `info`: samples, T, accuracy, runtime, warnings, the synaptic modules that
+    could not be costed (`uncosted`), and the number of `processes` with the `samples_per_process` each
+    analysed.
     """
 
     layers: pd.DataFrame
@@ -49,6 +51,7 @@ class AnalysisResult:
     definitions: dict[str, str]
     info: dict[str, Any] = field(default_factory=dict)
     sam: dict[str, np.ndarray] = field(default_factory=dict)
+    membrane: dict[str, np.ndarray] = field(default_factory=dict)
     attribution: Any = None  # an `attribution.Attribution` of example images, when asked for
 
     def energy_totals(self) -> dict[str, float]:
@@ -124,14 +127,17 @@ def class_labels(labels: torch.Tensor) -> torch.Tensor:
 def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "all", T: int | None = None,
             device: str | torch.device = "cpu", energy: str = "fp32", capture: int = 0,
             metrics: Sequence[Metric] | None = None, run: Callable[[nn.Module, torch.Tensor], Any] | None = None,
-            fold: str | None = None, batch_first: bool | None = None, progress: bool = False) -> AnalysisResult:
+            fold: str | None = None, batch_first: bool | None = None, membrane: bool = False,
+            progress: bool = False) -> AnalysisResult:
     """Run `model` over `loader` and measure its spiking layers.
 
     Batches may be input tensors, `(inputs,)` or `(inputs, labels)` tuples, or dicts with an input key
     (see `split_batch`). `run(model, inputs)` performs one forward pass (default `model(inputs)`; see
     `repeated_input` for multi-step models that take `[T, B, ...]`); neuron states of SpikingJelly,
     snnTorch and sinabs models are reset before every batch. `fold` and `batch_first` tell
-    `SpikeRecorder` how neurons that no framework declares lay out time. Accuracy is reported when
+    `SpikeRecorder` how neurons that no framework declares lay out time. `membrane` also measures where
+    the neurons' membrane potentials sit relative to their thresholds (`result.membrane`; see
+    `SpikeRecorder`). Accuracy is reported when
     batches carry labels and the output is `[B, classes]` logits (or `[T, B, classes]` /
     `[B, T, classes]`, averaged over time); see docs/metrics.md, "Accuracy".
 
@@ -150,7 +156,7 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
     tally = {"batches": 0, "samples": 0, "correct": 0, "labelled": 0}
     started = time.perf_counter()
     recorder = SpikeRecorder(model, layers=layers, metrics=metrics, T=T, capture=capture, fold=fold,
-                             batch_first=batch_first)
+                             batch_first=batch_first, membrane=membrane)
     with distributed.together("analyzing its batches"), torch.no_grad(), recorder:
         batches = tqdm(loader, desc="analyze", unit="batch", disable=not progress or not distributed.is_main(),
                        delay=1.0)
@@ -241,7 +247,7 @@ def _interleaved(per_process: list[dict[str, list[np.ndarray]]], samples: int) -
     return capture
 
 
-SIMILARITY_ARRAYS = ("spike_cosine", "left_out", "spectral_cosine", "spectral_cosine_ac")
+SIMILARITY_ARRAYS = ("spike_cosine", "left_out", "spectral_cosine", "spectral_cosine_ac", "cka")
 
 
 def _assemble(recorder: SpikeRecorder, runtime: float, accuracy: float | None,
@@ -282,7 +288,8 @@ def _assemble(recorder: SpikeRecorder, runtime: float, accuracy: float | None,
         spectra=arrays.get("spectrum", {}), similarity=similarity,
         captured={layer: capture.spikes(layer) for layer in capture.layers() if layer not in analog} if capture else {},
         definitions={k: v for r in results.values() for k, v in r.definitions.items()}, info=info,
-        sam={layer: maps for layer, maps in arrays.get("sam", {}).items() if layer not in analog})
+        sam={layer: maps for layer, maps in arrays.get("sam", {}).items() if layer not in analog},
+        membrane=arrays.get("membrane_histogram", {}))
 
 
 SPIKE_COUNT_COLUMNS = ("spikes", "firing_rate", "silent_fraction", "sam_mean")  # meaningless for analog values

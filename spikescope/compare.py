@@ -23,11 +23,14 @@ from . import distributed
 from .analyze import AnalysisResult
 from .errors import SpikescopeError
 from .groupstats import paired_difference, summarize
-from .pipeline import analyze_file
+from .data import make_loader
+from .lockstep import cross_model_cka
+from .pipeline import analyze_file, model_and_test_images
 from .report.folder import GENERIC_STEM, check_output_folder
 
 LAYER_METRICS = ("firing_rate", "silent_fraction", "axis_OI", "wedge_OI", "spike_cosine_mean_off_diagonal",
-                 "spectral_cosine_ac_mean_off_diagonal")
+                 "spectral_cosine_ac_mean_off_diagonal", "cka_mean_off_diagonal", "membrane_mean", "membrane_sd",
+                 "near_threshold_share", "reset_share")
 TOTAL_METRICS = ("accuracy", "firing_rate", "sops_per_image", "macs_per_image", "fsta_macs_per_image",
                  "energy_pj_per_image", "energy_pj_per_image_without_fsta")
 DEFINITIONS = {
@@ -37,6 +40,9 @@ DEFINITIONS = {
     "energy_pj_per_image_without_fsta": "energy per image minus E_MAC x FSTA's MACs: what the synaptic layers cost",
     "change": "group mean minus the reference group's mean; in percent of the reference mean",
     "ci95": "95% confidence interval of a mean over seeds (Student's t), or of the mean paired difference",
+    "cka": "linear CKA between every layer of the reference group's first model and every layer of another model, "
+           "on the same images: features are each channel's spikes averaged over positions and timesteps, "
+           "centred over the images",
     "p_value": "two-sided paired t-test over seeds (seed i of a group against seed i of the reference); "
                "needs at least two seeds per group",
 }
@@ -66,6 +72,7 @@ class Comparison:
     groups: dict[str, list[str]]
     results: dict[str, AnalysisResult]
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cka: dict[str, dict[str, Any]] = field(default_factory=dict)  # per model but the reference: see `compare`
 
     @property
     def reference(self) -> str:
@@ -130,6 +137,18 @@ class Comparison:
                 "percent": float(100 * (mean - base) / abs(base)) if base else float("nan"), "paired": False}
 
 
+def models_cka(paths: dict[str, Path], data: str, data_root: str | None, limit: int | None, batch_size: int,
+               device: str, layers: str | Sequence[str] = "all", progress: bool = False) -> dict[str, dict[str, Any]]:
+    """Linear CKA between every layer of the first model and every layer of each other model, on the same test
+    images run in lockstep: `{label: {"reference_layers", "layers", "matrix"}}`."""
+    models, loaders, T = {}, {}, {}
+    for label, path in paths.items():
+        model, meta, dataset = model_and_test_images(path, data, data_root, limit, device)
+        models[label], loaders[label], T[label] = model, make_loader(dataset, batch_size), meta["T"]
+    return {label: {"reference_layers": cross.reference_layers, "layers": cross.layers, "matrix": cross.compute()}
+            for label, cross in cross_model_cka(models, loaders, T, layers, device, progress).items()}
+
+
 def _label(path: Path) -> str:
     """A short name for a checkpoint: its file name, or its run folder's for a generic name."""
     return path.parent.name if GENERIC_STEM.fullmatch(path.stem) and path.parent.name else path.stem
@@ -166,13 +185,16 @@ def compare(models: Sequence[str | Path] = (), labels: Sequence[str] | None = No
             groups: dict[str, Sequence[str | Path]] | None = None, data: str | None = None,
             data_root: str | None = None, limit: int | None = None, batch_size: int = 100, device: str = "cpu",
             energy: str = "fp32", layers: str | Sequence[str] = "all", out: str | Path | None = None,
-            plotly_js: str | None = None, command: str | None = None,
+            plotly_js: str | None = None, command: str | None = None, membrane: bool = False,
             progress: bool = False) -> tuple[Comparison, dict[str, Path]]:
     """Analyze every model on the same images and write the comparison folder; returns `(comparison, files)`.
 
     The images are the first model's default test set (or `data`), for every model. `out` defaults to
     `reports/compare-<first>-<last>`; it is checked before anything is loaded and written whole or not at
-    all. `plotly_js` is the path of a plotly.js the page should load instead of its own copy. In a process group
+    all. `plotly_js` is the path of a plotly.js the page should load instead of its own copy. `membrane` adds
+    the membrane-potential statistics of every model (overlaid in the report). The layers of every model
+    are also compared with those of the first by linear CKA on the same images (`comparison.cka`). In a
+    process group
     (see `spikescope.distributed`) the models' batches are shared out and rank 0 alone writes.
     """
     from .report.comparison import write_comparison  # the report renders with plotly; import it only here
@@ -189,13 +211,15 @@ def compare(models: Sequence[str | Path] = (), labels: Sequence[str] | None = No
         for label, path in members.items():
             result, info = analyze_file(path, layers=layers, data=dataset, data_root=data_root, limit=limit,
                                         batch_size=batch_size, device=device, energy=energy, capture=0,
-                                        progress=progress)
+                                        membrane=membrane, progress=progress)
             dataset = dataset or info["dataset_name"]  # every later model is analysed on the first one's images
             results[label], meta[label] = result, info
     samples = {result.info["samples"] for result in results.values()}
     if len(samples) != 1:
         raise SpikescopeError(f"the models saw different numbers of images ({sorted(samples)})")
-    comparison = Comparison({group: list(members) for group, members in parsed.items()}, results, meta)
+    paths = {label: path for members in parsed.values() for label, path in members.items()}
+    cka = models_cka(paths, dataset, data_root, limit, batch_size, device, layers, progress)
+    comparison = Comparison({group: list(members) for group, members in parsed.items()}, results, meta, cka)
     if not distributed.is_main():  # in a process group every process holds the whole comparison; rank 0 writes
         return comparison, {}
     return comparison, write_comparison(comparison, destination, plotly_js,

@@ -64,14 +64,14 @@ def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[st
                  energy: str = "fp32", arch: str | None = None, arch_kwargs: dict[str, Any] | None = None,
                  T: int | None = None, trust_pickle: bool = False, time_first_input: bool = False,
                  fold: str | None = None, batch_first: bool | None = None, capture: int = 3,
-                 attribution: str | None = None, attribution_samples: int = 8,
+                 attribution: str | None = None, attribution_samples: int = 8, membrane: bool = False,
                  progress: bool = False) -> tuple[AnalysisResult, dict[str, Any]]:
     """Load a model file and analyze it on its test images; returns `(result, what the model and data are)`.
 
     The images are those of `evaluation_set`; warnings issued on the way reach `result.info["warnings"]`.
     With `attribution` (a method of `attribution.METHODS`), the first `attribution_samples` images are
     attributed too (`result.attribution`) and the mean spike activation map of every layer is measured
-    on all of them (`result.sam`).
+    on all of them (`result.sam`). `membrane` adds the membrane-potential statistics (`result.membrane`).
     """
     check_preset(energy)
     resolve_device(device)
@@ -87,7 +87,8 @@ def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[st
             metrics = default_metrics(energy) + ([SpikeActivationMap()] if attribution else [])
             result = analyze(model, make_loader(dataset, batch_size), layers=layers, T=meta["T"], device=device,
                              energy=energy, capture=capture, progress=progress, fold=fold, batch_first=batch_first,
-                             run=repeated_input(meta["T"]) if time_first_input else None, metrics=metrics)
+                             run=repeated_input(meta["T"]) if time_first_input else None, metrics=metrics,
+                             membrane=membrane)
             if attribution:
                 result.attribution = _attribute_examples(model, dataset, attribution, attribution_samples,
                                                          T=result.info["T"], time_first_input=time_first_input,
@@ -143,12 +144,18 @@ def analyze_checkpoint(checkpoint: str | Path | None = None, out: str | Path | N
     return result, write_outputs(result, meta, destination, png)
 
 
+def model_and_test_images(checkpoint: str | Path | None, data: str | None = None, data_root: str | None = None,
+                          limit: int | None = None, device: str = "cpu") -> tuple[nn.Module, dict[str, Any], ImageSet]:
+    """A model file's model, what its checkpoint says, and the test images `analyze_file` would use."""
+    _, model, meta = _load(checkpoint, device)
+    return model, meta, evaluation_set(checkpoint is not None, meta, data, data_root, limit)
+
+
 def evaluate_checkpoint(checkpoint: str | Path | None = None, data: str | None = None, data_root: str | None = None,
                         limit: int | None = None, batch_size: int = 256, device: str = "cpu",
                         progress: bool = False) -> dict[str, float]:
     """Accuracy, loss and firing rate of a saved model on the same default test images as `analyze_checkpoint`."""
-    _, model, meta = _load(checkpoint, device)
-    dataset = evaluation_set(checkpoint is not None, meta, data, data_root, limit)
+    model, _, dataset = model_and_test_images(checkpoint, data, data_root, limit, device)
     return evaluate(model, make_loader(dataset, batch_size), resolve_device(device), progress)
 
 

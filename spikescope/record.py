@@ -14,6 +14,7 @@ over; the metrics reduce on the fly, so memory does not grow with the number of 
 from __future__ import annotations
 
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 from typing import Sequence
@@ -25,12 +26,15 @@ from .detect import (FOUND_BY_NAME, FOUND_BY_PROBE, OUTPUT_ANALOG, OUTPUT_COUNTS
                      ROLE_SPIKING, ROLE_SYNAPTIC, declared_geometry, declared_layouts, declared_output, first_tensor,
                      framework_fold, innermost, neuron_framework, neurons_by_class, output_kind, probe_candidates,
                      sample_rank, sums_spikes)
-from .errors import SpikescopeError, warn
+from .errors import SpikescopeError, describe, warn
 from .fsta import FSTA
+from .membrane import potential_problem, potential_reader, potentials_exposed, threshold_of
 from .metrics.base import Metric, MetricResult, zero_one
+from .metrics.cka import TimestepCKA
 from .metrics.capture import SpikeCapture
 from .metrics.energy import Energy
 from .metrics.firing import FiringRate
+from .metrics.membrane import MembranePotential
 from .metrics.spectrum import Spectrum
 from .metrics.temporal import TemporalSimilarity
 from .synapses import synapse_cost
@@ -53,8 +57,9 @@ def never_a_neuron(module: nn.Module) -> bool:
 
 
 def default_metrics(energy: str = "fp32") -> list[Metric]:
-    """Firing rate, DCT spectrum, temporal similarity and energy (with the `energy` preset)."""
-    return [FiringRate(), Spectrum(), TemporalSimilarity(), Energy(energy)]
+    """Firing rate, DCT spectrum, temporal similarity (cosines and linear CKA) and energy (with the `energy`
+    preset)."""
+    return [FiringRate(), Spectrum(), TemporalSimilarity(), TimestepCKA(), Energy(energy)]
 
 
 @dataclass
@@ -98,15 +103,17 @@ class SpikeRecorder:
     model's framework neurons (time-major for spikescope and SpikingJelly, batch-major for sinabs).
     `batch_first` says whether such modules return `[B, T, ...]` (default: as the model's framework
     neurons do; asked for when an output could also be one step of a per-forward loop).
-    `capture=K` keeps the raw spikes of the first K samples (compact, on the CPU). A recorder records
-    one run. `warnings` lists what the user should know (each is also issued as a
+    `capture=K` keeps the raw spikes of the first K samples (compact, on the CPU). `membrane=True` also
+    reads the membrane potential of every neuron of a known framework at every timestep (see
+    `membrane`) into the metrics fed potentials (a `MembranePotential` is added if none is given).
+    A recorder records one run. `warnings` lists what the user should know (each is also issued as a
     `SpikescopeWarning`); `uncosted` names modules with synaptic weights that the energy metric
     cannot cost.
     """
 
     def __init__(self, model: nn.Module, layers: str | Sequence[str] = "all", metrics: Sequence[Metric] | None = None,
                  T: int | None = None, capture: int = 0, fold: str | None = None,
-                 batch_first: bool | None = None) -> None:
+                 batch_first: bool | None = None, membrane: bool = False) -> None:
         if fold is not None and fold not in FOLD_ORDERS:
             raise SpikescopeError(f"fold must be one of {', '.join(FOLD_ORDERS)}, got {fold!r}")
         if T is not None and T < 1:
@@ -115,6 +122,12 @@ class SpikeRecorder:
             raise SpikescopeError("the list of layers to record is empty")
         self.model = model
         self.metrics = list(default_metrics() if metrics is None else metrics)
+        if membrane and not any(m.inputs == "membrane" for m in self.metrics):
+            self.metrics.append(MembranePotential())
+        self.membrane = membrane or any(m.inputs == "membrane" for m in self.metrics)
+        self._potentials: dict[str, list[torch.Tensor]] = {}  # per spiking key, in step with its spike tensors
+        self._unreadable: set[str] = set()  # spiking keys whose potential could not be read
+        self._exposed = ExitStack()
         self.T = T if T is not None else getattr(model, "T", None)
         self.fold = fold
         self.batch_first = batch_first
@@ -169,6 +182,8 @@ class SpikeRecorder:
         if any(m.inputs == "synapses" for m in self.metrics):
             self._watch_synapses()
         self._install_model_hooks()
+        if self.membrane:  # last: nothing above can fail and leave the frameworks' records switched on
+            self._exposed.enter_context(potentials_exposed(self.model))
 
     def _watch_synapses(self) -> None:
         """Watch every module the energy metric can cost; name the ones with weights that it cannot."""
@@ -197,6 +212,8 @@ class SpikeRecorder:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self._exposed.close()
+        self._potentials.clear()
         if any(self._buffers.values()) and not self._first_pass:
             self.add_warning("an unfinished sequence of single-step calls was dropped")
         self._buffers.clear()
@@ -220,6 +237,7 @@ class SpikeRecorder:
         self._spike_tensors.clear()
         if self._first_pass:  # a first pass that raised starts over
             self._buffers.clear()
+            self._potentials.clear()
             self._probes.clear()
             self._order.clear()
             return
@@ -227,6 +245,7 @@ class SpikeRecorder:
             if info.layout in (Layout.PER_CALL, Layout.CALLS) and self._buffers.get(key):
                 self.add_warning("a forward pass ended early; its partial spikes were dropped")
                 self._buffers[key] = []
+                self._potentials.pop(key, None)
 
     def _on_forward(self, key: str, module: nn.Module, args: tuple, output) -> None:
         info = self._watched[key]
@@ -234,6 +253,8 @@ class SpikeRecorder:
         if tensor is None:
             return
         tensor = tensor.detach()
+        if self.membrane and info.role == ROLE_SPIKING:
+            self._read_potential(key, module, args, output, tensor)
         if self._first_pass:
             self._observe(key, info, tensor)
             return
@@ -245,6 +266,25 @@ class SpikeRecorder:
         if len(pending) == self.T and info.layout is not Layout.CALLS:  # CALLS are handed over at the pass's end
             self._dispatch(key, pending)
             self._buffers[key] = []
+
+    def _read_potential(self, key: str, module: nn.Module, args: tuple, output, spikes: torch.Tensor) -> None:
+        """Keep the potential behind this call's spikes, for the membrane metrics (see `membrane`); a layer whose
+        potential cannot be read is named once and left out."""
+        reader, threshold = potential_reader(module), threshold_of(module)
+        if reader is None or threshold is None or key in self._unreadable:
+            return
+        try:
+            potential = reader(module, args, output)
+            problem = potential_problem(potential, spikes, threshold) if isinstance(potential, torch.Tensor) else (
+                "it holds no potential tensor")
+        except (AttributeError, KeyError, TypeError) as error:
+            problem = f"its potential could not be read ({describe(error)})"
+        if problem:
+            self._unreadable.add(key)
+            self._potentials.pop(key, None)
+            self.add_warning(f"no membrane statistics for {self._watched[key].name}: {problem}")
+            return
+        self._potentials.setdefault(key, []).append(potential.detach())
 
     def _observe(self, key: str, info: LayerInfo, tensor: torch.Tensor) -> None:
         """First pass: buffer the tensor; for probed modules also judge binarity over all calls."""
@@ -296,9 +336,14 @@ class SpikeRecorder:
                                   "output; name the layers explicitly with layers=[...] / --layers")
         selected = self._set_layouts(selected)
         self._watched = {k: watched[k] for k in selected}
+        self._potentials = {k: v for k, v in self._potentials.items() if k in self._watched}
         self._rehook()
         self.layers = [info for info in self._watched.values() if info.role == ROLE_SPIKING]
         self._set_outputs()
+        unread = [i.name for i in self.layers if potential_reader(self._modules[i.name]) is None]
+        if self.membrane and unread:
+            self.add_warning(f"membrane potentials are read from spikescope, SpikingJelly, snnTorch and sinabs "
+                             f"neurons only; no membrane statistics for {', '.join(unread)}")
         self._first_pass = False
         buffered, self._buffers = self._buffers, {}
         spiking_first = sorted(selected, key=lambda k: self._watched[k].role != ROLE_SPIKING)  # kinds before costs
@@ -452,6 +497,14 @@ class SpikeRecorder:
                 metric.update(info.name, spikes)
         if self.capture is not None and info.output != OUTPUT_ANALOG:
             self.capture.update(info.name, spikes)
+        potentials = self._potentials.get(key)
+        if potentials:
+            potential = to_time_first(potentials[:len(tensors)], info.layout, self.T)
+            del potentials[:len(tensors)]
+            threshold = threshold_of(self._modules[info.name])
+            for metric in self.metrics:
+                if metric.inputs == "membrane":
+                    metric.update(info.name, potential, spikes, threshold)
 
     # --- results ---------------------------------------------------------------------------------
     def compute(self) -> dict[str, MetricResult]:

@@ -60,7 +60,8 @@ def row_gaps_px(fig) -> list[float]:
 
 def test_rows_of_panels_leave_room_for_the_axis_title_and_the_next_rows_panel_titles(analysed):
     similarity = row_gaps_px(figures.similarity(analysed[0]))
-    assert len(similarity) == 2 and min(similarity) >= 100  # axis title (~20 px), two title lines (~40 px), air
+    # four rows of panels (three gaps): axis title (~20 px), two title lines (~40 px), air
+    assert len(similarity) == 3 and min(similarity) >= 100
     spectra = row_gaps_px(figures.spectra(analysed[0]))
     assert len(spectra) == 1 and min(spectra) >= 80  # axis title, one title line
 

@@ -24,6 +24,7 @@ ANALYZE_EXAMPLES = """examples:
   spikescope analyze weights.pt --arch mypackage.models:my_snn --T 4 --data cifar10 --data-root ~/data
   spikescope analyze whole_model.pt --trust-pickle --data gratings
   spikescope analyze runs/baseline/checkpoint.pt --attribution gradcam --attribution-samples 16
+  spikescope analyze runs/fsta/checkpoint.pt --membrane
   python -m torch.distributed.run --nproc_per_node=2 -m spikescope analyze runs/baseline/checkpoint.pt --limit 2000
 
 Under torchrun, process r analyses batches r, r+N, ... and rank 0 writes the report of them all (the same
@@ -31,7 +32,7 @@ tables as one process; every process needs at least one batch).
 
 outputs (in --out): report.html (+ plotly.min.js), layers.csv, timesteps.csv, channels.csv, energy.csv,
 spectra.npz, similarity.npz, spikes.npz, summary.json, with --attribution attributions.npz and an Attribution
-section, and with --png figures/*.png
+section, with --membrane membrane.npz and a Membrane potentials section, and with --png figures/*.png
 """
 
 EVALUATE_EXAMPLES = """examples:
@@ -64,6 +65,9 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
                         f"{', '.join(METHODS)}; default saliency) and measure every layer's mean spike activation "
                         "map; write --attribution=METHOD, or put the flag after the checkpoint")
     a.add_argument("--attribution-samples", type=int, default=8, metavar="K", help="default: %(default)s")
+    a.add_argument("--membrane", action="store_true",
+                   help="also measure where membrane potentials sit relative to the threshold (spikescope, "
+                        "SpikingJelly, snnTorch and sinabs neurons)")
     e = commands.add_parser("evaluate", help="accuracy and firing rate of a checkpoint on a test set",
                             epilog=EVALUATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("checkpoint", nargs="?", help="a spikescope checkpoint (default: the bundled baseline demo model)")
@@ -97,7 +101,8 @@ def run_analyze(args: argparse.Namespace) -> None:
         limit=args.limit, batch_size=args.batch_size, device=args.device, energy=args.energy, out=out, png=args.png,
         arch=args.arch, arch_kwargs=dict(args.arch_kw), T=args.T, trust_pickle=args.trust_pickle,
         time_first_input=args.time_first_input, fold=args.fold, batch_first=args.batch_first,
-        attribution=args.attribution, attribution_samples=args.attribution_samples, command=command_line(),
+        attribution=args.attribution, attribution_samples=args.attribution_samples, membrane=args.membrane,
+        command=command_line(),
         progress=True)
     if main:
         print(summary_table(result))

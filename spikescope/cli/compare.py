@@ -13,6 +13,7 @@ from .common import add_data_flags, command_line
 EXAMPLES = """examples:
   spikescope compare runs/baseline/checkpoint.pt runs/fsta/checkpoint.pt --limit 2000
   spikescope compare a.pt b.pt --label before --label after --out reports/before-after
+  spikescope compare runs/baseline/checkpoint.pt runs/fsta/checkpoint.pt --membrane
   spikescope compare --group baseline=runs/arms/baseline/seed0/checkpoint.pt,runs/arms/baseline/seed1/checkpoint.pt \\
                      --group fsta=runs/arms/fsta/seed0/checkpoint.pt,runs/arms/fsta/seed1/checkpoint.pt
 
@@ -44,6 +45,8 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
     c.add_argument("--layers", default="all", help="as for analyze (default: all)")
     c.add_argument("--energy", choices=tuple(ENERGY_PRESETS_PJ), default="fp32",
                    help="energy per operation preset (default: %(default)s)")
+    c.add_argument("--membrane", action="store_true",
+                   help="also compare where membrane potentials sit relative to the threshold")
     c.add_argument("--out", help="output folder (default: reports/compare-<first>-<last>)")
     return {"compare": run_compare}
 
@@ -55,7 +58,7 @@ def run_compare(args: argparse.Namespace) -> None:
     comparison, files = compare(args.checkpoints, args.label, groups, data=args.data, data_root=args.data_root,
                                 limit=args.limit, batch_size=args.batch_size, device=args.device,
                                 energy=args.energy, layers=layers_argument(args.layers), out=args.out,
-                                command=command_line(), progress=True)
+                                membrane=args.membrane, command=command_line(), progress=True)
     statistics = comparison.statistics()
     for group, summary in statistics["groups"].items():
         totals = summary["totals"]

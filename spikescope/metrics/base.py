@@ -69,13 +69,14 @@ class Metric:
 
     Subclasses set `reductions` (state name -> "sum" | "max") and `inputs`: "spikes" for
     metrics fed the output of spiking layers, "synapses" for metrics fed the input of
-    synaptic layers. States live in `self.states[layer][name]`, in insertion (depth) order.
-    Counts are whole numbers held exactly, so they merge bit for bit; `float_sums` names the
-    states (sums of real values) whose merge can differ from a single pass in the last bits.
+    synaptic layers, "membrane" for metrics fed neurons' potentials with their spikes.
+    States live in `self.states[layer][name]`, in insertion (depth) order. Counts are whole
+    numbers held exactly, so they merge bit for bit; `float_sums` names the states (sums of
+    real values) whose merge can differ from a single pass in the last bits.
     """
 
     reductions: ClassVar[dict[str, Reduction]] = {}
-    inputs: ClassVar[Literal["spikes", "synapses"]] = "spikes"
+    inputs: ClassVar[Literal["spikes", "synapses", "membrane"]] = "spikes"
     float_sums: ClassVar[tuple[str, ...]] = ()  # states that merge exactly only up to float64 rounding
 
     def __init__(self) -> None:

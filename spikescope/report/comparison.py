@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from plotly.subplots import make_subplots
 
 from .. import __version__
 from ..compare import DEFINITIONS, Comparison
+from . import figures
 from .figures import PALETTE
 from .folder import report_folder
 from .outputs import plain
@@ -192,6 +194,41 @@ def _models_section(comparison: Comparison) -> str:
                                       "fsta": "FSTA", "seed": "training seed", "checkpoint": "checkpoint"})
 
 
+def cka_heatmaps(comparison: Comparison, columns: int = 3) -> go.Figure:
+    """One heatmap per model other than the reference: linear CKA between every reference layer (rows) and
+    every layer of the model (columns), on the same images."""
+    labels = list(comparison.cka)
+    rows, columns = math.ceil(len(labels) / columns), max(1, min(columns, len(labels)))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=labels, horizontal_spacing=0.12,
+                        vertical_spacing=0.25 / rows if rows > 1 else 0.0)
+    for index, label in enumerate(labels):
+        entry = comparison.cka[label]
+        fig.add_heatmap(z=entry["matrix"], x=entry["layers"], y=entry["reference_layers"], coloraxis="coloraxis",
+                        text=np.round(entry["matrix"], 2), texttemplate="%{text}",
+                        row=index // columns + 1, col=index % columns + 1,
+                        hovertemplate=f"{label} %{{x}} vs reference %{{y}}: %{{z:.3f}}<extra></extra>")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(height=360 * rows + 80, margin=dict(t=60, b=60),
+                      coloraxis=dict(colorscale="Blues", cmin=0, cmax=1, colorbar_title="linear CKA"))
+    return fig
+
+
+def _membrane_section(comparison: Comparison) -> str:
+    """Each group's membrane-potential distribution per layer (counts pooled over its models and timesteps)."""
+    pooled = {group: {layer: sum(comparison.results[label].membrane[layer].sum(axis=0) for label in members)
+                      for layer in comparison.results[members[0]].membrane}
+              for group, members in comparison.groups.items()}
+    rows = comparison.layers().dropna(subset=["membrane_mean"])
+    return (figure_block("membrane", figures.membrane_histograms(pooled),
+                         "Membrane potential u in units of each layer's threshold, at the spike decision, of the "
+                         "neurons that did not fire, as a share of all neurons (timesteps and a group's models "
+                         "pooled); hover for the share that fired. Lower potentials mean fewer neurons close to "
+                         "firing; a narrower distribution, fewer far from it.")
+            + table(rows, {"model": "model", "layer": "layer", "membrane_mean": "mean u / threshold",
+                           "membrane_sd": "SD", "near_threshold_share": "within 10 % below threshold",
+                           "reset_share": "reset (fired)"}))
+
+
 def render_comparison(comparison: Comparison, stats: dict[str, Any], plotly_src: str, command: str) -> str:
     first = next(iter(comparison.results.values()))
     dataset = next(iter(comparison.meta.values())).get("dataset", "?")
@@ -215,6 +252,17 @@ def render_comparison(comparison: Comparison, stats: dict[str, Any], plotly_src:
                                                      "Mean of the off-diagonal entries of each layer's T x T "
                                                      "cosine matrices.")),
     ]
+    if comparison.cka:
+        reference_model = next(iter(comparison.groups[reference]))
+        sections.append(("Representations across models (CKA)", figure_block(
+            "cka", cka_heatmaps(comparison),
+            f"Linear CKA between the layers of <b>{html.escape(reference_model)}</b> (rows) and those of each other "
+            "model (columns), on the same images run side by side: each layer's channel features (spikes averaged "
+            "over positions and timesteps), centred over the images. 1 on the diagonal: the layer represents the "
+            "images as the reference's does, up to a rotation and a scale; lower: the model changed what it "
+            "represents there.")))
+    if any(result.membrane for result in comparison.results.values()):
+        sections.append(("Membrane potentials", _membrane_section(comparison)))
     spectra = spectrum_differences(comparison, reference)
     if spectra is not None:
         sections.append(("Spectrum differences", figure_block(
@@ -237,7 +285,8 @@ def write_comparison(comparison: Comparison, out: str | Path, plotly_src: str | 
                                                           comparison.totals().drop(columns=["model", "group"])
                                                           .to_dict(orient="records"))}
     summary = {"spikescope_version": __version__, "command": command, "definitions": DEFINITIONS,
-               "samples": next(iter(comparison.results.values())).info["samples"], "models": models, **stats}
+               "samples": next(iter(comparison.results.values())).info["samples"], "models": models, **stats,
+               "cka": {"reference": next(iter(comparison.groups[stats["reference"]])), "models": comparison.cka}}
     contents = {
         "comparison.csv": comparison.layers().to_csv(index=False).encode(),
         "comparison.json": json.dumps(plain(summary), indent=1, allow_nan=False).encode(),

@@ -91,11 +91,12 @@ def orientation_by_depth(result: AnalysisResult) -> go.Figure:
 
 
 SIMILARITY_PANELS = (("spike_cosine", "spike cosine"), ("spectral_cosine", "spectral cosine"),
-                     ("spectral_cosine_ac", "spectral cosine, no DC"))
+                     ("spectral_cosine_ac", "spectral cosine, no DC"), ("cka", "linear CKA"))
 
 
 def similarity(result: AnalysisResult, columns: int = 6, row_px: int = 230, gap_px: int = 110) -> go.Figure:
-    """Per-layer T x T matrices: spike cosine, spectral cosine, and spectral cosine without DC (rows).
+    """Per-layer T x T matrices: spike cosine, spectral cosine, spectral cosine without DC, and linear CKA
+    (rows).
 
     Rows are `row_px` tall with `gap_px` between them, room for an axis title and the next row's
     two-line panel titles.
@@ -127,7 +128,7 @@ def similarity(result: AnalysisResult, columns: int = 6, row_px: int = 230, gap_
     fig.update_xaxes(title_text="t'", title_standoff=2, dtick=1)
     fig.update_yaxes(title_text="t", title_standoff=2, dtick=1, autorange="reversed")
     fig.update_layout(height=area + 100, margin=dict(t=70, b=30),
-                      coloraxis=dict(colorscale="Blues", cmin=0, cmax=1, colorbar_title="cosine"))
+                      coloraxis=dict(colorscale="Blues", cmin=0, cmax=1, colorbar_title="cosine<br>or CKA"))
     return fig
 
 
@@ -164,4 +165,34 @@ def spike_maps(result: AnalysisResult, samples: int = 3) -> go.Figure:
     fig.update_layout(height=170 * len(names) + 110, coloraxis=dict(colorscale="Greys", cmin=0, cmax=1,
                                                                    colorbar_title="share of<br>channels"),
                       margin=dict(t=90, b=20))
+    return fig
+
+
+def membrane_histograms(histograms: dict[str, dict[str, np.ndarray]], columns: int = 3, row_px: int = 230,
+                        gap_px: int = 90) -> go.Figure:
+    """Per layer: the distribution of u / threshold of the neurons that did not fire, as a share of all neurons,
+    one line per entry of `histograms[label][layer]` (`[T, bins]` counts; per timestep, or per model)."""
+    from ..metrics.membrane import EDGES
+
+    layers = list(dict.fromkeys(layer for per_layer in histograms.values() for layer in per_layer))
+    rows, columns = _grid(len(layers), columns)
+    spacing, area = _row_spacing(rows, row_px, gap_px)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=layers, horizontal_spacing=0.06,
+                        vertical_spacing=spacing)
+    centres = np.concatenate([[EDGES[0] - (EDGES[1] - EDGES[0]) / 2], (EDGES[:-1] + EDGES[1:]) / 2])
+    for index, layer in enumerate(layers):
+        for line, (label, per_layer) in enumerate(histograms.items()):
+            if layer not in per_layer:
+                continue
+            counts = per_layer[layer].sum(axis=0) if per_layer[layer].ndim == 2 else per_layer[layer]
+            share = counts[:-1] / counts.sum()
+            fired = f"fired: {100 * counts[-1] / counts.sum():.1f} %"
+            fig.add_scatter(x=centres, y=100 * share, mode="lines", name=label, legendgroup=label,
+                            line_color=PALETTE[line % len(PALETTE)], showlegend=index == 0,
+                            row=index // columns + 1, col=index % columns + 1,
+                            hovertemplate=f"u/threshold %{{x:.3f}}: %{{y:.2f}} %<br>{fired}<extra>{label}</extra>")
+    fig.add_vline(x=1.0, line_dash="dot", line_color="#888")
+    fig.update_xaxes(title_text="u / threshold (did not fire)")
+    fig.update_yaxes(title_text="% of neurons")
+    fig.update_layout(height=area + 120, margin=dict(t=50, b=50))
     return fig

@@ -77,6 +77,20 @@ def _frequency_section(result: AnalysisResult) -> str:
             + note)
 
 
+def _membrane_section(result: AnalysisResult) -> str:
+    per_step = {f"t = {t}": {layer: counts[t] for layer, counts in result.membrane.items()}
+                for t in range(result.info["T"])}
+    rows = result.layers[result.layers["layer"].isin(list(result.membrane))]
+    return (figure_block("membrane", figures.membrane_histograms(per_step),
+                         "Membrane potential u in units of the layer's threshold, at the spike decision, of the "
+                         "neurons that did not fire, as a share of all neurons, per timestep; the rest fired (hover "
+                         "for their share). The point left of -6 holds everything below.")
+            + table(rows, {"layer": "layer", "membrane_mean": "mean u / threshold", "membrane_sd": "SD",
+                           "near_threshold_share": "within 10 % below threshold", "reset_share": "reset (fired)"})
+            + "<p class='caption'>Mean and SD over the neurons that did not fire; shares of all neurons and "
+              "timesteps.</p>")
+
+
 def _energy_section(result: AnalysisResult) -> str:
     totals = result.energy_totals()
     preset = result.info.get("energy_preset", "fp32")
@@ -129,11 +143,16 @@ def render(result: AnalysisResult, meta: dict[str, Any], plotly_src: str = PLOTL
         ("Similarity across timesteps", figure_block("similarity", figures.similarity(result),
                                                 "T x T cosine similarity per layer: of the spike vectors (mean "
                                                 "over samples), of the power spectra, and of the power spectra "
-                                                "without DC (DC alone pushes the full spectral cosine towards 1).")
+                                                "without DC (DC alone pushes the full spectral cosine towards 1), "
+                                                "and the linear CKA of the layer's channel features (each "
+                                                "channel's spikes averaged over positions) over the samples.")
          + table(layers, {"layer": "layer", "spike_cosine_mean_off_diagonal": "mean spike cosine (t ≠ t')",
+                          "cka_mean_off_diagonal": "mean CKA (t ≠ t')",
                           "similarity_left_out_max": "samples left out of an entry (no spike), at most"})),
         ("Synaptic operations and energy", _energy_section(result)),
     ]
+    if result.membrane:
+        sections.append(("Membrane potentials", _membrane_section(result)))
     if any(spikes.ndim == 5 for spikes in result.captured.values()):
         sections.append(("Example spike maps", figure_block("spikes", figures.spike_maps(result),
                                                        "Share of each layer's channels firing at every position, "

@@ -17,6 +17,7 @@ from .. import distributed
 from ..analyze import AnalysisResult
 from ..attribution import Attribution
 from ..claims import read_claims
+from ..metrics.membrane import COLUMNS
 from .folder import report_folder
 from .html import render, render_attribution
 from .page import PLOTLY_JS, plotly_js
@@ -54,6 +55,8 @@ FILES = {
     "spectra.npz": "DCT power [T, H, W] per layer", "similarity.npz": "T x T matrices, keys 'layer:matrix'",
     "spikes.npz": "raw spikes [T, K, ...] of the first K samples per layer (uint8)",
 }
+MEMBRANE_FILE = {"membrane.npz": "membrane-potential histogram counts [T, bins] per layer; 'columns' names the "
+                                  "bins (u / threshold of neurons that did not fire, and fired)"}
 ATTRIBUTION_FILE = {"attributions.npz": "images [K, ...], attributions [K, T, ...], targets, predictions, labels, "
                                         "infidelity [K], and sam:<layer> [K, T, h, w] per layer"}
 SAM_FILE = {"sam.npz": "mean spike activation map [T, H, W] per layer over the analysed images"}
@@ -68,7 +71,8 @@ def summary(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, Any]:
         "samples_per_process": result.info.get("samples_per_process", [result.info["samples"]]),
         "definitions": result.definitions, "units": UNITS,
         "files": {**FILES, **(ATTRIBUTION_FILE if result.attribution is not None else {}),
-                  **(SAM_FILE if result.sam else {})},
+                  **(SAM_FILE if result.sam else {}),
+                  **(MEMBRANE_FILE if result.membrane else {})},
         "layers": result.layers.to_dict(orient="records"),
         "timesteps": result.timesteps.to_dict(orient="records"),
         "channels": result.channels.to_dict(orient="records"),
@@ -112,6 +116,7 @@ def render_outputs(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, by
         "spikes.npz": npz_bytes(result.captured),
         **({"attributions.npz": npz_bytes(result.attribution.arrays())} if result.attribution is not None else {}),
         **({"sam.npz": npz_bytes(result.sam)} if result.sam else {}),
+        **({"membrane.npz": npz_bytes({**result.membrane, "columns": np.array(COLUMNS)})} if result.membrane else {}),
         "summary.json": json.dumps(summary(result, meta), indent=1, allow_nan=False).encode(),
         "report.html": render(result, meta).encode(),
         PLOTLY_JS: plotly_js().encode(),

@@ -74,7 +74,7 @@ def write_png_figures(result: AnalysisResult, folder: Path) -> list[Path]:
         paths.append(_save(fig, folder / "spectra.png"))
 
     names = list(result.similarity)
-    keys = ("spike_cosine", "spectral_cosine", "spectral_cosine_ac")
+    keys = ("spike_cosine", "spectral_cosine", "spectral_cosine_ac", "cka")
     fig, axes = plt.subplots(len(keys), len(names), figsize=(2.2 * len(names), 2.2 * len(keys)), squeeze=False)
     for column, name in enumerate(names):
         for row, key in enumerate(keys):

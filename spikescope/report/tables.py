@@ -33,8 +33,9 @@ COLUMN_FORMATS: dict[str, Callable[[Any], str]] = {
     "neurons": COUNT, "height": COUNT, "width": COUNT, "similarity_left_out_max": COUNT,
     "sops_per_image": COUNT, "sops_approx_per_image": COUNT, "macs_per_image": COUNT, "energy_pj_per_image": COUNT,
     "fsta_macs_per_image": COUNT, "energy_pj_per_image_without_fsta": COUNT, "accuracy": PERCENT,
-    "spectral_cosine_ac_mean_off_diagonal": COSINE,
+    "spectral_cosine_ac_mean_off_diagonal": COSINE, "cka_mean_off_diagonal": COSINE,
     "parseval_error": SCIENTIFIC, "infidelity": SIGNIFICANT,
+    "membrane_mean": SIGNED, "membrane_sd": COSINE, "near_threshold_share": PERCENT, "reset_share": PERCENT,
 }
 
 
