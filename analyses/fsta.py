@@ -91,13 +91,84 @@ def firing_figure(comparison: spikescope.Comparison, statistics: dict, path) -> 
     return save_figure(fig, path)
 
 
+def membrane_rows(statistics: dict, layers: list[str]) -> pd.DataFrame:
+    """Per layer: where membrane potentials sit in the baseline and with FSTA (means over seeds), and FSTA's
+    paired change of their mean and spread."""
+    base, fsta = statistics["groups"]["baseline"]["layers"], statistics["groups"]["fsta"]["layers"]
+    change = statistics["changes"]["fsta"]["layers"]
+
+    def pair(layer: str, metric: str, scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
+        return (f"{scale * base[layer][metric]['mean']:.{digits}f}{unit} → "
+                f"{scale * fsta[layer][metric]['mean']:.{digits}f}{unit}")
+
+    return pd.DataFrame([{
+        "layer": layer, "mean u/θ": pair(layer, "membrane_mean"),
+        "change of the mean": interval(change[layer]["membrane_mean"]),
+        "SD of u/θ": pair(layer, "membrane_sd"), "change of the SD": interval(change[layer]["membrane_sd"]),
+        "within 10 % below θ": pair(layer, "near_threshold_share", 100, 1, " %"),
+        "fired": pair(layer, "reset_share", 100, 1, " %")} for layer in layers])
+
+
+def membrane_reading(statistics: dict, layers: list[str]) -> str:
+    """In words: does FSTA lower firing by shifting potentials down or by narrowing them (95% CIs, per layer)?"""
+    change = statistics["changes"]["fsta"]["layers"]
+
+    def count(metric: str, sign: int) -> int:
+        return sum(verdict(change[layer][metric]["ci_low"], change[layer][metric]["ci_high"], sign) == "supported"
+                   for layer in layers)
+
+    down, up = count("membrane_mean", -1), count("membrane_mean", +1)
+    narrower, wider = count("membrane_sd", -1), count("membrane_sd", +1)
+    return (f"Of {len(layers)} layers, FSTA shifts the potentials of the neurons that stay below threshold down in "
+            f"{down} and up in {up}, and makes their spread narrower in {narrower} and wider in {wider} (95% CIs "
+            "of the paired changes that exclude 0; the other layers are inconclusive).")
+
+
+def membrane_figure(comparison: spikescope.Comparison, path) -> str:
+    """Per layer: the distribution of u/θ of the neurons that did not fire, baseline against FSTA (seeds and
+    timesteps pooled)."""
+    from spikescope.metrics.membrane import EDGES
+
+    layers = comparison.layer_names()
+    fig, axes = plt.subplots(1, len(layers), figsize=(2.6 * len(layers), 2.6), sharey=True, squeeze=False)
+    centres = (EDGES[:-1] + EDGES[1:]) / 2
+    for ax, layer in zip(axes[0], layers):
+        for arm in ("baseline", "fsta"):
+            counts = sum(comparison.results[label].membrane[layer].sum(axis=0) for label in comparison.groups[arm])
+            fired = 100 * counts[-1] / counts.sum()
+            ax.plot(centres, 100 * counts[1:-1] / counts.sum(), label=f"{arm} (fired {fired:.0f} %)")
+        ax.axvline(1.0, color="#999999", linewidth=0.8, linestyle="--")
+        ax.set_title(layer, fontsize=9)
+        ax.set_xlabel("u / θ (did not fire)")
+        ax.legend(frameon=False, fontsize=6)
+    axes[0, 0].set_ylabel("% of neurons")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def cka_rows(comparison: spikescope.Comparison) -> pd.DataFrame:
+    """Per layer: linear CKA with the same layer of the baseline's first seed, mean over each arm's models (the
+    baseline's other seeds give the seed-to-seed level)."""
+    layers = comparison.layer_names()
+    rows = []
+    for layer in layers:
+        row = {"layer": layer}
+        for arm in ARMS:
+            values = [entry["matrix"][entry["reference_layers"].index(layer), entry["layers"].index(layer)]
+                      for label, entry in comparison.cka.items() if comparison.group_of(label) == arm]
+            row[arm if arm != "baseline" else "baseline (other seeds)"] = (
+                f"{np.mean(values):.3f}" if values else "–")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     args = arguments(__doc__).parse_args()
     started = time.time()
     config = recipe(args)
     paths = spikescope.train_arms(config, ARMS, seeds=range(args.seeds), out=runs_folder(args, config))
     folder = study_folder(args.reports, "fsta")
-    comparison, statistics = compare_groups(paths, args, "fsta")
+    comparison, statistics = compare_groups(paths, args, "fsta", membrane=True)
     groups, changes = statistics["groups"], statistics["changes"]
     steps = step_times(config)
 
@@ -189,6 +260,24 @@ Firing rate change per layer (group means):
 {markdown_table(pd.DataFrame(layer_rows))}
 
 {firing_figure(comparison, statistics, folder / "firing_rate.png")}
+
+## How FSTA lowers the firing rate: membrane potentials
+Where the potentials u of the neurons that did not fire sit, in units of each layer's threshold θ, baseline →
+FSTA (means over seeds; changes paired by seed, mean [95% CI]). Read at the spike decision
+(docs/metrics.md, "Membrane potential").
+
+{markdown_table(membrane_rows(statistics, comparison.layer_names()))}
+
+{membrane_reading(statistics, comparison.layer_names())}
+
+{membrane_figure(comparison, folder / "membrane.png")}
+
+## What FSTA changes in the representations: CKA with the baseline
+Linear CKA of each layer's channel features with the same layer of the baseline's seed 0, on the same test
+images (mean over each arm's models; 1 = the same representation up to a rotation and a scale). The baseline's
+other seeds show how much two baseline trainings differ anyway.
+
+{markdown_table(cka_rows(comparison))}
 
 ## FSTA's cost at paper scale (no training)
 {markdown_table(budget)}
