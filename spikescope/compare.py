@@ -194,8 +194,7 @@ def compare(models: Sequence[str | Path] = (), labels: Sequence[str] | None = No
     all. `plotly_js` is the path of a plotly.js the page should load instead of its own copy. `membrane` adds
     the membrane-potential statistics of every model (overlaid in the report). The layers of every model
     are also compared with those of the first by linear CKA on the same images (`comparison.cka`). In a
-    process group
-    (see `spikescope.distributed`) the models' batches are shared out and rank 0 alone writes.
+    process group (see `spikescope.distributed`) the models' batches are shared out and rank 0 alone writes.
     """
     from .report.comparison import write_comparison  # the report renders with plotly; import it only here
 

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..analyze import AnalysisResult
+from ..metrics.membrane import EDGES
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
@@ -172,8 +173,6 @@ def membrane_histograms(histograms: dict[str, dict[str, np.ndarray]], columns: i
                         gap_px: int = 90) -> go.Figure:
     """Per layer: the distribution of u / threshold of the neurons that did not fire, as a share of all neurons,
     one line per entry of `histograms[label][layer]` (`[T, bins]` counts; per timestep, or per model)."""
-    from ..metrics.membrane import EDGES
-
     layers = list(dict.fromkeys(layer for per_layer in histograms.values() for layer in per_layer))
     rows, columns = _grid(len(layers), columns)
     spacing, area = _row_spacing(rows, row_px, gap_px)
