@@ -91,26 +91,28 @@ def test_every_method_gives_finite_attributions_that_are_not_all_zero_in_eval_mo
     assert result.sam["block1.lif"].shape == (6, 2, 28, 28) and result.sam["block5.lif"].shape == (6, 2, 7, 7)
 
 
-def test_gradcam_per_timestep_equals_a_direct_computation_on_a_time_first_layer(bundled):
-    spikes = {}
-
-    def keep(module, args, output):
-        spikes["A"] = output
-
-    handle = bundled.block3.lif.register_forward_hook(keep)
-    x = IMAGES.clone()
+def direct_gradcam(model: torch.nn.Module, neuron: torch.nn.Module, images: torch.Tensor,
+                   per_step=lambda x: x) -> torch.Tensor:
+    """Grad-CAM `[B, T, H, W]` of the predicted class by autograd on the neuron's own output (`per_step(output)`
+    gives its `[T, B, C, H, W]` view)."""
+    kept = {}
+    handle = neuron.register_forward_hook(lambda module, args, output: kept.setdefault("spikes", output))
     with torch.enable_grad():
-        logits = bundled(x)
-        handle.remove()
-        A = spikes["A"]  # [T, B, C, H, W]
-        target = logits.argmax(1)
-        gradient, = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), A)
-    weights = gradient.mean(dim=(3, 4), keepdim=True)
-    expected = torch.relu((weights * A).sum(dim=2)).transpose(0, 1)  # [B, T, H, W]
+        logits = model(images)
+    handle.remove()
+    target = logits.argmax(1)
+    gradient, = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), kept["spikes"])
+    spikes, gradient = per_step(kept["spikes"]), per_step(gradient)
+    expected = torch.relu((gradient.mean(dim=(3, 4), keepdim=True) * spikes).sum(dim=2)).transpose(0, 1).detach()
+    assert expected.abs().sum() > 0
+    return expected
+
+
+def test_gradcam_per_timestep_equals_a_direct_computation_on_a_time_first_layer(bundled):
+    expected = direct_gradcam(bundled, bundled.block3.lif, IMAGES)
     result = attribute(bundled, IMAGES, "gradcam", layer="block3.lif", T=2, time_first_input=True)
     assert result.maps.shape == (6, 2, 14, 14)
-    np.testing.assert_allclose(result.maps, expected.detach().numpy(), rtol=1e-4, atol=1e-6)
-    assert expected.abs().sum() > 0
+    np.testing.assert_allclose(result.maps, expected.numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_unknown_layers_targets_and_methods_are_one_line_errors(bundled):
@@ -242,18 +244,9 @@ class OwnNeuronNet(torch.nn.Module):
 ])
 def test_gradcam_equals_a_direct_computation_on_folded_and_batch_first_layers(layout, options, to_steps):
     net = OwnNeuronNet(layout).eval()
-    kept = {}
-    handle = net.fire1.register_forward_hook(lambda module, args, output: kept.setdefault("spikes", output))
-    with torch.enable_grad():
-        logits = net(IMAGES)
-    handle.remove()
-    target = logits.argmax(1)
-    gradient, = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), kept["spikes"])
-    spikes, gradient = to_steps(kept["spikes"]), to_steps(gradient)
-    expected = torch.relu((gradient.mean(dim=(3, 4), keepdim=True) * spikes).sum(dim=2)).transpose(0, 1)
-    assert expected.abs().sum() > 0
+    expected = direct_gradcam(net, net.fire1, IMAGES, to_steps)
     result = attribute(net, IMAGES, "gradcam", layer="fire1", T=3, **options)
-    np.testing.assert_allclose(result.maps, expected.detach().numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(result.maps, expected.numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_modes_are_restored_when_captum_fails_midway(bundled):

@@ -8,8 +8,9 @@ from __future__ import annotations
 import io
 import json
 import math
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -134,18 +135,26 @@ def write_outputs(result: AnalysisResult, meta: dict[str, Any], out: str | Path,
         return {}
     out = Path(out)
     contents = render_outputs(result, meta)
-    source = meta.get("checkpoint")
-    marker = {"kind": "analyze", "source": str(Path(source).resolve()) if source else None,
-              "spikescope_version": meta.get("version")}
-    with report_folder(out, marker) as staging:
-        for name, data in contents.items():
-            (staging / name).write_bytes(data)
+    with _report_folder(out, "analyze", meta, contents) as staging:
         figures = []
         if png:
             from .static import write_png_figures  # matplotlib loads only when asked for
 
             figures = write_png_figures(result, staging / "figures")
     return {**{name: out / name for name in contents}, **{f.name: out / "figures" / f.name for f in figures}}
+
+
+@contextmanager
+def _report_folder(out: Path, kind: str, meta: dict[str, Any], contents: dict[str, bytes]) -> Iterator[Path]:
+    """`report_folder` for a report of `kind` made from the model file `meta` names, with `contents` written into
+    its staging folder; the block may add more before the folder replaces `out`."""
+    source = meta.get("checkpoint")
+    marker = {"kind": kind, "source": str(Path(source).resolve()) if source else None,
+              "spikescope_version": meta.get("version")}
+    with report_folder(out, marker) as staging:
+        for name, data in contents.items():
+            (staging / name).write_bytes(data)
+        yield staging
 
 
 def write_attribution_outputs(attribution: Attribution, meta: dict[str, Any], out: str | Path) -> dict[str, Path]:
@@ -161,10 +170,6 @@ def write_attribution_outputs(attribution: Attribution, meta: dict[str, Any], ou
                                        indent=1, allow_nan=False).encode(),
         PLOTLY_JS: plotly_js().encode(),
     }
-    source = meta.get("checkpoint")
-    marker = {"kind": "attribute", "source": str(Path(source).resolve()) if source else None,
-              "spikescope_version": meta.get("version")}
-    with report_folder(out, marker) as staging:
-        for name, data in contents.items():
-            (staging / name).write_bytes(data)
+    with _report_folder(out, "attribute", meta, contents):
+        pass
     return {name: out / name for name in contents}
