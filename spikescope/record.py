@@ -282,6 +282,9 @@ class SpikeRecorder:
         if problem:
             self._unreadable.add(key)
             self._potentials.pop(key, None)
+            for metric in self.metrics:  # what earlier batches gave would describe only some of the samples
+                if metric.inputs == "membrane":
+                    getattr(metric, "states", {}).pop(self._watched[key].name, None)
             self.add_warning(f"no membrane statistics for {self._watched[key].name}: {problem}")
             return
         self._potentials.setdefault(key, []).append(potential.detach())

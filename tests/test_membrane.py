@@ -6,6 +6,7 @@ from torch import nn
 
 from spikescope.checkpoint import bundled_checkpoint, load
 from spikescope.data import load_dataset, make_loader
+from spikescope.errors import SpikescopeError
 from spikescope.metrics.membrane import BINS, COLUMNS, EDGES, MembranePotential
 from spikescope.neurons import LIF
 from spikescope.pipeline import analyze_checkpoint
@@ -229,6 +230,7 @@ def test_spikingjelly_single_step_neurons_and_switches_restored_after_a_failed_s
             net(IMAGES[:8])
         handle.remove()
     quiet_equal(kept.seen["1"], [torch.stack(own)])
-    with pytest.raises(Exception, match="no module named 'nope'"):
+    with pytest.raises(SpikescopeError, match="no module named 'nope'"):
         SpikeRecorder(net, layers=["nope"], membrane=True).open()
     assert net[1].store_v_seq is False
+
