@@ -1,5 +1,6 @@
 """`spikescope attribute` and `analyze --attribution` end to end: what they write and how they refuse bad input."""
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ def test_attribute_without_arguments_writes_the_report_folder_of_the_bundled_mod
     assert "gradcam" in summary["definitions"] and "attributions.npz" in summary["files"]
     page = (out / "report.html").read_text()
     assert "Grad-CAM on a spiking layer" in page and 'id="figure-attribution"' in page and 'id="figure-sam"' in page
+    assert '<td class="text">3</td>' in page and not re.search(r'<td class="text">\d+\.0</td>', page)  # classes
     assert "gradcam: 4 images in" in result.stdout
 
 

@@ -133,10 +133,12 @@ def _thinned(sam: dict[str, np.ndarray]) -> str:
 
 
 def _per_image(attribution: Attribution) -> pd.DataFrame:
-    rows = {"image": range(len(attribution.targets)), "target": attribution.targets,
-            "prediction": attribution.predictions}
+    """One row per image: the class attributed, predicted and labelled (as text: a table row of numbers would
+    turn them into floats), and the infidelity."""
+    rows = {"image": [str(k) for k in range(len(attribution.targets))],
+            "target": [str(c) for c in attribution.targets], "prediction": [str(c) for c in attribution.predictions]}
     if attribution.labels is not None:
-        rows["label"] = attribution.labels
+        rows["label"] = [str(c) for c in attribution.labels]
     if attribution.infidelity is not None:
         rows["infidelity"] = attribution.infidelity
     return pd.DataFrame(rows)
