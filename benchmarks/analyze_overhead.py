@@ -17,14 +17,16 @@ import torch
 
 import spikescope
 from spikescope.data import load_dataset, make_loader
+from spikescope.metrics.cka import TimestepCKA
 from spikescope.metrics.energy import Energy
 from spikescope.metrics.firing import FiringRate
 from spikescope.metrics.spectrum import Spectrum
 from spikescope.metrics.temporal import TemporalSimilarity
+from spikescope.record import default_metrics
 
-ALL = [FiringRate, Spectrum, TemporalSimilarity, Energy]
+ALL = [type(metric) for metric in default_metrics()]  # what `analyze` measures by default
 ALONE = {"firing rate": [FiringRate], "DCT spectrum": [Spectrum], "temporal similarity": [TemporalSimilarity],
-         "energy (SOPs)": [Energy]}
+         "linear CKA": [TimestepCKA], "energy (SOPs)": [Energy]}
 
 
 def seconds(work: Callable[[], object]) -> float:

@@ -33,7 +33,8 @@ def features(spikes: torch.Tensor, grid: int = 1) -> torch.Tensor:
     if spikes.dim() == 3:
         return spikes.double()
     if spikes.dim() != 5 or grid == 1:
-        return spikes.reshape(T, B, spikes.shape[2], -1).double().mean(dim=3)
+        flat = spikes.reshape(T, B, spikes.shape[2], -1)
+        return flat.sum(dim=3, dtype=torch.float32).double() / flat.shape[3]  # spike counts: exact in float32
     maps = spikes.flatten(0, 1).float()
     return F.adaptive_avg_pool2d(maps, grid).flatten(1).double().view(T, B, -1)
 
