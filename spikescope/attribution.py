@@ -106,10 +106,13 @@ class SpikingFunction(nn.Module):
         return self.run(self.model, model_input)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        output = first_tensor(self.run_model(inputs))
-        batch = inputs.shape[0]
-        if self.time_axis is None and self.T is not None and output is not None and output.dim() == 3:
-            axes = [axis for axis in (0, 1) if output.shape[axis] == self.T and output.shape[1 - axis] == batch]
+        return self.logits(self.run_model(inputs), inputs.shape[0])
+
+    def logits(self, output: Any, batch: int) -> torch.Tensor:
+        """`[B, classes]` logits of one forward pass's output (see the class docstring)."""
+        output = first_tensor(output)
+        if self.time_axis is None and output is not None and output.dim() == 3:
+            axes = self._time_axes(output, batch)
             if len(axes) == 1 or (axes and self.time_first_input):  # B == T: time-first in, time-first out
                 self.time_axis = axes[0]
         if self.time_axis is not None and output is not None and output.dim() == 3:
@@ -129,8 +132,13 @@ class SpikingFunction(nn.Module):
         with torch.no_grad():
             output = first_tensor(self.run_model(batch))
         if output is not None and output.dim() == 3:
-            axes = [axis for axis in (0, 1) if output.shape[axis] == self.T and output.shape[1 - axis] == self.T + 1]
+            axes = self._time_axes(output, self.T + 1)
             self.time_axis = axes[0] if axes else None
+
+    def _time_axes(self, output: torch.Tensor, batch: int) -> list[int]:
+        """The axes (0, 1) of a 3-D output that can be time: of length T, with the batch on the other one."""
+        return [axis for axis in (0, 1) if self.T is not None and output.shape[axis] == self.T
+                and output.shape[1 - axis] == batch]
 
 
 class TimestepRouter:
@@ -302,18 +310,19 @@ class _ProbeResult:
 
 def _probe(function: SpikingFunction, batches: list[torch.Tensor], fold: str | None, batch_first: bool | None,
            gamma: float, device: torch.device, progress: bool) -> _ProbeResult:
-    """One gradient-free pass over the images under a SpikeRecorder (the spiking layers and their layouts, T,
-    every 2D layer's spike activation maps from the captured spikes), then the predictions."""
+    """One gradient-free pass over the images under a SpikeRecorder: the spiking layers and their layouts, T, the
+    predictions, and every 2D layer's spike activation maps from the captured spikes."""
     samples = sum(len(b) for b in batches)
     recorder = SpikeRecorder(function.model, metrics=[], T=function.T, capture=samples, fold=fold,
                              batch_first=batch_first)
+    outputs = []
     with torch.no_grad(), recorder:
         for batch in tqdm(batches, desc="attribute: spikes", unit="batch", disable=not progress, delay=1.0):
-            function.run_model(_as_input(function, batch.to(device), recorder.T or function.T))
+            outputs.append(first_tensor(function.run_model(_as_input(function, batch.to(device),
+                                                                      recorder.T or function.T))))
     function.T = recorder.T
     function.learn_time_axis(batches[0].to(device))
-    with torch.no_grad():
-        predictions = [function(_as_input(function, batch.to(device), function.T)).cpu() for batch in batches]
+    predictions = [function.logits(output, len(batch)).cpu() for output, batch in zip(outputs, batches)]
     layers = [i for i in recorder.layers if i.output != OUTPUT_ANALOG]
     if not layers:
         raise SpikescopeError("no spiking layer found in the model")
