@@ -144,3 +144,26 @@ def test_features_of_other_layouts_and_layers_too_large_for_the_sums():
         metric.update("wide", torch.rand(2, 4, MAX_FEATURES))
     metric.update("wide", torch.rand(2, 4, MAX_FEATURES))  # named once
     assert "wide" not in metric.states
+
+
+def test_a_grid_partitions_a_7x7_map_into_disjoint_cells_and_cka_equals_a_numpy_recomputation():
+    from spikescope.metrics.cka import features
+
+    spikes = (torch.rand(2, 30, 3, 7, 7, generator=torch.Generator().manual_seed(4)) < 0.4).float()
+    cells = features(spikes, grid=2).view(2, 30, 3, 2, 2)
+    sizes = torch.tensor([[4 * 4, 4 * 3], [3 * 4, 3 * 3]], dtype=torch.float64)  # rows 0-3 | 4-6, columns alike
+    torch.testing.assert_close((cells * sizes).sum(dim=(3, 4)), spikes.sum(dim=(3, 4)).double())  # each once
+    edges = (0, 4, 7)
+    maps = spikes.double().numpy()
+    by_hand = np.stack([maps[..., edges[i]:edges[i + 1], edges[j]:edges[j + 1]].mean(axis=(-2, -1))
+                        for i in range(2) for j in range(2)], axis=-1).reshape(2, 30, 12)  # [T, B, C x cells]
+    metric = TimestepCKA(grid=2)
+    metric.update("l", spikes)
+    assert metric.compute().arrays["cka"]["l"][0, 1] == pytest.approx(gram_cka(by_hand[0], by_hand[1]), rel=1e-12)
+
+
+def test_a_grid_finer_than_the_map_keeps_one_cell_per_position():
+    from spikescope.metrics.cka import features
+
+    spikes = (torch.rand(2, 5, 2, 3, 2, generator=torch.Generator().manual_seed(5)) < 0.5).float()
+    torch.testing.assert_close(features(spikes, grid=4), spikes.double().flatten(2))  # 3 x 2 cells of one position

@@ -11,15 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from ..errors import warn
 from .base import Metric, MetricResult, mean_off_diagonal
 
 DEFINITION = ("linear CKA[t, t'] = ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F), X and Y the layer's features at "
               "timesteps t and t' (one row per sample: each channel's spikes averaged over the positions, or over "
-              "the cells of a grid x grid partition), centred over the samples; 1 for representations equal up to "
-              "a rotation and a scale")
+              "each cell of a grid x grid partition, row h in block floor(h grid / H), columns alike), centred over "
+              "the samples; 1 for representations equal up to a rotation and a scale")
 
 
 MAX_FEATURES = 4096  # per layer (T x p across timesteps): the products alone then take 128 MiB of float64
@@ -27,16 +26,26 @@ MAX_FEATURES = 4096  # per layer (T x p across timesteps): the products alone th
 
 def features(spikes: torch.Tensor, grid: int = 1) -> torch.Tensor:
     """`[T, B, p]` float64 features: of `[T, B, C, H, W]` maps each channel averaged over the positions, or over
-    the cells of a `grid x grid` partition (p = C x grid^2); of `[T, B, N]` vectors the N values; of any other
-    `[T, B, C, ...]` each channel (dimension 2) averaged over the rest (p = C)."""
+    each cell of a `grid x grid` partition (p = C x grid^2, see `partition`); of `[T, B, N]` vectors the N values;
+    of any other `[T, B, C, ...]` each channel (dimension 2) averaged over the rest (p = C)."""
     T, B = spikes.shape[:2]
     if spikes.dim() == 3:
         return spikes.double()
     if spikes.dim() != 5 or grid == 1:
         flat = spikes.reshape(T, B, spikes.shape[2], -1)
         return flat.sum(dim=3, dtype=torch.float32).double() / flat.shape[3]  # spike counts: exact in float32
-    maps = spikes.flatten(0, 1).float()
-    return F.adaptive_avg_pool2d(maps, grid).flatten(1).double().view(T, B, -1)
+    rows, columns = (partition(side, grid, spikes.device) for side in spikes.shape[3:])
+    cells = rows @ spikes.flatten(0, 1).float() @ columns.T  # [T * B, C, g_h, g_w] sums: exact in float32
+    sizes = torch.outer(rows.sum(dim=1), columns.sum(dim=1)).double()
+    return (cells.double() / sizes).view(T, B, -1)
+
+
+def partition(side: int, grid: int, device: torch.device | None = None) -> torch.Tensor:
+    """`[g, side]` 0/1 matrix splitting positions `0..side-1` into `g = min(grid, side)` contiguous blocks, position
+    h in block `floor(h g / side)`: every position in exactly one block, sizes `floor(side / g)` or one more."""
+    blocks = min(grid, side)
+    block_of = torch.arange(side, device=device) * blocks // side
+    return (block_of == torch.arange(blocks, device=device)[:, None]).float()
 
 
 def cka_from_sums(count: float, sums_x: torch.Tensor, sums_y: torch.Tensor, xx: torch.Tensor, yy: torch.Tensor,
