@@ -15,7 +15,10 @@ import torch
 
 from .base import Metric, MetricResult
 
-DEFAULT_GAMMA = 0.4  # the decay per timestep of Kim & Panda's experiments
+# The decay per timestep, as Kim & Panda's released code sets it (main.py, `--gamma`, default 0.5) in
+# github.com/Intelligent-Computing-Lab-Yale/Visual-Explanations-from-Spiking-Neural-Networks-using-Interspike-Intervals
+# 0.4, spikescope's earlier default, comes from third-party re-implementations (docs/metrics.md, "Attribution").
+DEFAULT_GAMMA = 0.5
 
 DEFINITION = ("spike activation map SAM[t, i, j] = sum over channels k of s[k, i, j, t] x sum over the neuron's "
               "spikes t' <= t of exp(-gamma (t - t')) s[k, i, j, t'], s the spikes (counts for multi-spike neurons); "
