@@ -11,15 +11,16 @@ from .base import Metric, MetricResult
 
 LOW, HIGH, WIDTH = -6.0, 1.0, 0.1  # bins of u / threshold for neurons that did not fire
 BINS = round((HIGH - LOW) / WIDTH)
-EDGES = np.linspace(LOW, HIGH, BINS + 1)
+EDGES = np.round(np.linspace(LOW, HIGH, BINS + 1), 9)  # the decimals themselves: 0.9, not linspace's 0.9000000000000004
 NEAR = 0.9  # "just below threshold": u / threshold in [0.9, 1]
 COLUMNS = ("below", *(f"{a:.2f}..{b:.2f}" for a, b in zip(EDGES[:-1], EDGES[1:])), "fired")
 
 DEFINITION = (f"membrane potential u in threshold units, u / threshold, at the moment of the spike decision, for "
               f"neurons that did not fire at t; histogram counts per timestep: below {LOW:g}, {BINS} bins of "
-              f"{WIDTH:g} from {LOW:g} to {HIGH:g}, and fired (reset); mean and SD over the neurons that did not "
-              f"fire; near-threshold share = neurons with u / threshold in [{NEAR:g}, 1] that did not fire / all; "
-              "reset share = neurons that fired / all (all = samples x neurons per timestep)")
+              f"{WIDTH:g} from {LOW:g} to {HIGH:g}, and fired (reset); mean and population SD (n in the denominator) "
+              f"over the neurons that did not fire; bins hold [a, b), the last [{NEAR:g}, 1] and any higher value of a "
+              f"neuron that did not fire; near-threshold share = neurons with u / threshold >= {NEAR:g} that did not "
+              "fire / all; reset share = neurons that fired / all (all = samples x neurons per timestep)")
 
 
 class MembranePotential(Metric):
@@ -35,15 +36,18 @@ class MembranePotential(Metric):
         """`potential`, `spikes`: `[T, B, ...]`; `threshold`: the firing threshold, one number or one per neuron
         (a tensor that broadcasts over the trailing dimensions). One timestep at a time, so the temporaries
         stay a few times the size of one step's spikes."""
-        steps = [self._step(u, s, threshold) for u, s in zip(potential, spikes)]
+        edges = torch.from_numpy(EDGES).to(potential.device)
+        steps = [self._step(u, s, threshold, edges) for u, s in zip(potential, spikes)]
         self._accumulate(layer, {name: torch.stack([step[name] for step in steps]) for name in self.reductions})
 
     @staticmethod
-    def _step(potential: torch.Tensor, spikes: torch.Tensor,
-              threshold: float | torch.Tensor) -> dict[str, torch.Tensor]:
-        ratio = (potential / threshold).flatten().double()
+    def _step(potential: torch.Tensor, spikes: torch.Tensor, threshold: float | torch.Tensor,
+              edges: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One timestep's states. The ratio is taken in float64 and compared with the edges exactly: a value on an
+        edge belongs to the bin that the edge opens."""
+        ratio = (potential.double() / threshold).flatten()
         fired = spikes.flatten() > 0
-        bins = ((ratio - LOW) / WIDTH).floor_().clamp_(-1, BINS - 1).long().add_(1)  # 0: below LOW; BINS: [0.9, 1]
+        bins = torch.bucketize(ratio, edges, right=True).clamp_(max=BINS)  # 0: below LOW; BINS: [0.9, 1] and above
         bins[fired] = BINS + 1
         quiet = ratio.masked_fill_(fired, 0.0)
         return {"histogram": torch.bincount(bins, minlength=BINS + 2), "near": (quiet >= NEAR).sum(),
