@@ -20,15 +20,23 @@ def _clean(values: Sequence[float]) -> np.ndarray:
     return array[~np.isnan(array)]
 
 
-def summarize(values: Sequence[float]) -> dict[str, float]:
+def summarize(values: Sequence[float], bounds: tuple[float, float] | None = None) -> dict[str, float]:
     """`n`, `mean`, `std` (n - 1 in the denominator) and the 95% confidence interval of the mean (Student's t),
-    over the values that are not NaN."""
+    over the values that are not NaN.
+
+    `bounds` = (low, high) is the range the quantity cannot leave (accuracy in [0, 1], energy >= 0 as
+    (0, inf)): the interval is clipped to it, so that a few seeds never give an accuracy above 100 % or a
+    negative energy. The mean and the SD are never changed; a clipped interval is no longer symmetric.
+    """
     array = _clean(values)
     n = len(array)
     mean = float(array.mean()) if n else math.nan
     std = float(array.std(ddof=1)) if n > 1 else math.nan
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std / math.sqrt(n)) if n > 1 else math.nan
-    return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
+    low, high = mean - half, mean + half
+    if bounds is not None and n > 1:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return {"n": n, "mean": mean, "std": std, "ci_low": low, "ci_high": high}
 
 
 def paired_difference(values: Sequence[float], reference: Sequence[float]) -> dict[str, float]:

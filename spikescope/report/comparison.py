@@ -1,11 +1,11 @@
-"""The comparison folder: comparison.csv, comparison.json and comparison.html (plotly), written whole or not at all."""
+"""The comparison folder: comparison.csv, comparison.json and comparison.html (plotly), written whole or not at all;
+and the summary `compare` prints."""
 from __future__ import annotations
 
 import html
 import json
-import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -14,63 +14,127 @@ from plotly.subplots import make_subplots
 
 from .. import __version__
 from ..compare import DEFINITIONS, Comparison
+from ..fsta import fsta_branches
 from . import figures
-from .figures import PALETTE
+from .figures import PALETTE, _grid
 from .folder import report_folder
 from .outputs import plain
 from .page import PLOTLY_JS, figure_block, page, plotly_js
 from .tables import COLUMN_FORMATS, table
 
+ENERGY_UNITS = (("µJ", 1e6), ("nJ", 1e3))  # picojoules per unit, the largest first; 1 nJ or 0.1 nJ resolution
+ENERGY_DECIMALS = {"µJ": 3, "nJ": 1}
+ENERGY_METRICS = ("energy_pj_per_image", "energy_pj_per_image_without_fsta")
+SHARE_METRICS = ("accuracy", "silent_fraction", "near_threshold_share", "reset_share")  # fractions shown in %
+CAVEAT = "†"  # marks a number that a warning of the report qualifies
 
-def _errors(values) -> dict[str, Any] | None:
-    """Plotly error bars for 95% CI half-widths; none when every group has a single model."""
-    values = np.nan_to_num(np.asarray(values, dtype=float))
-    return dict(type="data", array=values) if values.any() else None
+
+def energy_unit(energies_pj: Iterable[float]) -> tuple[str, float]:
+    """The one energy unit a comparison is written in, with its size in pJ: µJ when some energy per image reaches
+    1 µJ, else nJ (so that numbers read 9.805 µJ or 523.4 nJ, never "9.8M pJ")."""
+    largest = max((abs(e) for e in energies_pj if np.isfinite(e)), default=0.0)
+    return next(((name, size) for name, size in ENERGY_UNITS if largest >= size), ENERGY_UNITS[-1])
 
 
-def _mean_and_error(stats: dict[str, Any], group: str, layer: str, metric: str) -> tuple[float, float]:
-    """A group's mean of `metric` in `layer` and the half-width of its 95% CI (0 for a group of one)."""
-    summary = stats["groups"][group]["layers"].get(layer, {}).get(metric)
+def _energy(value_pj: float, unit: tuple[str, float]) -> str:
+    """An energy given in pJ as a number in `unit` (name, pJ per unit), with that unit's fixed decimals."""
+    if not np.isfinite(value_pj):
+        return "–"
+    return f"{value_pj / unit[1]:,.{ENERGY_DECIMALS[unit[0]]}f}"
+
+
+def _formats(unit: tuple[str, float]) -> dict[str, Callable[[Any], str]]:
+    """The table formats of every metric, energies in `unit` (name, pJ per unit)."""
+    return {**COLUMN_FORMATS, **{m: (lambda v: _energy(v, unit)) for m in ENERGY_METRICS}}
+
+
+def _unit_of(comparison: Comparison, stats: dict[str, Any]) -> tuple[str, float]:
+    return energy_unit(g["totals"]["energy_pj_per_image"]["mean"] for g in stats["groups"].values())
+
+
+def _plain(text: Any) -> str:
+    """`text` as plotly must be given it to show it literally (plotly reads tags such as <b> and entities)."""
+    return html.escape(str(text), quote=False)
+
+
+def _spread(summary: dict[str, Any] | None) -> tuple[float, float, float]:
+    """`(mean, mean - ci_low, ci_high - mean)` of a summary; no interval (0, 0) for fewer than two models."""
     if summary is None:
-        return float("nan"), 0.0
-    half = (summary["ci_high"] - summary["ci_low"]) / 2
-    return summary["mean"], 0.0 if np.isnan(half) else half
+        return float("nan"), 0.0, 0.0
+    if summary["n"] < 2:
+        return summary["mean"], 0.0, 0.0
+    return summary["mean"], summary["mean"] - summary["ci_low"], summary["ci_high"] - summary["mean"]
+
+
+def _error_bars(minus: Iterable[float], plus: Iterable[float]) -> dict[str, Any] | None:
+    """Plotly error bars from the distances to a 95% CI's ends (clipped intervals are not symmetric); none when
+    no value has an interval."""
+    minus, plus = (np.nan_to_num(np.asarray(list(v), dtype=float)) for v in (minus, plus))
+    if not (minus.any() or plus.any()):
+        return None
+    return dict(type="data", symmetric=False, array=plus, arrayminus=minus)
+
+
+def _layer_spreads(stats: dict[str, Any], group: str, layers: list[str], metric: str) -> tuple[list, list, list]:
+    """Means and CI distances of `metric` in each layer for a group (see `_spread`)."""
+    spreads = [_spread(stats["groups"][group]["layers"].get(layer, {}).get(metric)) for layer in layers]
+    return tuple(map(list, zip(*spreads))) if spreads else ([], [], [])
+
+
+def _any_interval(stats: dict[str, Any]) -> bool:
+    """Whether some group has two models or more (so that a 95% CI means something)."""
+    return any(group["n"] > 1 for group in stats["groups"].values())
 
 
 def firing_by_layer(comparison: Comparison, stats: dict[str, Any]) -> go.Figure:
-    """Left: each group's firing rate per layer (mean over its seeds, 95% CI); right: the change in percent."""
+    """Left: each group's firing rate per layer (mean over its models, 95% CI for two or more); right: the change of
+    the group mean in percent of the reference's (a relative change)."""
     layers = comparison.layer_names()
+    reference = stats["reference"]
     fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45],
-                        subplot_titles=("firing rate per layer", f"change against {stats['reference']} (%)"))
+                        subplot_titles=("firing rate per layer",
+                                        f"relative change against {_plain(reference)} (%)"))
+    x = [_plain(layer) for layer in layers]
     for index, group in enumerate(comparison.groups):
-        means, errors = zip(*(_mean_and_error(stats, group, layer, "firing_rate") for layer in layers))
-        fig.add_bar(x=layers, y=means, error_y=_errors(errors), name=group, row=1, col=1,
-                    marker_color=PALETTE[index % len(PALETTE)], legendgroup=group)
+        means, minus, plus = _layer_spreads(stats, group, layers, "firing_rate")
+        style = dict(marker_color=PALETTE[index % len(PALETTE)], legendgroup=_plain(group))
+        fig.add_bar(x=x, y=means, error_y=_error_bars(minus, plus), name=_plain(group), row=1, col=1, **style)
         change = stats["changes"].get(group)
-        if change is not None:
-            rows = [change["layers"][layer]["firing_rate"] for layer in layers]
-            base = [abs(_mean_and_error(stats, stats["reference"], layer, "firing_rate")[0]) for layer in layers]
-            errors = [(r.get("ci_high", np.nan) - r.get("ci_low", np.nan)) / 2 / b * 100 if b else np.nan
-                      for r, b in zip(rows, base)]
-            fig.add_bar(x=layers, y=[r["percent"] for r in rows], name=group, showlegend=False, row=1, col=2,
-                        error_y=_errors(errors), legendgroup=group,
-                        marker_color=PALETTE[index % len(PALETTE)])
-    fig.update_yaxes(title_text="spikes / (T x samples x neurons)", row=1, col=1)
+        if change is None:
+            continue
+        rows = [change["layers"][layer]["firing_rate"] for layer in layers]
+        base = [abs(m) for m in _layer_spreads(stats, reference, layers, "firing_rate")[0]]
+        scale = [100 / b if b else np.nan for b in base]
+        minus = [(r["mean"] - r.get("ci_low", np.nan)) * s for r, s in zip(rows, scale)]
+        plus = [(r.get("ci_high", np.nan) - r["mean"]) * s for r, s in zip(rows, scale)]
+        fig.add_bar(x=x, y=[r["percent"] for r in rows], error_y=_error_bars(minus, plus), name=_plain(group),
+                    showlegend=False, row=1, col=2, **style)
+    fig.update_yaxes(title_text="spikes / (T x samples x neurons)", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="% of the reference's rate", row=1, col=2)
     fig.update_layout(height=420, barmode="group", margin=dict(t=60, b=40))
     return fig
 
 
-def energy_split(comparison: Comparison, stats: dict[str, Any]) -> go.Figure:
-    """Energy per image of each group (mean), split into synaptic SOPs, analog MACs and FSTA's own MACs."""
+def energy_split(comparison: Comparison, stats: dict[str, Any], unit: tuple[str, float]) -> go.Figure:
+    """Energy per image of each group (mean) in `unit`, split into synaptic SOPs, analog MACs and FSTA's own MACs;
+    with two models or more in a group, the 95% CI of its total."""
     pj = next(iter(comparison.results.values())).info.get("energy_pj", {"mac": float("nan"), "ac": float("nan")})
     groups = list(comparison.groups)
-    means = {m: [stats["groups"][g]["totals"][m]["mean"] for g in groups]
+    x = [_plain(group) for group in groups]
+    means = {m: [stats["groups"][g]["totals"][m]["mean"] / unit[1] for g in groups]
              for m in ("sops_per_image", "macs_per_image", "fsta_macs_per_image")}
     fig = go.Figure()
-    fig.add_bar(x=groups, y=[pj["ac"] * v for v in means["sops_per_image"]], name="synaptic SOPs (AC)")
-    fig.add_bar(x=groups, y=[pj["mac"] * v for v in means["macs_per_image"]], name="analog MACs")
-    fig.add_bar(x=groups, y=[pj["mac"] * v for v in means["fsta_macs_per_image"]], name="FSTA's MACs")
-    fig.update_yaxes(title_text="pJ per image")
+    for name, metric, per_op in (("synaptic SOPs (AC)", "sops_per_image", pj["ac"]),
+                                 ("analog MACs", "macs_per_image", pj["mac"]),
+                                 ("FSTA's MACs", "fsta_macs_per_image", pj["mac"])):
+        fig.add_bar(x=x, y=[per_op * v for v in means[metric]], name=name,
+                    hovertemplate=f"%{{x}}: %{{y:.4g}} {unit[0]}<extra>{name}</extra>")
+    if _any_interval(stats):
+        means, minus, plus = zip(*(_spread(stats["groups"][g]["totals"]["energy_pj_per_image"]) for g in groups))
+        fig.add_scatter(x=x, y=[m / unit[1] for m in means], mode="markers", name="total: 95% CI over models",
+                        marker=dict(color="black", symbol="line-ew-open", size=14),
+                        error_y=_error_bars([m / unit[1] for m in minus], [p / unit[1] for p in plus]))
+    fig.update_yaxes(title_text=f"{unit[0]} per image", rangemode="tozero")
     fig.update_layout(barmode="stack", height=380, margin=dict(t=30, b=40))
     return fig
 
@@ -81,11 +145,12 @@ def orientation_by_depth(comparison: Comparison, stats: dict[str, Any]) -> go.Fi
     layers = comparison.layer_names()
     for index, group in enumerate(comparison.groups):
         for split, dash in (("axis", "solid"), ("wedge", "dash")):
-            means, errors = zip(*(_mean_and_error(stats, group, layer, f"{split}_OI") for layer in layers))
-            fig.add_scatter(x=layers, y=means, error_y=_errors(errors), mode="lines+markers",
-                            name=f"{group}, {split}", line=dict(dash=dash, color=PALETTE[index % len(PALETTE)]))
+            means, minus, plus = _layer_spreads(stats, group, layers, f"{split}_OI")
+            fig.add_scatter(x=[_plain(layer) for layer in layers], y=means, error_y=_error_bars(minus, plus),
+                            mode="lines+markers", name=f"{_plain(group)}, {split}",
+                            line=dict(dash=dash, color=PALETTE[index % len(PALETTE)]))
     fig.add_hline(y=0, line_color="#999999")
-    fig.update_yaxes(title_text="OI: + vertical variation, - horizontal", range=[-1, 1])
+    fig.update_yaxes(title_text="OI: + vertical variation, - horizontal", range=[-1.05, 1.05])
     fig.update_layout(height=380, margin=dict(t=30, b=40))
     return fig
 
@@ -97,9 +162,11 @@ def similarity_summary(comparison: Comparison, stats: dict[str, Any]) -> go.Figu
                                                         "spectral cosine between timesteps, no DC"))
     for index, group in enumerate(comparison.groups):
         for col, metric in ((1, "spike_cosine_mean_off_diagonal"), (2, "spectral_cosine_ac_mean_off_diagonal")):
-            means, errors = zip(*(_mean_and_error(stats, group, layer, metric) for layer in layers))
-            fig.add_bar(x=layers, y=means, error_y=_errors(errors), name=group, row=1, col=col,
-                        marker_color=PALETTE[index % len(PALETTE)], legendgroup=group, showlegend=col == 1)
+            means, minus, plus = _layer_spreads(stats, group, layers, metric)
+            fig.add_bar(x=[_plain(layer) for layer in layers], y=means, error_y=_error_bars(minus, plus),
+                        name=_plain(group), row=1, col=col, marker_color=PALETTE[index % len(PALETTE)],
+                        legendgroup=_plain(group), showlegend=col == 1)
+    fig.update_yaxes(title_text="mean cosine", range=[0, 1.05])
     fig.update_layout(height=400, barmode="group", margin=dict(t=60, b=40))
     return fig
 
@@ -115,108 +182,195 @@ def mean_spectrum_shares(comparison: Comparison, group: str, layer: str) -> np.n
     return np.mean(shares, axis=0) if shares else None
 
 
-def spectrum_differences(comparison: Comparison, reference: str) -> go.Figure | None:
-    """Per layer (columns) and group (rows): log10 share of the DCT power minus the reference group's."""
-    others = [g for g in comparison.groups if g != reference]
-    layers = [layer for layer in comparison.layer_names() if mean_spectrum_shares(comparison, reference, layer)
-              is not None]
-    if not layers or not others:
+def _axis_id(axis: Any) -> str:
+    """The short id plotly uses to anchor one axis to another ('x', 'x2', ...)."""
+    return axis.plotly_name.replace("axis", "")
+
+
+def spectrum_difference(comparison: Comparison, group: str, reference: str, columns: int = 5) -> go.Figure | None:
+    """One heatmap per layer: log10 share of the group's DCT power minus the reference group's, in square cells
+    (u: vertical frequency, rows; v: horizontal frequency, columns); None when no layer has both spectra."""
+    differences = {}
+    for layer in comparison.layer_names():
+        ref, shares = (mean_spectrum_shares(comparison, g, layer) for g in (reference, group))
+        if ref is not None and shares is not None and shares.shape == ref.shape:
+            differences[layer] = np.log10(np.maximum(shares, 1e-8)) - np.log10(np.maximum(ref, 1e-8))
+    if not differences:
         return None
-    fig = make_subplots(rows=len(others), cols=len(layers), horizontal_spacing=0.03,
-                        vertical_spacing=0.5 / max(1, len(others)) if len(others) > 1 else 0.0,
-                        subplot_titles=[f"{layer}<br>{group} - {reference}" for group in others for layer in layers])
-    for row, group in enumerate(others, start=1):
-        for col, layer in enumerate(layers, start=1):
-            ref, shares = mean_spectrum_shares(comparison, reference, layer), mean_spectrum_shares(comparison, group,
-                                                                                                 layer)
-            if shares is None or shares.shape != ref.shape:
-                continue
-            difference = np.log10(np.maximum(shares, 1e-8)) - np.log10(np.maximum(ref, 1e-8))
-            height, width = difference.shape
-            fig.add_heatmap(z=difference, x=np.arange(width) / width, y=np.arange(height) / height, row=row, col=col,
-                            coloraxis="coloraxis",
-                            hovertemplate="v/W %{x:.2f}<br>u/H %{y:.2f}<br>difference %{z:.2f}<extra></extra>")
-    fig.update_yaxes(autorange="reversed")
-    fig.update_layout(height=260 * len(others) + 100, margin=dict(t=70, b=30),
-                      coloraxis=dict(colorscale="RdBu_r", cmid=0, colorbar_title="log10 share<br>difference"))
+    rows, columns = _grid(len(differences), columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[_plain(layer) for layer in differences],
+                        horizontal_spacing=0.06, vertical_spacing=0.3 / rows if rows > 1 else 0.0)
+    for index, (layer, difference) in enumerate(differences.items()):
+        row, col = index // columns + 1, index % columns + 1
+        fig.add_heatmap(z=difference, coloraxis="coloraxis", row=row, col=col,
+                        hovertemplate=f"{_plain(layer)}<br>u %{{y}}, v %{{x}}<br>difference %{{z:.2f}}<extra></extra>")
+        axes = fig.get_subplot(row, col)
+        fig.update_xaxes(title_text="v (horizontal)", constrain="domain", row=row, col=col)
+        fig.update_yaxes(title_text="u (vertical)" if col == 1 else None, autorange="reversed", constrain="domain",
+                         scaleanchor=_axis_id(axes.xaxis), scaleratio=1, row=row, col=col)
+    limit = max(float(np.abs(d).max()) for d in differences.values()) or 1.0
+    fig.update_layout(height=250 * rows + 90, margin=dict(t=70, b=40),
+                      title=dict(text=f"{_plain(group)} minus {_plain(reference)}", x=0, font_size=14),
+                      coloraxis=dict(colorscale="RdBu_r", cmin=-limit, cmax=limit,
+                                     colorbar_title="log10 share<br>difference"))
     return fig
 
 
-def _cell(summary: dict[str, Any], metric: str) -> str:
-    """`mean [ci_low, ci_high] (n)` in the metric's format, or the mean alone for a group of one."""
-    fmt = COLUMN_FORMATS.get(metric, lambda v: f"{v:.4g}")
+def _accuracy_caveats(comparison: Comparison) -> dict[str, list[str]]:
+    """Per group, the warnings of its models that qualify their accuracy (data with other labels than the model
+    was trained on, ...): its accuracy cells are marked with `CAVEAT`."""
+    caveats: dict[str, list[str]] = {}
+    for group, members in comparison.groups.items():
+        found = [w for label in members for w in comparison.results[label].info.get("warnings", [])
+                 if "accuracy" in w]
+        if found:
+            caveats[group] = list(dict.fromkeys(found))
+    return caveats
+
+
+def _cell(summary: dict[str, Any], fmt: Callable[[Any], str]) -> str:
+    """`mean [ci_low, ci_high]` in the metric's format; the mean alone for a group of one model."""
     if summary["n"] > 1:
-        return f"{fmt(summary['mean'])} [{fmt(summary['ci_low'])}, {fmt(summary['ci_high'])}] (n={summary['n']})"
-    return f"{fmt(summary['mean'])} (n={summary['n']})"
+        return f"{fmt(summary['mean'])} [{fmt(summary['ci_low'])}, {fmt(summary['ci_high'])}]"
+    return fmt(summary["mean"])
 
 
-def _change_cell(change: dict[str, Any], metric: str) -> str:
-    fmt = COLUMN_FORMATS.get(metric, lambda v: f"{v:.4g}")
-    text = f"{fmt(change['mean'])} ({change['percent']:+.1f} %)"
+def _signed(text: str, value: float) -> str:
+    return f"+{text}" if value > 0 else text
+
+
+def _difference(metric: str, value: float, fmt: Callable[[Any], str]) -> str:
+    """A difference of two values of `metric`: in percentage points for shares, else in the metric's unit."""
+    if metric in SHARE_METRICS:
+        return f"{100 * value:+.1f} pp"
+    return _signed(fmt(value), value)
+
+
+def _change_cell(change: dict[str, Any], metric: str, fmt: Callable[[Any], str]) -> str:
+    """The change of a group mean against the reference: shares in percentage points (pp), everything else in its
+    unit and in percent of the reference (%); with two pairs or more, the 95% CI and p-value of the paired test."""
+    text = _difference(metric, change["mean"], fmt)
+    if metric not in SHARE_METRICS and np.isfinite(change.get("percent", np.nan)):
+        text += f" ({change['percent']:+.1f} %)"
     if change.get("paired") and change["n"] > 1:
-        p = change.get("p_value")
-        text += f", CI [{fmt(change['ci_low'])}, {fmt(change['ci_high'])}], p = {p:.3g}" if p == p else ""
-    return f"{text} (n={change['n']})"
+        low, high = (_difference(metric, change[k], fmt) for k in ("ci_low", "ci_high"))
+        p = change.get("p_value", np.nan)
+        text += f", CI [{low}, {high}]" + (f", p = {p:.3g}" if p == p else "")
+    return text
 
 
-def _totals_section(comparison: Comparison, stats: dict[str, Any]) -> str:
+def _pairing(change: dict[str, Any]) -> str:
+    """How a group was paired with the reference (the lead's `pairing`, else paired / unpaired), with n."""
+    totals = change["totals"]["accuracy"]
+    how = change.get("pairing") or ("paired in the order given" if totals.get("paired") else "unpaired")
+    return f"{totals['n']} pair{'s' if totals['n'] != 1 else ''}, {how}" if totals.get("paired") else how
+
+
+TOTAL_HEADERS = {"accuracy": "accuracy", "firing_rate": "firing rate", "sops_per_image": "SOPs",
+                 "macs_per_image": "analog MACs", "fsta_macs_per_image": "FSTA MACs",
+                 "energy_pj_per_image": "energy ({unit})",
+                 "energy_pj_per_image_without_fsta": "energy without FSTA ({unit})"}
+CHANGE_METRICS = ("accuracy", "firing_rate", "sops_per_image", "energy_pj_per_image",
+                  "energy_pj_per_image_without_fsta")
+
+
+def _totals_section(comparison: Comparison, stats: dict[str, Any], unit: tuple[str, float]) -> str:
+    formats, intervals = _formats(unit), _any_interval(stats)
+    caveats = _accuracy_caveats(comparison)
+    headers = {m: h.format(unit=unit[0]) for m, h in TOTAL_HEADERS.items()}
     rows = []
     for group in comparison.groups:
-        totals = stats["groups"][group]["totals"]
-        row = {"group": group, **{m: _cell(totals[m], m) for m in totals}}
+        summary = stats["groups"][group]
+        row = {"group": group, "n": summary["n"],
+               **{m: _cell(summary["totals"][m], formats[m]) for m in TOTAL_HEADERS}}
+        row["accuracy"] += f" {CAVEAT}" if group in caveats else ""
         rows.append(row)
-    groups_table = table(pd.DataFrame(rows), {"group": "group", "accuracy": "accuracy", "firing_rate": "firing rate",
-                                              "sops_per_image": "SOPs", "macs_per_image": "analog MACs",
-                                              "fsta_macs_per_image": "FSTA MACs",
-                                              "energy_pj_per_image": "energy (pJ)",
-                                              "energy_pj_per_image_without_fsta": "energy without FSTA (pJ)"},
-                         numbers=False)
-    changes = [{"group": group, **{m: _change_cell(c, m) for m, c in change["totals"].items()}}
-               for group, change in stats["changes"].items()]
-    changes_table = table(pd.DataFrame(changes), {"group": "group", "accuracy": "accuracy",
-                                                  "firing_rate": "firing rate", "sops_per_image": "SOPs",
-                                                  "energy_pj_per_image": "energy (pJ)",
-                                                  "energy_pj_per_image_without_fsta": "energy without FSTA (pJ)"},
-                          numbers=False)
-    return (groups_table
-            + f"<p class='caption'>Mean [95% CI] over each group's models, per image; n = models (seeds).</p>"
+    columns = {"group": "group", **({"n": "models"} if intervals else {}), **headers}
+    caption = ("Mean [95% CI] over each group's models (Student's t, clipped to the range the quantity can take; "
+               "a group of one model shows its value alone), per image." if intervals else
+               "One model per group: its values per image (no interval: that needs two models or more).")
+    if caveats:
+        caption += f" {CAVEAT} The accuracy is qualified by a warning (see Warnings and notes at the top)."
+    groups_table = table(pd.DataFrame(rows), columns, numbers=False)
+    if not stats["changes"]:
+        return groups_table + f"<p class='caption'>{html.escape(caption)}</p>"
+    changes = []
+    for group, change in stats["changes"].items():
+        row = {"group": group, "pairing": _pairing(change),
+               **{m: _change_cell(change["totals"][m], m, formats[m]) for m in CHANGE_METRICS}}
+        row["accuracy"] += f" {CAVEAT}" if group in caveats or stats["reference"] in caveats else ""
+        changes.append(row)
+    change_columns = {"group": "group", **({"pairing": "models compared"} if intervals else {}),
+                      **{m: headers[m] for m in CHANGE_METRICS}}
+    change_caption = ("Group mean minus the reference's mean: accuracy in percentage points (pp); every other "
+                      "quantity in its own unit and, in brackets, in percent of the reference (%).")
+    if intervals:
+        change_caption += (" With two pairs of models or more: the 95% CI of the mean paired difference and the "
+                           "p-value of a paired t-test.")
+    return (groups_table + f"<p class='caption'>{html.escape(caption)}</p>"
             f"<h3>Change against {html.escape(stats['reference'])}</h3>"
-            + changes_table
-            + "<p class='caption'>Group mean minus the reference mean (percent of the reference); with seeds on "
-              "both sides, the CI and p-value of the paired difference (paired t-test).</p>")
+            + table(pd.DataFrame(changes), change_columns, numbers=False)
+            + f"<p class='caption'>{html.escape(change_caption)}</p>")
+
+
+def _fsta(meta: dict[str, Any]) -> str:
+    """Which FSTA a model has, in one vocabulary: none, both, temporal or spatial."""
+    value = meta.get("arch_kwargs", {}).get("fsta", meta.get("train_config", {}).get("fsta", False))
+    return fsta_branches(value) or "none"
 
 
 def _models_section(comparison: Comparison) -> str:
     rows = [{"model": label, "group": comparison.group_of(label), "checkpoint": meta.get("checkpoint"),
-             "architecture": meta.get("model"), "fsta": meta.get("arch_kwargs", {}).get("fsta", False),
+             "architecture": meta.get("model"), "fsta": _fsta(meta),
              "seed": meta.get("train_config", {}).get("seed", "?")} for label, meta in comparison.meta.items()]
     return table(pd.DataFrame(rows), {"model": "model", "group": "group", "architecture": "architecture",
                                       "fsta": "FSTA", "seed": "training seed", "checkpoint": "checkpoint"})
 
 
+def _notes_section(comparison: Comparison) -> str:
+    """Every warning of the comparison and of its models (a warning shared by models listed once, with them), in a
+    box at the top of the page; empty when there is none."""
+    shared: dict[str, list[str]] = {}
+    for label, result in comparison.results.items():
+        for message in result.info.get("warnings", []):
+            shared.setdefault(message, []).append(label)
+    items = [html.escape(message) for message in getattr(comparison, "warnings", [])]
+    items += [f"{html.escape(message)} <i>({html.escape(', '.join(labels))})</i>" for message, labels in shared.items()]
+    if not items:
+        return ""
+    return ("<div class='notes' style='border: 1px solid #d9a400; background: #fff8e1; padding: 4px 14px; "
+            "border-radius: 4px'><ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul></div>")
+
+
 def cka_heatmaps(comparison: Comparison, columns: int = 3) -> go.Figure:
-    """One heatmap per model other than the reference: linear CKA between every reference layer (rows) and
-    every layer of the model (columns), on the same images."""
+    """One heatmap per model other than the reference: linear CKA between every layer of the reference model (rows)
+    and every layer of the model (columns), on the same images."""
     labels = list(comparison.cka)
-    rows, columns = math.ceil(len(labels) / columns), max(1, min(columns, len(labels)))
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=labels, horizontal_spacing=0.12,
-                        vertical_spacing=0.25 / rows if rows > 1 else 0.0)
+    reference = comparison.groups[comparison.reference][0]
+    rows, columns = _grid(len(labels), columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[_plain(label) for label in labels],
+                        horizontal_spacing=0.12, vertical_spacing=0.3 / rows if rows > 1 else 0.0)
     for index, label in enumerate(labels):
-        entry = comparison.cka[label]
-        fig.add_heatmap(z=entry["matrix"], x=entry["layers"], y=entry["reference_layers"], coloraxis="coloraxis",
-                        text=np.round(entry["matrix"], 2), texttemplate="%{text}",
-                        row=index // columns + 1, col=index % columns + 1,
-                        hovertemplate=f"{label} %{{x}} vs reference %{{y}}: %{{z:.3f}}<extra></extra>")
-    fig.update_yaxes(autorange="reversed")
-    fig.update_layout(height=360 * rows + 80, margin=dict(t=60, b=60),
+        entry, row, col = comparison.cka[label], index // columns + 1, index % columns + 1
+        fig.add_heatmap(z=entry["matrix"], x=[_plain(x) for x in entry["layers"]],
+                        y=[_plain(y) for y in entry["reference_layers"]], coloraxis="coloraxis",
+                        text=np.round(entry["matrix"], 2), texttemplate="%{text}", row=row, col=col,
+                        hovertemplate=f"{_plain(label)} %{{x}} vs {_plain(reference)} %{{y}}: "
+                                      "%{z:.3f}<extra></extra>")
+        axes = fig.get_subplot(row, col)
+        fig.update_xaxes(title_text=f"layers of {_plain(label)}", constrain="domain", row=row, col=col)
+        fig.update_yaxes(title_text=f"layers of {_plain(reference)} (reference)" if col == 1 else None,
+                         autorange="reversed",
+                         constrain="domain", scaleanchor=_axis_id(axes.xaxis), row=row, col=col)
+    fig.update_layout(height=400 * rows + 60, margin=dict(t=60, b=60),
                       coloraxis=dict(colorscale="Blues", cmin=0, cmax=1, colorbar_title="linear CKA"))
     return fig
 
 
 def _membrane_section(comparison: Comparison) -> str:
     """Each group's membrane-potential distribution per layer (counts pooled over its models and timesteps)."""
-    pooled = {group: {layer: sum(comparison.results[label].membrane[layer].sum(axis=0) for label in members)
-                      for layer in comparison.results[members[0]].membrane}
+    pooled = {_plain(group): {layer: sum(comparison.results[label].membrane[layer].sum(axis=0) for label in members)
+                              for layer in comparison.results[members[0]].membrane}
               for group, members in comparison.groups.items()}
     rows = comparison.layers().dropna(subset=["membrane_mean"])
     return (figure_block("membrane", figures.membrane_histograms(pooled),
@@ -229,22 +383,43 @@ def _membrane_section(comparison: Comparison) -> str:
                            "reset_share": "reset (fired)"}))
 
 
+def _spectra_sections(comparison: Comparison, reference: str) -> list[tuple[str, str]]:
+    """One figure per group but the reference: its spectrum differences with the reference, layer by layer."""
+    blocks = []
+    for group in [g for g in comparison.groups if g != reference]:
+        fig = spectrum_difference(comparison, group, reference)
+        if fig is not None:
+            blocks.append(figure_block("spectra" if not blocks else f"spectra-{len(blocks) + 1}", fig,
+                                       f"log10 of each layer's DCT power share (mean over {html.escape(group)}'s "
+                                       f"models) minus {html.escape(reference)}'s: red where {html.escape(group)} "
+                                       "puts more of its power, blue where less; low frequencies at the top left."))
+    return [("Spectrum differences", "".join(blocks))] if blocks else []
+
+
 def render_comparison(comparison: Comparison, stats: dict[str, Any], plotly_src: str, command: str) -> str:
     first = next(iter(comparison.results.values()))
     dataset = next(iter(comparison.meta.values())).get("dataset", "?")
     reference = stats["reference"]
-    sections = [
+    unit = _unit_of(comparison, stats)
+    interval = _any_interval(stats)
+    notes = _notes_section(comparison)
+    sections = [("Warnings and notes", notes)] if notes else []
+    sections += [
         ("Models and data", f"<p>{first.info['samples']:,} images of {html.escape(dataset)}, the same for every "
                             f"model; T = {first.info['T']}. Reference: <b>{html.escape(reference)}</b>. Command: "
                             f"<code>{html.escape(command)}</code>.</p>" + _models_section(comparison)),
-        ("Totals", _totals_section(comparison, stats)),
+        ("Totals", _totals_section(comparison, stats, unit)),
         ("Firing rate per layer", figure_block("firing", firing_by_layer(comparison, stats),
-                                               "Mean over each group's models with 95% CI; right: change of the "
-                                               "group mean against the reference, with the CI of the paired "
-                                               "difference.")),
-        ("Energy", figure_block("energy", energy_split(comparison, stats),
-                                "Compute energy per image (group means): accumulates of spike-fed synaptic layers, "
-                                "multiply-accumulates of analog-fed layers, and FSTA's own multiply-accumulates.")),
+                                               ("Mean over each group's models with 95% CI; right: the change of "
+                                                "the group mean in percent of the reference's rate, with the CI of "
+                                                "the paired difference." if interval else
+                                                "Each model's rate; right: its change in percent of the "
+                                                "reference's rate."))),
+        ("Energy", figure_block("energy", energy_split(comparison, stats, unit),
+                                f"Compute energy per image in {unit[0]} (group means"
+                                f"{', total with 95% CI' if interval else ''}): "
+                                "accumulates of spike-fed synaptic layers, multiply-accumulates of analog-fed layers, "
+                                "and FSTA's own multiply-accumulates.")),
         ("Orientation against depth", figure_block("orientation", orientation_by_depth(comparison, stats),
                                                    "OI = (E_vert - E_horz) / (E_vert + E_horz) per layer; "
                                                    "positive when variation along the height dominates.")),
@@ -253,7 +428,7 @@ def render_comparison(comparison: Comparison, stats: dict[str, Any], plotly_src:
                                                      "cosine matrices.")),
     ]
     if comparison.cka:
-        reference_model = next(iter(comparison.groups[reference]))
+        reference_model = comparison.groups[reference][0]
         sections.append(("Representations across models (CKA)", figure_block(
             "cka", cka_heatmaps(comparison),
             f"Linear CKA between the layers of <b>{html.escape(reference_model)}</b> (rows) and those of each other "
@@ -263,11 +438,7 @@ def render_comparison(comparison: Comparison, stats: dict[str, Any], plotly_src:
             "represents there.")))
     if any(result.membrane for result in comparison.results.values()):
         sections.append(("Membrane potentials", _membrane_section(comparison)))
-    spectra = spectrum_differences(comparison, reference)
-    if spectra is not None:
-        sections.append(("Spectrum differences", figure_block(
-            "spectra", spectra, "log10 of each layer's DCT power share (group mean) minus the reference's: red "
-                                "where a group puts more of its power, blue where less.")))
+    sections += _spectra_sections(comparison, reference)
     definitions = "".join(f"<tr><th class='text'>{html.escape(k)}</th><td class='text'>{html.escape(v)}</td></tr>"
                           for k, v in {**first.definitions, **DEFINITIONS}.items())
     sections.append(("Definitions", f"<table>{definitions}</table>"))
@@ -275,17 +446,48 @@ def render_comparison(comparison: Comparison, stats: dict[str, Any], plotly_src:
     return page("spikescope comparison", title, sections, plotly_src)
 
 
+def comparison_summary(comparison: Comparison, stats: dict[str, Any]) -> str:
+    """What `compare` prints when done: the data and images, then one aligned line per group (n, accuracy, firing
+    rate, energy in the report's unit, and the change against the reference)."""
+    first = next(iter(comparison.results.values()))
+    dataset = next(iter(comparison.meta.values())).get("dataset", "?")
+    reference, unit = stats["reference"], _unit_of(comparison, stats)
+    caveats = _accuracy_caveats(comparison)
+    width = max(len(name) for name in [*comparison.groups, "group"])
+    lines = [f"{first.info['samples']:,} images of {dataset}, T = {first.info['T']}; reference: {reference}",
+             f"{'group':<{width}}  {'n':>3}  {'accuracy':>9}  {'firing rate':>11}  {f'energy ({unit[0]})':>12}"
+             f"  change against {reference}"]
+    for group, summary in stats["groups"].items():
+        totals = summary["totals"]
+        accuracy = COLUMN_FORMATS["accuracy"](totals["accuracy"]["mean"]) + (CAVEAT if group in caveats else " ")
+        line = (f"{group:<{width}}  {summary['n']:>3}  {accuracy:>9}  "
+                f"{COLUMN_FORMATS['firing_rate'](totals['firing_rate']['mean']):>11}  "
+                f"{_energy(totals['energy_pj_per_image']['mean'], unit):>12}  ")
+        change = stats["changes"].get(group)
+        if change is None:
+            line += "(reference)"
+        else:
+            c = change["totals"]
+            line += (f"accuracy {100 * c['accuracy']['mean']:+.1f} pp, firing rate {c['firing_rate']['percent']:+.1f} "
+                     f"%, energy {c['energy_pj_per_image']['percent']:+.1f} %")
+        lines.append(line.rstrip())
+    lines += [f"{CAVEAT} {message}" for message in dict.fromkeys(w for ws in caveats.values() for w in ws)]
+    return "\n".join(lines)
+
+
 def write_comparison(comparison: Comparison, out: str | Path, plotly_src: str | None = None,
                      command: str = "") -> dict[str, Path]:
     """Write comparison.csv, comparison.json and comparison.html (+ plotly.min.js unless `plotly_src` names a
     shared copy) into the folder `out`, whole or not at all; returns the files by name."""
     stats = comparison.statistics()
-    models = {label: {"group": comparison.group_of(label), **meta, **comparison_totals}
+    models = {label: {"group": comparison.group_of(label), **meta, **comparison_totals,
+                      "warnings": comparison.results[label].info.get("warnings", [])}
               for (label, meta), comparison_totals in zip(comparison.meta.items(),
                                                           comparison.totals().drop(columns=["model", "group"])
                                                           .to_dict(orient="records"))}
     summary = {"spikescope_version": __version__, "command": command, "definitions": DEFINITIONS,
-               "samples": next(iter(comparison.results.values())).info["samples"], "models": models, **stats,
+               "samples": next(iter(comparison.results.values())).info["samples"],
+               "warnings": getattr(comparison, "warnings", []), "models": models, **stats,
                "cka": {"reference": next(iter(comparison.groups[stats["reference"]])), "models": comparison.cka}}
     contents = {
         "comparison.csv": comparison.layers().to_csv(index=False).encode(),
