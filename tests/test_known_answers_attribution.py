@@ -17,13 +17,13 @@ def weight(shape: torch.Size) -> torch.Tensor:
 
 
 def quadratic_logit(x: torch.Tensor) -> torch.Tensor:
-    return (weight(x.shape) * x * x).flatten(1).sum(1)
+    return (weight(x.shape) * (x * x + x)).flatten(1).sum(1)
 
 
 class Quadratic(nn.Module):
-    """Logits (f, -f) with f(x) = sum w x^2: IG from a baseline b is exactly w (x^2 - b^2) (Gauss-Legendre integrates
-    the linear gradient exactly). A LIF watches the input, so that the network has a spiking layer to find; it does
-    not change the logits."""
+    """Logits (f, -f) with f(x) = sum w (x^2 + x): IG from a baseline b is exactly w (x^2 + x - b^2 - b)
+    (Gauss-Legendre integrates the linear gradient exactly), which changes sign with x - b and differs for -b.
+    A LIF watches the input, so that the network has a spiking layer to find; it does not change the logits."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -39,8 +39,9 @@ IMAGES = torch.rand(3, 2, 6, 6, generator=torch.Generator().manual_seed(0))
 
 
 def drops(images: torch.Tensor) -> np.ndarray:
-    """`w (x^2 - b^2)` per element: the logit's drop when that element goes from the image to the baseline."""
-    return (weight(images.shape) * (images ** 2 - BASELINE ** 2)).numpy()
+    """`w (x^2 + x - b^2 - b)` per element: the logit's drop when that element goes from the image to the
+    baseline."""
+    return (weight(images.shape) * (images ** 2 + images - BASELINE ** 2 - BASELINE)).numpy()
 
 
 def test_integrated_gradients_point_from_the_baseline_to_the_image():
