@@ -149,38 +149,58 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
     first K samples in the loader's order). Every process needs at least one batch.
     """
     device = resolve_device(device)
-    model = model.to(device).eval()
-    run = run or default_run
-    metrics = list(metrics) if metrics is not None else default_metrics(energy)
     _check_unsharded(loader)
-    tally = {"batches": 0, "samples": 0, "correct": 0, "labelled": 0}
-    started = time.perf_counter()
-    recorder = SpikeRecorder(model, layers=layers, metrics=metrics, T=T, capture=capture, fold=fold,
-                             batch_first=batch_first, membrane=membrane)
-    with distributed.together("analyzing its batches"), torch.no_grad(), recorder:
+    analysis = ModelAnalysis(model.to(device).eval(), layers, T, device, metrics if metrics is not None else
+                             default_metrics(energy), capture, run, fold, batch_first, membrane)
+    with distributed.together("analyzing its batches"), torch.no_grad(), analysis.recorder:
         batches = tqdm(loader, desc="analyze", unit="batch", disable=not progress or not distributed.is_main(),
                        delay=1.0)
         for batch in distributed.shard(batches):
-            inputs, labels = split_batch(batch)
-            labels = class_labels(labels) if labels is not None else None
-            tally["batches"] += 1
-            reset_neuron_states(model)
-            output = run(model, inputs.to(device))
-            tally["samples"] += batch_size_of(inputs, recorder.T or 1)
-            if labels is None:
-                continue
-            logits = batch_logits(output, recorder.T, len(labels))
+            analysis.step(batch)
+    return analysis.result()
+
+
+class ModelAnalysis:
+    """One model's side of an analysis, batch by batch: its recorder (to be entered by the caller), its forward
+    pass and its accuracy tally. `analyze` drives one; `lockstep.analyze_together` drives several on the same
+    batches. Arguments as for `analyze`; `model` is already on `device` and in eval mode."""
+
+    def __init__(self, model: nn.Module, layers: str | Sequence[str], T: int | None, device: torch.device,
+                 metrics: Sequence[Metric], capture: int = 0,
+                 run: Callable[[nn.Module, torch.Tensor], Any] | None = None, fold: str | None = None,
+                 batch_first: bool | None = None, membrane: bool = False) -> None:
+        self.model, self.device, self.run = model, device, run or default_run
+        self.recorder = SpikeRecorder(model, layers=layers, metrics=list(metrics), T=T, capture=capture, fold=fold,
+                                      batch_first=batch_first, membrane=membrane)
+        self.tally = {"batches": 0, "samples": 0, "correct": 0, "labelled": 0}
+        self.seconds = 0.0  # spent in `step`: this model's own runtime, however many models run beside it
+
+    def step(self, batch: Any) -> None:
+        """Run one batch through the model under the recorder (neuron states reset first) and tally accuracy."""
+        started = time.perf_counter()
+        inputs, labels = split_batch(batch)
+        labels = class_labels(labels) if labels is not None else None
+        self.tally["batches"] += 1
+        reset_neuron_states(self.model)
+        output = self.run(self.model, inputs.to(self.device))
+        self.tally["samples"] += batch_size_of(inputs, self.recorder.T or 1)
+        if labels is not None:
+            logits = batch_logits(output, self.recorder.T, len(labels))
             if logits is None:
                 shape = tuple(first_tensor(output).shape) if first_tensor(output) is not None else "no tensor"
-                recorder.add_warning(f"the batches carry labels, but the model's output ({shape}) is not [B, classes] "
-                                   "logits (or [T, B, classes]): no accuracy is reported")
-                continue
-            tally["correct"] += int((logits.argmax(1).cpu() == labels).sum())
-            tally["labelled"] += len(labels)
-    tallies = _combine_processes(recorder, tally)
-    correct, labelled = (sum(t[key] for t in tallies) for key in ("correct", "labelled"))
-    runtime = time.perf_counter() - started
-    return _assemble(recorder, runtime, correct / labelled if labelled else None, [t["samples"] for t in tallies])
+                self.recorder.add_warning(f"the batches carry labels, but the model's output ({shape}) is not "
+                                          "[B, classes] logits (or [T, B, classes]): no accuracy is reported")
+            else:
+                self.tally["correct"] += int((logits.argmax(1).cpu() == labels).sum())
+                self.tally["labelled"] += len(labels)
+        self.seconds += time.perf_counter() - started
+
+    def result(self) -> AnalysisResult:
+        """What the model's batches measured, over every process of a process group (see `analyze`)."""
+        tallies = _combine_processes(self.recorder, self.tally)
+        correct, labelled = (sum(t[key] for t in tallies) for key in ("correct", "labelled"))
+        return _assemble(self.recorder, self.seconds, correct / labelled if labelled else None,
+                         [t["samples"] for t in tallies])
 
 
 def _check_unsharded(loader: Iterable) -> None:

@@ -11,7 +11,7 @@ seeds a paired test (seed i of one group against seed i of the reference).
 """
 from __future__ import annotations
 
-import re
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,12 +21,13 @@ import pandas as pd
 
 from . import distributed
 from .analyze import AnalysisResult
-from .errors import SpikescopeError
-from .groupstats import paired_difference, summarize
 from .data import make_loader
-from .lockstep import cross_model_cka
-from .pipeline import analyze_file, model_and_test_images
-from .report.folder import GENERIC_STEM, check_output_folder
+from .errors import SpikescopeError, note, recorded_warnings, warn
+from .groupstats import paired_difference, summarize
+from .lockstep import analyze_together
+from .metrics.energy import check_preset
+from .pipeline import PreparedModel, prepare_file
+from .report.folder import GENERIC_STEM, check_output_folder, default_report_folder
 
 LAYER_METRICS = ("firing_rate", "silent_fraction", "axis_OI", "wedge_OI", "spike_cosine_mean_off_diagonal",
                  "spectral_cosine_ac_mean_off_diagonal", "cka_mean_off_diagonal", "membrane_mean", "membrane_sd",
@@ -64,15 +65,30 @@ def model_totals(result: AnalysisResult) -> dict[str, float]:
             "energy_pj_per_image_without_fsta": totals["energy_pj_per_image"] - e_mac * fsta_macs}
 
 
+BOUNDS = {"accuracy": (0.0, 1.0), "firing_rate": (0.0, 1.0), "silent_fraction": (0.0, 1.0),
+          "axis_OI": (-1.0, 1.0), "wedge_OI": (-1.0, 1.0), "spike_cosine_mean_off_diagonal": (0.0, 1.0),
+          "spectral_cosine_ac_mean_off_diagonal": (0.0, 1.0), "cka_mean_off_diagonal": (0.0, 1.0),
+          "near_threshold_share": (0.0, 1.0), "reset_share": (0.0, 1.0), "membrane_sd": (0.0, np.inf),
+          **{metric: (0.0, np.inf) for metric in TOTAL_METRICS if metric.endswith("_per_image")}}
+"""The range each metric cannot leave: confidence intervals over seeds are clipped to it."""
+
+
 @dataclass
 class Comparison:
-    """Models analysed on the same images. `groups` maps each group to its models' labels (in seed order);
-    `results[label]` is the model's `AnalysisResult` and `meta[label]` what it is (checkpoint, architecture)."""
+    """Models analysed on the same images. `groups` maps each group to its models' labels (in the order given);
+    `results[label]` is the model's `AnalysisResult` and `meta[label]` what it is (checkpoint, architecture,
+    recorded seed). `warnings` are the comparison's own (how groups were paired, ...); each model's are in
+    `results[label].info["warnings"]`. `pairs[group]` lists the `(reference model, model)` pairs of a paired
+    test against the reference group, and `pairing[group]` says how they were formed (see `pair_groups`)."""
 
     groups: dict[str, list[str]]
     results: dict[str, AnalysisResult]
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     cka: dict[str, dict[str, Any]] = field(default_factory=dict)  # per model but the reference: see `compare`
+    warnings: list[str] = field(default_factory=list)
+    folder_variant: str = ""
+    pairs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    pairing: dict[str, str] = field(default_factory=dict)
 
     @property
     def reference(self) -> str:
@@ -80,6 +96,10 @@ class Comparison:
 
     def group_of(self, label: str) -> str:
         return next(group for group, members in self.groups.items() if label in members)
+
+    def seed_of(self, label: str) -> int | None:
+        """The seed the model's checkpoint records (None for models trained elsewhere)."""
+        return self.meta.get(label, {}).get("seed")
 
     def layers(self) -> pd.DataFrame:
         """Long format: one row per model and layer, `model` and `group` then the columns of `layers.csv`."""
@@ -93,11 +113,30 @@ class Comparison:
         return pd.DataFrame([{"model": label, "group": self.group_of(label), **model_totals(result)}
                              for label, result in self.results.items()])
 
-    def _per_group(self, table: pd.DataFrame, metric: str, group: str, layer: str | None = None) -> list[float]:
-        rows = table[table["group"] == group] if layer is None else table[(table["group"] == group)
-                                                                          & (table["layer"] == layer)]
-        order = {label: index for index, label in enumerate(self.groups[group])}
-        return [float(v) for v in rows.sort_values("model", key=lambda s: s.map(order))[metric]]
+    def pair_groups(self) -> list[str]:
+        """Fill `pairs` and `pairing` for every group but the reference; tells the user what they should know (a
+        warning or a note) and returns those messages.
+
+        Models are paired by the seed their checkpoints record: seed s of a group with seed s of the
+        reference group. Seeds without a partner are left out of the paired test (with a warning); groups
+        without a seed in common are compared unpaired. When some checkpoint records no seed (or a seed
+        twice in a group), groups of equal size are paired in the order given (said in a note), and groups of
+        unequal size are compared unpaired. Two lone models are simply one pair.
+        """
+        messages = []
+        reference = self.groups[self.reference]
+        for group, members in list(self.groups.items())[1:]:
+            pairs, how, message = _pair(self.reference, reference, group, members, self.seed_of)
+            self.pairs[group], self.pairing[group] = pairs, how
+            if message:
+                messages.append(note(message) if how.startswith("by the order") else warn(message))
+        return messages
+
+    def _values(self, table: pd.DataFrame, metric: str, labels: Sequence[str], layer: str | None = None) -> list[float]:
+        """`metric` of each model of `labels`, in that order (of `layer`, for a per-layer table)."""
+        rows = table if layer is None else table[table["layer"] == layer]
+        values = rows.set_index("model")[metric]
+        return [float(values[label]) if label in values.index else float("nan") for label in labels]
 
     def layer_names(self) -> list[str]:
         """Layers of the reference group's first model, then any other model's extra layers, in depth order."""
@@ -107,46 +146,67 @@ class Comparison:
         return names
 
     def statistics(self) -> dict[str, Any]:
-        """Per group: its members, and mean / std / 95% CI over its models of every total and per-layer metric;
-        per group other than the reference: the change against the reference (paired over seeds)."""
+        """Per group: its members and their recorded seeds, and mean / std / 95% CI over its models of every total
+        and per-layer metric (intervals clipped to `BOUNDS`); per group other than the reference: the change
+        against the reference, paired as `pair_groups` says."""
+        if len(self.pairs) < len(self.groups) - 1:
+            self.warnings += self.pair_groups()
         totals, layers = self.totals(), self.layers()
         groups: dict[str, Any] = {}
         for group, members in self.groups.items():
             groups[group] = {
-                "models": members, "n": len(members),
-                "totals": {m: summarize(self._per_group(totals, m, group)) for m in TOTAL_METRICS},
-                "layers": {layer: {m: summarize(self._per_group(layers, m, group, layer)) for m in LAYER_METRICS
-                                   if m in layers} for layer in self.layer_names()}}
+                "models": members, "n": len(members), "seeds": [self.seed_of(label) for label in members],
+                "totals": {m: summarize(self._values(totals, m, members), BOUNDS.get(m)) for m in TOTAL_METRICS},
+                "layers": {layer: {m: summarize(self._values(layers, m, members, layer), BOUNDS.get(m))
+                                   for m in LAYER_METRICS if m in layers} for layer in self.layer_names()}}
         changes: dict[str, Any] = {}
         for group in list(self.groups)[1:]:
-            changes[group] = {"against": self.reference, "totals": {}, "layers": {}}
-            for metric in TOTAL_METRICS:
-                changes[group]["totals"][metric] = self._change(totals, metric, group)
-            for layer in self.layer_names():
-                changes[group]["layers"][layer] = {m: self._change(layers, m, group, layer) for m in LAYER_METRICS
-                                                   if m in layers}
+            changes[group] = {"against": self.reference, "pairing": self.pairing[group],
+                              "pairs": [list(pair) for pair in self.pairs[group]],
+                              "totals": {m: self._change(totals, m, group) for m in TOTAL_METRICS},
+                              "layers": {layer: {m: self._change(layers, m, group, layer) for m in LAYER_METRICS
+                                                 if m in layers} for layer in self.layer_names()}}
         return {"reference": self.reference, "groups": groups, "changes": changes}
 
-    def _change(self, table: pd.DataFrame, metric: str, group: str, layer: str | None = None) -> dict[str, float]:
-        values = self._per_group(table, metric, group, layer)
-        reference = self._per_group(table, metric, self.reference, layer)
-        if len(values) == len(reference) and values:
+    def _change(self, table: pd.DataFrame, metric: str, group: str, layer: str | None = None) -> dict[str, Any]:
+        pairs = self.pairs[group]
+        if pairs:
+            values = self._values(table, metric, [label for _, label in pairs], layer)
+            reference = self._values(table, metric, [label for label, _ in pairs], layer)
             return {**paired_difference(values, reference), "paired": True}
-        mean, base = np.nanmean(values) if values else np.nan, np.nanmean(reference) if reference else np.nan
+        values = self._values(table, metric, self.groups[group], layer)
+        reference = self._values(table, metric, self.groups[self.reference], layer)
+        mean, base = np.nanmean(values), np.nanmean(reference)
         return {"n": min(len(values), len(reference)), "mean": float(mean - base),
                 "percent": float(100 * (mean - base) / abs(base)) if base else float("nan"), "paired": False}
 
 
-def models_cka(paths: dict[str, Path], data: str, data_root: str | None, limit: int | None, batch_size: int,
-               device: str, layers: str | Sequence[str] = "all", progress: bool = False) -> dict[str, dict[str, Any]]:
-    """Linear CKA between every layer of the first model and every layer of each other model, on the same test
-    images run in lockstep: `{label: {"reference_layers", "layers", "matrix"}}`."""
-    models, loaders, T = {}, {}, {}
-    for label, path in paths.items():
-        model, meta, dataset = model_and_test_images(path, data, data_root, limit, device)
-        models[label], loaders[label], T[label] = model, make_loader(dataset, batch_size), meta["T"]
-    return {label: {"reference_layers": cross.reference_layers, "layers": cross.layers, "matrix": cross.compute()}
-            for label, cross in cross_model_cka(models, loaders, T, layers, device, progress).items()}
+def _pair(reference_group: str, reference: list[str], group: str, members: list[str],
+          seed_of: Any) -> tuple[list[tuple[str, str]], str, str | None]:
+    """`(pairs, how they were formed, a message for the user or None)` for `members` of `group` against the
+    `reference` models (see `Comparison.pair_groups`)."""
+    if len(reference) == len(members) == 1:
+        return [(reference[0], members[0])], "one model against one", None
+    seeds = {label: seed_of(label) for label in reference + members}
+    by_seed = [{seeds[label]: label for label in labels} for labels in (reference, members)]
+    if None not in seeds.values() and all(len(index) == len(labels) for index, labels in zip(by_seed, (reference,
+                                                                                                       members))):
+        common = sorted(set(by_seed[0]) & set(by_seed[1]))
+        pairs = [(by_seed[0][seed], by_seed[1][seed]) for seed in common]
+        unmatched = sorted(set(by_seed[0]) ^ set(by_seed[1]))
+        if not common:
+            how = f"unpaired ({len(members)} vs {len(reference)} models; no seed in common)"
+            return [], how, f"{group} and {reference_group} share no seed: their difference is {how}"
+        if unmatched:
+            how = f"by recorded seed (seeds {', '.join(map(str, common))}; seeds {', '.join(map(str, unmatched))} " \
+                  "have no partner and are left out of the paired test)"
+            return pairs, how, f"{group} against {reference_group}: paired {how}"
+        return pairs, "by recorded seed", None
+    if len(reference) == len(members):
+        how = "by the order given (the checkpoints do not record one seed per model)"
+        return list(zip(reference, members)), how, f"{group} against {reference_group}: models paired {how}"
+    how = f"unpaired ({len(members)} vs {len(reference)} models)"
+    return [], how, f"{group} against {reference_group}: {how}, so no paired test"
 
 
 def _label(path: Path) -> str:
@@ -160,11 +220,20 @@ def parse_groups(models: Sequence[str | Path] = (), labels: Sequence[str] | None
     its file or run folder), followed by `groups`; members of a group are labelled `group/<name>`."""
     labels = list(labels or [])
     if labels and len(labels) != len(models):
-        raise SpikescopeError(f"--label was given {len(labels)} times for {len(models)} models: give one per model")
+        given = "once" if len(labels) == 1 else f"{len(labels)} times"
+        raise SpikescopeError(f"--label names the models given by path, one label each: it was given {given} for "
+                              f"{len(models)} such model{'' if len(models) == 1 else 's'} (members of --group are "
+                              "named after their files)")
+    empty = next((label for label in labels if not label.strip()), None)
+    if empty is not None:
+        raise SpikescopeError("--label must not be empty: give every model a name")
+    twice = next((label for label in labels if labels.count(label) > 1), None)
+    if twice is not None:
+        raise SpikescopeError(f"--label {twice!r} is given twice: give every model its own name")
     parsed: dict[str, dict[str, Path]] = {}
     for index, model in enumerate(models):
         name = labels[index] if labels else _label(Path(model))
-        if name in parsed:
+        if name in parsed:  # two files that share a name (runs/a/checkpoint.pt, b/a/checkpoint.pt)
             name = f"{name}-{index + 1}"
         parsed[name] = {name: Path(model)}
     for group, members in (groups or {}).items():
@@ -181,45 +250,99 @@ def parse_groups(models: Sequence[str | Path] = (), labels: Sequence[str] | None
     return parsed
 
 
+def check_model_files(parsed: dict[str, dict[str, Path]]) -> None:
+    """One-line errors for a model file that is missing, a folder, or given twice (the same file, or a copy of it,
+    in one group or in two): a model compared with itself would give statistics that mean nothing."""
+    seen: dict[str, str] = {}
+    for members in parsed.values():
+        for label, path in members.items():
+            if path.is_dir():
+                raise SpikescopeError(f"{path} is a folder; give the checkpoint file inside it (such as "
+                                      f"{path / 'checkpoint.pt'})")
+            if not path.is_file():
+                raise SpikescopeError(f"checkpoint not found: {path}")
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest in seen:
+                raise SpikescopeError(f"{label} and {seen[digest]} are the same model file ({path}); compare each "
+                                      "model once (a model against itself gives statistics that mean nothing)")
+            seen[digest] = label
+
+
+def default_comparison_folder(parsed: dict[str, dict[str, Path]]) -> Path:
+    """`reports/compare-<first>-<last>` by `report.folder.default_report_folder`'s one rule; the folder's identity is
+    the model files in order and, with groups, how they are grouped."""
+    sources = [path for members in parsed.values() for path in members.values()]
+    names = [label if len(members) == 1 else group for group, members in parsed.items() for label in members]
+    return default_report_folder("compare", sources, folder_variant(parsed), names)
+
+
+def folder_variant(parsed: dict[str, dict[str, Path]]) -> str:
+    """What tells comparisons of the same files apart: the groups and their sizes (empty for lone models)."""
+    if all(len(members) == 1 for members in parsed.values()):
+        return ""
+    return "groups " + " ".join(f"{group}:{len(members)}" for group, members in parsed.items())
+
+
 def compare(models: Sequence[str | Path] = (), labels: Sequence[str] | None = None,
             groups: dict[str, Sequence[str | Path]] | None = None, data: str | None = None,
             data_root: str | None = None, limit: int | None = None, batch_size: int = 100, device: str = "cpu",
             energy: str = "fp32", layers: str | Sequence[str] = "all", out: str | Path | None = None,
             plotly_js: str | None = None, command: str | None = None, membrane: bool = False,
-            progress: bool = False) -> tuple[Comparison, dict[str, Path]]:
+            progress: bool = False, **model_options: Any) -> tuple[Comparison, dict[str, Path]]:
     """Analyze every model on the same images and write the comparison folder; returns `(comparison, files)`.
 
-    The images are the first model's default test set (or `data`), for every model. `out` defaults to
-    `reports/compare-<first>-<last>`; it is checked before anything is loaded and written whole or not at
-    all. `plotly_js` is the path of a plotly.js the page should load instead of its own copy. `membrane` adds
-    the membrane-potential statistics of every model (overlaid in the report). The layers of every model
-    are also compared with those of the first by linear CKA on the same images (`comparison.cka`). In a
-    process group (see `spikescope.distributed`) the models' batches are shared out and rank 0 alone writes.
+    The images are the first model's default test set (or `data`), for every model. Every model file,
+    option and the output folder are checked first (one-line errors before any pass runs); then the
+    models run once, batch by batch in lockstep, each under its own recorder (`lockstep.analyze_together`),
+    which also gives the linear CKA between the layers of every model and those of the first
+    (`comparison.cka`). `model_options` (`arch`, `arch_kwargs`, `T`, `trust_pickle`, `time_first_input`,
+    `fold`, `batch_first`) apply to every model, as in `analyze_file`. Groups are paired with the reference
+    group by the seed each checkpoint records (see `pair_members`). `out` defaults to
+    `reports/compare-<first>-<last>` (see `default_comparison_folder`); it is written whole or not at all.
+    `plotly_js` is the path of a plotly.js the page should load instead of its own copy. `membrane` adds the
+    membrane-potential statistics of every model (overlaid in the report). In a process group (see
+    `spikescope.distributed`) the batches are shared out and rank 0 alone writes.
     """
     from .report.comparison import write_comparison  # the report renders with plotly; import it only here
 
+    check_preset(energy)
+    if batch_size < 1:
+        raise SpikescopeError(f"--batch-size must be at least 1, got {batch_size}")
     parsed = parse_groups(models, labels, groups)
-    missing = [path for members in parsed.values() for path in members.values() if not path.is_file()]
-    if missing:
-        raise SpikescopeError(f"checkpoint not found: {missing[0]}")
-    names = [label for members in parsed.values() for label in members]
-    destination = check_output_folder(out if out is not None else Path("reports") / (
-        "compare-" + "-".join(re.sub(r"[^\w.-]", "_", n) for n in dict.fromkeys([names[0], names[-1]]))))
-    results, meta, dataset = {}, {}, data
-    for group, members in parsed.items():
-        for label, path in members.items():
-            result, info = analyze_file(path, layers=layers, data=dataset, data_root=data_root, limit=limit,
-                                        batch_size=batch_size, device=device, energy=energy, capture=0,
-                                        membrane=membrane, progress=progress)
-            dataset = dataset or info["dataset_name"]  # every later model is analysed on the first one's images
-            results[label], meta[label] = result, info
-    samples = {result.info["samples"] for result in results.values()}
-    if len(samples) != 1:
-        raise SpikescopeError(f"the models saw different numbers of images ({sorted(samples)})")
-    paths = {label: path for members in parsed.values() for label, path in members.items()}
-    cka = models_cka(paths, dataset, data_root, limit, batch_size, device, layers, progress)
-    comparison = Comparison({group: list(members) for group, members in parsed.items()}, results, meta, cka)
+    check_model_files(parsed)
+    destination = check_output_folder(out if out is not None else default_comparison_folder(parsed), "compare")
+    prepared, model_warnings = _prepare(parsed, data, data_root, limit, device, model_options)
+    with recorded_warnings() as run_warnings:
+        analyses = {label: model.analysis(layers, device, energy, membrane=membrane)
+                    for label, model in prepared.items()}
+        results, cross = analyze_together(analyses, {label: make_loader(model.dataset, batch_size)
+                                                     for label, model in prepared.items()}, progress)
+    for label, result in results.items():
+        result.info["warnings"] = list(dict.fromkeys(model_warnings[label] + result.info["warnings"]))
+    seen = {message for result in results.values() for message in result.info["warnings"]}
+    comparison = Comparison({group: list(members) for group, members in parsed.items()}, results,
+                            {label: model.description(results[label]) for label, model in prepared.items()},
+                            {label: {"reference_layers": c.reference_layers, "layers": c.layers, "matrix": c.compute()}
+                             for label, c in cross.items()},
+                            warnings=[message for message in run_warnings if message not in seen],
+                            folder_variant=folder_variant(parsed))
+    comparison.warnings += comparison.pair_groups()
     if not distributed.is_main():  # in a process group every process holds the whole comparison; rank 0 writes
         return comparison, {}
     return comparison, write_comparison(comparison, destination, plotly_js,
                                         command or "spikescope.compare(...) (Python)")
+
+
+def _prepare(parsed: dict[str, dict[str, Path]], data: str | None, data_root: str | None, limit: int | None,
+             device: str, model_options: dict[str, Any]) -> tuple[dict[str, PreparedModel], dict[str, list[str]]]:
+    """Every model loaded and checked against the first model's images (or `data`) before any pass runs, with the
+    warnings each gave on the way."""
+    prepared, warnings_seen = {}, {}
+    for members in parsed.values():
+        for label, path in members.items():
+            with recorded_warnings() as warnings_seen[label]:
+                model = prepare_file(path, data, data_root, limit, device, **model_options)
+            if data is None:
+                data = model.dataset.name  # every later model is analysed on the first one's images
+            prepared[label] = model
+    return prepared, warnings_seen

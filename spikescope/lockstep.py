@@ -1,35 +1,32 @@
-"""Several models run batch by batch on the same images, for the linear CKA between their layers
-(docs/metrics.md, "CKA").
+"""Several models analysed batch by batch on the same images, each under its own recorder, with the linear CKA
+between their layers measured on the way (docs/metrics.md, "CKA").
 
-Each model runs under its own SpikeRecorder, which hands each layer's spikes (in any time layout)
-over time-first; only the current batch's time-averaged channel features are kept, and they feed a
-`CrossCKA` per model against the reference model.
+Every model runs once: its `ModelAnalysis` feeds all of its metrics, and a `_LatestFeatures` tap beside them
+keeps the current batch's time-averaged channel features of every layer, which feed a `CrossCKA` per model
+against the reference (the first model).
 """
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import Iterable, Sequence
+from typing import Iterable
 
+import pandas as pd
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from . import distributed
-from .analyze import split_batch
-from .detect import reset_neuron_states
-from .devices import resolve_device
+from .analyze import AnalysisResult, ModelAnalysis
 from .errors import warn
+from .metrics.base import Metric, MetricResult
 from .metrics.cka import MAX_FEATURES, CrossCKA, features
-from .record import SpikeRecorder
 
 
-class _LatestFeatures:
-    """Fed by a SpikeRecorder: every layer's features (`metrics.cka.features`, averaged over time) of the batch
-    just run, `[B, p]`."""
-
-    inputs = "spikes"
+class _LatestFeatures(Metric):
+    """A tap, not a statistic: every layer's features (`metrics.cka.features`, averaged over time) of the batch just
+    run, `[B, p]`. It keeps no state across batches, so it merges to nothing and reports nothing."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.latest: dict[str, torch.Tensor] = {}
         self.too_large: set[str] = set()
 
@@ -40,37 +37,39 @@ class _LatestFeatures:
             warn(f"layer {layer} has {self.latest[layer].shape[1]} features, more than CKA across models keeps "
                  f"({MAX_FEATURES}): left out")
 
+    def compute(self) -> MetricResult:
+        return MetricResult(pd.DataFrame())
 
-def cross_model_cka(models: dict[str, nn.Module], loaders: dict[str, Iterable], T: dict[str, int | None],
-                    layers: str | Sequence[str] = "all", device: str | torch.device = "cpu",
-                    progress: bool = False) -> dict[str, CrossCKA]:
-    """Linear CKA between every layer of the first model of `models` (the reference) and every layer of each of
-    the others; returns a `CrossCKA` per other model.
 
-    `loaders[label]` yields the batches model `label` sees: the same images in the same order for every
-    model (each normalised as that model was trained). `T[label]` is each model's number of timesteps
-    (None: found by the recorder); `layers` selects each model's layers as in `analyze`. Layers with more
-    than `MAX_FEATURES` features are named and left out. In a process group the batches are shared out as
-    `analyze` shares them, and the sums are added over the processes.
+def analyze_together(analyses: dict[str, ModelAnalysis], loaders: dict[str, Iterable],
+                     progress: bool = False) -> tuple[dict[str, AnalysisResult], dict[str, CrossCKA]]:
+    """Run every model of `analyses` once over its loader, in lockstep, and return each model's `AnalysisResult`
+    (exactly what `analyze` would return for it alone) and, for every model but the first (the reference), a
+    `CrossCKA` of its layers against the reference's.
+
+    `loaders[label]` yields the batches model `label` sees: the same images in the same order for every model
+    (each normalised as that model was trained). Layers with more than `MAX_FEATURES` features are named and
+    left out of the CKA. In a process group the batches are shared out as `analyze` shares them, and every
+    state is reduced over the processes.
     """
-    device = resolve_device(device)
-    reference, *others = models
-    kept = {label: _LatestFeatures() for label in models}
+    reference, *others = analyses
+    taps = {label: _LatestFeatures() for label in analyses}
+    for label, analysis in analyses.items():
+        analysis.recorder.metrics.append(taps[label])
     cross = {label: CrossCKA() for label in others}
-    with ExitStack() as stack, distributed.together("comparing the models' layers"), torch.no_grad():
-        recorders = {label: stack.enter_context(SpikeRecorder(model.to(device).eval(), layers=layers,
-                                                              metrics=[kept[label]], T=T.get(label)))
-                     for label, model in models.items()}
-        batches = tqdm(zip(*(loaders[label] for label in models)), desc="CKA across models", unit="batch",
-                       delay=1.0, total=len(loaders[reference]) if hasattr(loaders[reference], "__len__") else None,
+    with ExitStack() as stack, distributed.together("analyzing the models' batches"), torch.no_grad():
+        for analysis in analyses.values():
+            stack.enter_context(analysis.recorder)
+        first = loaders[reference]
+        batches = tqdm(zip(*(loaders[label] for label in analyses)), desc=f"analyze {len(analyses)} models",
+                       unit="batch", delay=1.0, total=len(first) if hasattr(first, "__len__") else None,
                        disable=not progress or not distributed.is_main())
         for together in distributed.shard(batches):
-            for (label, model), batch in zip(models.items(), together):
-                reset_neuron_states(model)
-                model(split_batch(batch)[0].to(device))
-            in_order = {label: {info.name: kept[label].latest[info.name] for info in recorders[label].layers
-                                if kept[label].latest[info.name].shape[1] <= MAX_FEATURES}
-                        for label in models}
+            for analysis, batch in zip(analyses.values(), together):
+                analysis.step(batch)
+            kept = {label: {info.name: taps[label].latest[info.name] for info in analyses[label].recorder.layers
+                            if taps[label].latest[info.name].shape[1] <= MAX_FEATURES} for label in analyses}
             for label in others:
-                cross[label].update(in_order[reference], in_order[label])
-    return {label: result.all_reduce() for label, result in cross.items()}
+                cross[label].update(kept[reference], kept[label])
+    return ({label: analysis.result() for label, analysis in analyses.items()},
+            {label: result.all_reduce() for label, result in cross.items()})

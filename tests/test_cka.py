@@ -5,9 +5,10 @@ import torch
 
 from spikescope.checkpoint import bundled_checkpoint, load
 from spikescope.data import load_dataset, make_loader
-from spikescope.lockstep import cross_model_cka
+from spikescope.analyze import ModelAnalysis
+from spikescope.lockstep import analyze_together
 from spikescope.metrics.cka import CrossCKA, TimestepCKA, cka_from_sums
-from spikescope.record import SpikeRecorder
+from spikescope.record import SpikeRecorder, default_metrics
 
 RNG = np.random.default_rng(0)
 
@@ -86,7 +87,9 @@ def test_cross_cka_of_a_model_with_itself_has_ones_on_the_diagonal():
     other, _ = load(bundled_checkpoint("fsta"), torch.device("cpu"))
     images = load_dataset("fashion-mnist-sample", "test", limit=120)
     loaders = {label: make_loader(images, 40) for label in ("a", "b", "c")}
-    result = cross_model_cka({"a": model, "b": twin, "c": other}, loaders, {"a": 2, "b": 2, "c": 2})
+    analyses = {label: ModelAnalysis(net.eval(), "all", 2, torch.device("cpu"), default_metrics())
+                for label, net in (("a", model), ("b", twin), ("c", other))}
+    _, result = analyze_together(analyses, loaders)
     same, changed = result["b"].compute(), result["c"].compute()
     assert same.shape == (5, 5) and result["b"].layers == [f"block{i}.lif" for i in range(1, 6)]
     np.testing.assert_allclose(np.diag(same), 1.0, rtol=1e-9)

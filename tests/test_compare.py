@@ -81,8 +81,6 @@ def test_summaries_and_paired_differences_on_hand_made_values():
 def test_names_and_groups_are_checked():
     with pytest.raises(SpikescopeError, match="needs at least two models"):
         parse_groups(["a.pt"])
-    with pytest.raises(SpikescopeError, match="--label was given 1 times for 2 models"):
-        parse_groups(["a.pt", "b.pt"], labels=["x"])
     parsed = parse_groups(["runs/base/checkpoint.pt", "runs/fsta/checkpoint.pt"],
                           groups={"arm": ["r/arm/seed0/checkpoint.pt", "r/arm/seed1/checkpoint.pt"]})
     assert list(parsed) == ["base", "fsta", "arm"] and list(parsed["arm"]) == ["arm/seed0", "arm/seed1"]
@@ -93,8 +91,119 @@ def test_the_compare_command_prints_each_group_and_refuses_bad_input(tiny_runs, 
     groups = [f"--group={arm}={','.join(map(str, paths))}" for arm, paths in tiny_runs.items()]
     result = subprocess.run(command + groups, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "baseline             n=2" in result.stdout and "report: " in result.stdout
+    table = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[2:4]}
+    assert table == {"baseline": "2", "fsta": "2"} and "report: " in result.stdout
     bad = subprocess.run(command[:-2] + [str(tiny_runs["baseline"][0]), str(tmp_path / "missing.pt"), "--out",
                                          str(tmp_path / "d")], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "checkpoint not found" in bad.stderr
     assert not (tmp_path / "d").exists()
+
+
+def _forward_calls(model_class_name: str):
+    """A global forward hook counting the calls of whole models of one class (what a pass over the images costs)."""
+    from torch.nn.modules.module import register_module_forward_hook
+
+    calls = []
+    handle = register_module_forward_hook(
+        lambda module, args, output: calls.append(1) if type(module).__name__ == model_class_name else None)
+    return calls, handle
+
+
+def test_compare_runs_every_model_once_and_measures_what_each_alone_would(tmp_path):
+    pair = [spikescope.bundled_checkpoint("baseline"), spikescope.bundled_checkpoint("fsta")]
+    model, _ = spikescope.load(pair[0])
+    calls, handle = _forward_calls(type(model).__name__)
+    try:
+        comparison, _ = compare(pair, labels=["a", "b"], limit=80, batch_size=40, out=tmp_path / "c")
+    finally:
+        handle.remove()
+    assert len(calls) == 2 * 2  # two batches for each of two models: once each
+    for label, path in zip("ab", pair):
+        alone, _ = spikescope.pipeline.analyze_file(path, limit=80, batch_size=40, capture=0)
+        together = comparison.results[label]
+        for table in ("layers", "timesteps", "channels", "energy"):
+            pd.testing.assert_frame_equal(getattr(together, table), getattr(alone, table))
+        for layer, spectrum in alone.spectra.items():
+            np.testing.assert_array_equal(together.spectra[layer], spectrum)
+        assert together.info["accuracy"] == alone.info["accuracy"]
+    cka = comparison.cka["b"]["matrix"]
+    assert cka.shape == (5, 5) and ((cka > 0) & (cka <= 1)).all()
+
+
+def test_the_same_model_twice_or_a_copy_of_it_is_refused_before_any_work(tiny_runs, tmp_path):
+    a, b = tiny_runs["baseline"]
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(a.read_bytes())
+    for models, groups in (([a, a], None), ([a, copy], None), ([], {"x": [a, a]}), ([], {"x": [a, b], "y": [b]})):
+        with pytest.raises(SpikescopeError, match="same model file"):
+            compare(models, groups=groups, limit=10, out=tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+def test_labels_are_checked_and_messages_count_right():
+    with pytest.raises(SpikescopeError, match="given twice"):
+        parse_groups(["a.pt", "b.pt"], labels=["x", "x"])
+    with pytest.raises(SpikescopeError, match="must not be empty"):
+        parse_groups(["a.pt", "b.pt"], labels=["x", " "])
+    with pytest.raises(SpikescopeError, match="given once for 2 such models"):
+        parse_groups(["a.pt", "b.pt"], labels=["x"])
+    with pytest.raises(SpikescopeError, match="given once for 0 such models .members of --group"):
+        parse_groups([], labels=["x"], groups={"g": ["a.pt", "b.pt"]})
+
+
+def test_groups_are_paired_by_the_seed_each_checkpoint_records(tiny_runs, tmp_path):
+    base, fsta = tiny_runs["baseline"], tiny_runs["fsta"]
+    comparison, files = compare(groups={"baseline": base, "fsta": fsta[::-1]}, limit=30, out=tmp_path / "c")
+    assert comparison.pairs["fsta"] == [("baseline/seed0", "fsta/seed0"), ("baseline/seed1", "fsta/seed1")]
+    totals = comparison.totals().set_index("model")["firing_rate"]
+    change = json.loads(files["comparison.json"].read_text())["changes"]["fsta"]
+    assert change["pairing"] == "by recorded seed"
+    expected = stats.ttest_rel([totals["fsta/seed0"], totals["fsta/seed1"]],
+                               [totals["baseline/seed0"], totals["baseline/seed1"]]).pvalue
+    assert change["totals"]["firing_rate"]["p_value"] == pytest.approx(expected, rel=1e-9)
+    lone = compare(groups={"baseline": base, "fsta": fsta[1:]}, limit=30, out=tmp_path / "d")[0]
+    assert lone.pairs["fsta"] == [("baseline/seed1", "fsta/seed1")]
+    assert any("seeds 0 have no partner" in message for message in lone.warnings)
+
+
+def test_every_model_and_its_images_are_checked_before_the_first_pass(tiny_runs, tmp_path):
+    from spikescope.checkpoint import read_checkpoint, save_checkpoint
+
+    a, b = tiny_runs["baseline"][0], tiny_runs["fsta"][0]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    cifar = read_checkpoint(b)  # a model that takes CIFAR-shaped images, after a Fashion-MNIST one
+    cifar["dataset"] = {**cifar["dataset"], "name": "cifar10", "input_shape": [3, 32, 32]}
+    save_checkpoint(cifar, tmp_path / "cifar.pt")
+    model, _ = spikescope.load(a)
+    calls, handle = _forward_calls(type(model).__name__)
+    try:
+        for models, match in (([a, b, notes], "notes.txt"), ([a, folder], "is a folder"),
+                              ([a, tmp_path / "cifar.pt"], r"takes inputs of shape \[3, 32, 32\]")):
+            with pytest.raises(SpikescopeError, match=match):
+                compare(models, limit=10, out=tmp_path / "never")
+    finally:
+        handle.remove()
+    assert calls == [] and not (tmp_path / "never").exists()
+
+
+def test_compare_takes_the_model_flags_of_analyze_for_plain_state_dicts(tmp_path):
+    import torch
+
+    model, meta = spikescope.load(spikescope.bundled_checkpoint("baseline"))
+    files = []
+    for scale in (1.0, 0.9):
+        path = tmp_path / f"w{scale}.pt"
+        torch.save({name: value * scale if value.is_floating_point() else value
+                    for name, value in model.state_dict().items()}, path)
+        files.append(path)
+    flags = ["--arch", meta["arch"], *[f"--arch-kw={k}={json.dumps(v)}" for k, v in meta["arch_kwargs"].items()],
+             "--T", "2", "--data", "fashion-mnist-sample", "--limit", "20"]
+    command = [sys.executable, "-m", "spikescope", "compare", *map(str, files)]
+    refused = subprocess.run(command + ["--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert refused.returncode == 2 and "--arch" in refused.stderr and refused.stderr.count("\n") == 1
+    done = subprocess.run(command + flags + ["--out", str(tmp_path / "y")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "y" / "comparison.json").read_text())["samples"] == 20

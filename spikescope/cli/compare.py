@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-from ..compare import compare
+import sys
+
+from ..compare import compare, default_comparison_folder, parse_groups
 from ..errors import SpikescopeError
 from ..metrics.energy import ENERGY_PRESETS_PJ
 from .analyze import layers_argument
-from .common import add_data_flags, command_line
+from .common import add_data_flags, add_model_flags, command_line
 
 EXAMPLES = """examples:
   spikescope compare runs/baseline/checkpoint.pt runs/fsta/checkpoint.pt --limit 2000
@@ -16,10 +18,12 @@ EXAMPLES = """examples:
   spikescope compare runs/baseline/checkpoint.pt runs/fsta/checkpoint.pt --membrane
   spikescope compare --group baseline=runs/arms/baseline/seed0/checkpoint.pt,runs/arms/baseline/seed1/checkpoint.pt \\
                      --group fsta=runs/arms/fsta/seed0/checkpoint.pt,runs/arms/fsta/seed1/checkpoint.pt
+  spikescope compare sj_a.pt sj_b.pt --arch mypackage.models:my_snn --T 4 --time-first-input --data cifar10
 
-Every model is analysed on the same images (the first model's test set, or --data). The first model
-(or group) is the reference. With groups (seeds of one arm, in the same order in every group), every
-number comes with its mean, 95% CI and number of seeds, and changes with a paired t-test.
+Every model is analysed on the same images (the first model's test set, or --data), all models in one pass
+over them. The first model (or group) is the reference. With groups (seeds of one arm), every number comes
+with its mean, 95% CI and number of seeds, and changes with a paired t-test that pairs the models by the
+seed their checkpoints record. Model flags (--arch, --T, ...) apply to every model.
 outputs (in --out): comparison.html (+ plotly.min.js), comparison.csv, comparison.json
 """
 
@@ -47,21 +51,29 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
                    help="energy per operation preset (default: %(default)s)")
     c.add_argument("--membrane", action="store_true",
                    help="also compare where membrane potentials sit relative to the threshold")
-    c.add_argument("--out", help="output folder (default: reports/compare-<first>-<last>)")
+    c.add_argument("--out", help="output folder, written whole or not at all; an existing one is replaced only if it "
+                                 "is a comparison report (default: reports/compare-<first>-<last>)")
+    add_model_flags(c)
     return {"compare": run_compare}
 
 
 def run_compare(args: argparse.Namespace) -> None:
+    from ..report.comparison import comparison_summary  # plotly loads only when a comparison runs
+
     groups = dict(args.group)
     if len(groups) != len(args.group):
         raise SpikescopeError("each --group needs its own name")
+    out = args.out
+    if out is None:
+        out = default_comparison_folder(parse_groups(args.checkpoints, args.label, groups))
+        print(f"spikescope: report folder: {out}", file=sys.stderr)
+    if args.trust_pickle:
+        print("spikescope: warning: --trust-pickle: unpickling the model files runs code from them", file=sys.stderr)
     comparison, files = compare(args.checkpoints, args.label, groups, data=args.data, data_root=args.data_root,
                                 limit=args.limit, batch_size=args.batch_size, device=args.device,
-                                energy=args.energy, layers=layers_argument(args.layers), out=args.out,
-                                membrane=args.membrane, command=command_line(), progress=True)
-    statistics = comparison.statistics()
-    for group, summary in statistics["groups"].items():
-        totals = summary["totals"]
-        print(f"{group:<20} n={summary['n']}  accuracy {totals['accuracy']['mean']:.2%}  firing rate "
-              f"{totals['firing_rate']['mean']:.4f}  energy {totals['energy_pj_per_image']['mean'] / 1e6:.3f} uJ")
+                                energy=args.energy, layers=layers_argument(args.layers), out=out,
+                                membrane=args.membrane, command=command_line(), progress=True, arch=args.arch,
+                                arch_kwargs=dict(args.arch_kw), T=args.T, trust_pickle=args.trust_pickle,
+                                time_first_input=args.time_first_input, fold=args.fold, batch_first=args.batch_first)
+    print(comparison_summary(comparison, comparison.statistics()))
     print(f"report: {files['comparison.html']}")
