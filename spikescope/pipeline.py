@@ -7,18 +7,21 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+import torch
 from torch import nn
 
 from . import __version__
-from .analyze import AnalysisResult, analyze, repeated_input
+from .analyze import AnalysisResult, ModelAnalysis, analyze, repeated_input
 from .attribution import Attribution, attribute
-from .checkpoint import bundled_checkpoint, load
+from .checkpoint import BUNDLED_MODELS, bundled_checkpoint, load
 from .data import LABEL_SETS, ImageSet, load_dataset, make_loader
 from .devices import resolve_device
 from .errors import SpikescopeError, describe, recorded_warnings, warn
+from .metrics.base import Metric
 from .metrics.energy import check_preset
 from .metrics.sam import SpikeActivationMap
 from .models.registry import takes_time_first_input
@@ -30,19 +33,18 @@ from .train import evaluate
 DEFAULT_SAMPLE = "fashion-mnist-sample"
 
 
-def evaluation_set(checkpoint_given: bool, meta: dict[str, Any], data: str | None, data_root: str | None,
-                   limit: int | None) -> ImageSet:
-    """The test images both commands use by default: the bundled sample for the bundled demo model, else the
-    dataset the checkpoint names, normalised as the model was trained. Warns when its labels are not the
-    checkpoint's (accuracy then means nothing)."""
+def evaluation_set(meta: dict[str, Any], data: str | None, data_root: str | None, limit: int | None) -> ImageSet:
+    """The test images every command uses by default: the bundled sample for a bundled demo model (however it was
+    named), else the dataset the checkpoint names, normalised as the model was trained. Warns when its labels
+    are not the checkpoint's (accuracy then means nothing)."""
     path = meta.get("path", "the model file")
     trained_on = meta.get("dataset", {})
-    name = data or (DEFAULT_SAMPLE if not checkpoint_given else trained_on.get("name"))
+    name = data or (DEFAULT_SAMPLE if _is_bundled(meta.get("path")) else trained_on.get("name"))
     if name is None:
         raise SpikescopeError(f"{path} does not say which dataset it was trained on: pass --data")
     dataset = load_dataset(name, "test", data_root, limit)
     if trained_on.get("input_shape") and list(dataset.images.shape[1:]) != list(trained_on["input_shape"]):
-        raise SpikescopeError(f"the model takes inputs of shape {trained_on['input_shape']}, but {name} has "
+        raise SpikescopeError(f"{path} takes inputs of shape {trained_on['input_shape']}, but {name} has "
                               f"{list(dataset.images.shape[1:])}")
     trained_labels = LABEL_SETS.get(trained_on.get("name"))
     if trained_labels is not None and trained_labels != dataset.classes:
@@ -53,10 +55,65 @@ def evaluation_set(checkpoint_given: bool, meta: dict[str, Any], data: str | Non
     return dataset
 
 
+def _is_bundled(path: str | Path | None) -> bool:
+    """True for the file of a demo model shipped with spikescope."""
+    return path is not None and Path(path).resolve() in {bundled_checkpoint(name).resolve() for name in BUNDLED_MODELS}
+
+
 def _load(checkpoint: str | Path | None, device: str, **load_options: Any) -> tuple[Path, nn.Module, dict[str, Any]]:
     path = Path(checkpoint) if checkpoint is not None else bundled_checkpoint("baseline")
     model, meta = load(path, resolve_device(device), **load_options)
     return path, model, {**meta, "path": str(path)}
+
+
+@dataclass
+class PreparedModel:
+    """A model file loaded and checked against its test images, before any pass runs: what `analyze_file` and
+    `compare` run. `run` feeds a multi-step model `[T, B, ...]`; `fold` and `batch_first` as for `analyze`."""
+
+    path: Path
+    model: nn.Module
+    meta: dict[str, Any]
+    dataset: ImageSet
+    T: int | None
+    run: Callable[[nn.Module, torch.Tensor], Any] | None = None
+    fold: str | None = None
+    batch_first: bool | None = None
+
+    def analysis(self, layers: str | Sequence[str], device: str, energy: str, capture: int = 0,
+                 metrics: Sequence[Metric] | None = None, membrane: bool = False) -> ModelAnalysis:
+        """A `ModelAnalysis` of this model, to be driven batch by batch (see `lockstep.analyze_together`)."""
+        device_ = resolve_device(device)
+        return ModelAnalysis(self.model.to(device_).eval(), layers, self.T, device_,
+                             metrics if metrics is not None else default_metrics(energy), capture, self.run,
+                             self.fold, self.batch_first, membrane)
+
+    def description(self, result: AnalysisResult) -> dict[str, Any]:
+        """What the model and its data are, for reports."""
+        meta = self.meta
+        return {"model": meta.get("arch", type(self.model).__name__), "arch_kwargs": meta.get("arch_kwargs", {}),
+                "parameters": sum(p.numel() for p in self.model.parameters()), "checkpoint": str(self.path),
+                "source": meta["source"], "dataset": f"{self.dataset.name} (test split)",
+                "dataset_name": self.dataset.name, "T": result.info["T"],
+                "seed": meta.get("train_config", {}).get("seed"), "training_history": meta.get("history", []),
+                "train_config": meta.get("train_config", {}), "version": __version__}
+
+
+def prepare_file(checkpoint: str | Path | None = None, data: str | None = None, data_root: str | None = None,
+                 limit: int | None = None, device: str = "cpu", arch: str | None = None,
+                 arch_kwargs: dict[str, Any] | None = None, T: int | None = None, trust_pickle: bool = False,
+                 time_first_input: bool = False, fold: str | None = None,
+                 batch_first: bool | None = None) -> PreparedModel:
+    """Load a model file (see `checkpoint.load`) and its test images (`evaluation_set`), checking every option on
+    the way: one-line errors before any pass runs."""
+    resolve_device(device)
+    _check_counts(T=T, limit=limit)
+    path, model, meta = _load(checkpoint, device, arch=arch, arch_kwargs=arch_kwargs, T=T, trust_pickle=trust_pickle)
+    if meta["T"] is None and time_first_input:
+        raise SpikescopeError("--time-first-input repeats images T times, but T is unknown for this model: pass --T")
+    dataset = evaluation_set(meta, data, data_root, limit)
+    return PreparedModel(path, model, meta, dataset, meta["T"], repeated_input(meta["T"]) if time_first_input else None,
+                         fold, batch_first)
 
 
 def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[str] = "all", data: str | None = None,
@@ -74,36 +131,25 @@ def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[st
     on all of them (`result.sam`). `membrane` adds the membrane-potential statistics (`result.membrane`).
     """
     check_preset(energy)
-    resolve_device(device)
-    _check_counts(T=T, attribution_samples=attribution_samples)
+    _check_counts(attribution_samples=attribution_samples)
     with recorded_warnings() as warnings_seen:
-        path, model, meta = _load(checkpoint, device, arch=arch, arch_kwargs=arch_kwargs, T=T,
-                                  trust_pickle=trust_pickle)
-        if meta["T"] is None and time_first_input:
-            raise SpikescopeError("--time-first-input repeats images T times, but T is unknown for this model: "
-                                  "pass --T")
-        dataset = evaluation_set(checkpoint is not None, meta, data, data_root, limit)
+        prepared = prepare_file(checkpoint, data, data_root, limit, device, arch, arch_kwargs, T, trust_pickle,
+                                time_first_input, fold, batch_first)
+        dataset = prepared.dataset
         try:
             metrics = default_metrics(energy) + ([SpikeActivationMap()] if attribution else [])
-            result = analyze(model, make_loader(dataset, batch_size), layers=layers, T=meta["T"], device=device,
-                             energy=energy, capture=capture, progress=progress, fold=fold, batch_first=batch_first,
-                             run=repeated_input(meta["T"]) if time_first_input else None, metrics=metrics,
-                             membrane=membrane)
+            result = analyze(prepared.model, make_loader(dataset, batch_size), layers=layers, T=prepared.T,
+                             device=device, energy=energy, capture=capture, progress=progress, fold=fold,
+                             batch_first=batch_first, run=prepared.run, metrics=metrics, membrane=membrane)
             if attribution:
-                result.attribution = _attribute_examples(model, dataset, attribution, attribution_samples,
+                result.attribution = _attribute_examples(prepared.model, dataset, attribution, attribution_samples,
                                                          T=result.info["T"], time_first_input=time_first_input,
                                                          fold=fold, batch_first=batch_first, device=device,
                                                          progress=progress)
         except RuntimeError as error:  # shape and dtype mismatches between the user's model and the data
             raise _cannot_run(dataset, error) from None
     result.info["warnings"] = list(dict.fromkeys(warnings_seen + result.info.get("warnings", [])))
-    return result, {
-        "model": meta.get("arch", type(model).__name__), "arch_kwargs": meta.get("arch_kwargs", {}),
-        "parameters": sum(p.numel() for p in model.parameters()), "checkpoint": str(path),
-        "source": meta["source"], "dataset": f"{dataset.name} (test split)", "dataset_name": dataset.name,
-        "T": result.info["T"], "training_history": meta.get("history", []),
-        "train_config": meta.get("train_config", {}), "version": __version__,
-    }
+    return result, prepared.description(result)
 
 
 def _check_counts(**counts: int | None) -> None:
@@ -138,25 +184,19 @@ def analyze_checkpoint(checkpoint: str | Path | None = None, out: str | Path | N
     before anything is loaded, and written whole or not at all.
     """
     source = Path(checkpoint) if checkpoint is not None else bundled_checkpoint("baseline")
-    destination = check_output_folder(out if out is not None else default_report_folder(source))
+    destination = check_output_folder(out if out is not None else default_report_folder("analyze", [source]),
+                                      "analyze")
     result, meta = analyze_file(checkpoint, **options)
     meta["command"] = command or "spikescope.analyze_checkpoint(...) (Python)"
     return result, write_outputs(result, meta, destination, png)
-
-
-def model_and_test_images(checkpoint: str | Path | None, data: str | None = None, data_root: str | None = None,
-                          limit: int | None = None, device: str = "cpu") -> tuple[nn.Module, dict[str, Any], ImageSet]:
-    """A model file's model, what its checkpoint says, and the test images `analyze_file` would use."""
-    _, model, meta = _load(checkpoint, device)
-    return model, meta, evaluation_set(checkpoint is not None, meta, data, data_root, limit)
 
 
 def evaluate_checkpoint(checkpoint: str | Path | None = None, data: str | None = None, data_root: str | None = None,
                         limit: int | None = None, batch_size: int = 256, device: str = "cpu",
                         progress: bool = False) -> dict[str, float]:
     """Accuracy, loss and firing rate of a saved model on the same default test images as `analyze_checkpoint`."""
-    model, _, dataset = model_and_test_images(checkpoint, data, data_root, limit, device)
-    return evaluate(model, make_loader(dataset, batch_size), resolve_device(device), progress)
+    prepared = prepare_file(checkpoint, data, data_root, limit, device)
+    return evaluate(prepared.model, make_loader(prepared.dataset, batch_size), resolve_device(device), progress)
 
 
 def attribute_checkpoint(checkpoint: str | Path | None = None, method: str = "saliency", layer: str | None = None,
@@ -170,20 +210,20 @@ def attribute_checkpoint(checkpoint: str | Path | None = None, method: str = "sa
     (see `attribution.attribute`) and write the report folder `out` (default `reports/<name>-attribution`);
     returns `(attribution, files)`. With no `checkpoint`, the bundled baseline demo model on the bundled sample."""
     source = Path(checkpoint) if checkpoint is not None else bundled_checkpoint("baseline")
-    destination = check_output_folder(out if out is not None else default_report_folder(source, suffix="-attribution"))
-    resolve_device(device)
-    _check_counts(T=T, samples=samples)
+    destination = check_output_folder(out if out is not None else default_report_folder("attribute", [source], method),
+                                      "attribute")
+    _check_counts(samples=samples)
     with recorded_warnings() as warnings_seen:
-        path, model, meta = _load(checkpoint, device, arch=arch, arch_kwargs=arch_kwargs, T=T,
-                                  trust_pickle=trust_pickle)
-        dataset = evaluation_set(checkpoint is not None, meta, data, data_root, samples)
+        prepared = prepare_file(checkpoint, data, data_root, samples, device, arch, arch_kwargs, T, trust_pickle,
+                                time_first_input, fold, batch_first)
+        dataset = prepared.dataset
         try:
-            result = _attribute_examples(model, dataset, method, samples, time_first_input, layer=layer,
-                                         target=target, T=meta["T"], fold=fold, batch_first=batch_first,
+            result = _attribute_examples(prepared.model, dataset, method, samples, time_first_input, layer=layer,
+                                         target=target, T=prepared.T, fold=fold, batch_first=batch_first,
                                          device=device, progress=progress)
         except RuntimeError as error:
             raise _cannot_run(dataset, error) from None
-    description = {"model": meta.get("arch", type(model).__name__), "checkpoint": str(path),
+    description = {"model": prepared.meta.get("arch", type(prepared.model).__name__), "checkpoint": str(prepared.path),
                    "dataset": f"{dataset.name} (test split)", "version": __version__,
                    "command": command or "spikescope.attribute_checkpoint(...) (Python)",
                    "warnings": list(dict.fromkeys(warnings_seen))}

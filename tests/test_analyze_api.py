@@ -50,3 +50,13 @@ def test_an_empty_loader_is_a_clear_error():
     model, _ = spikescope.load(spikescope.bundled_checkpoint("baseline"))
     with pytest.raises(SpikescopeError, match="yielded no batch"):
         spikescope.analyze(model, [])
+
+
+def test_the_bundled_model_uses_the_same_images_with_or_without_its_path():
+    from spikescope.pipeline import analyze_file, evaluate_checkpoint
+
+    path = spikescope.bundled_checkpoint("baseline")
+    (unnamed, a), (named, b) = analyze_file(limit=60, capture=0), analyze_file(path, limit=60, capture=0)
+    assert a["dataset_name"] == b["dataset_name"] == "fashion-mnist-sample"
+    assert unnamed.info["accuracy"] == named.info["accuracy"]
+    assert evaluate_checkpoint(limit=60) == evaluate_checkpoint(path, limit=60)
