@@ -2,28 +2,63 @@
 
     import spikescope
     results = spikescope.analyze(model, loader, layers="all")
+
+The names below are imported when first used (`spikescope.analyze` loads torch then), so that
+`import spikescope` and the command's start-up import nothing heavy before they can take Ctrl-C.
 """
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
+
 __version__ = "0.1.0"
 
-from .analyze import AnalysisResult, analyze, repeated_input, split_batch  # noqa: E402
-from .checkpoint import bundled_checkpoint, load  # noqa: E402
-from .data import load_dataset, make_loader  # noqa: E402
-from .metrics import Energy, FiringRate, Spectrum, TemporalSimilarity  # noqa: E402
-from .metrics.spectrum import image_orientation  # noqa: E402
-from .models import build as build_model  # noqa: E402
-from .compare import Comparison, compare  # noqa: E402
-from .groupstats import paired_difference, spearman, summarize  # noqa: E402
-from .fsta import FSTA, add_fsta  # noqa: E402
-from .pipeline import analyze_checkpoint, attribute_checkpoint, evaluate_checkpoint  # noqa: E402
-from .attribution import Attribution, attribute  # noqa: E402
-from .metrics.sam import SpikeActivationMap  # noqa: E402
-from .record import SpikeRecorder  # noqa: E402
-from .train import TrainConfig, initial_model, train  # noqa: E402
-from .arms import ARMS, train_arms  # noqa: E402
+_HOMES = {  # public name -> (module, attribute)
+    "AnalysisResult": (".analyze", "AnalysisResult"), "analyze": (".analyze", "analyze"),
+    "repeated_input": (".analyze", "repeated_input"), "split_batch": (".analyze", "split_batch"),
+    "bundled_checkpoint": (".checkpoint", "bundled_checkpoint"), "load": (".checkpoint", "load"),
+    "load_dataset": (".data", "load_dataset"), "make_loader": (".data", "make_loader"),
+    "Energy": (".metrics", "Energy"), "FiringRate": (".metrics", "FiringRate"), "Spectrum": (".metrics", "Spectrum"),
+    "TemporalSimilarity": (".metrics", "TemporalSimilarity"),
+    "image_orientation": (".metrics.spectrum", "image_orientation"), "build_model": (".models", "build"),
+    "Comparison": (".compare", "Comparison"), "compare": (".compare", "compare"),
+    "paired_difference": (".groupstats", "paired_difference"), "spearman": (".groupstats", "spearman"),
+    "summarize": (".groupstats", "summarize"), "FSTA": (".fsta", "FSTA"), "add_fsta": (".fsta", "add_fsta"),
+    "analyze_checkpoint": (".pipeline", "analyze_checkpoint"),
+    "attribute_checkpoint": (".pipeline", "attribute_checkpoint"),
+    "evaluate_checkpoint": (".pipeline", "evaluate_checkpoint"),
+    "Attribution": (".attribution", "Attribution"), "attribute": (".attribution", "attribute"),
+    "SpikeActivationMap": (".metrics.sam", "SpikeActivationMap"), "SpikeRecorder": (".record", "SpikeRecorder"),
+    "TrainConfig": (".train", "TrainConfig"), "initial_model": (".train", "initial_model"),
+    "train": (".train", "train"), "ARMS": (".arms", "ARMS"), "train_arms": (".arms", "train_arms"),
+}
 
-__all__ = ["ARMS", "AnalysisResult", "Attribution", "Comparison", "Energy", "FSTA", "FiringRate", "Spectrum",
-           "SpikeActivationMap", "SpikeRecorder", "TemporalSimilarity", "TrainConfig", "__version__", "add_fsta",
-           "analyze", "analyze_checkpoint", "attribute", "attribute_checkpoint",
-           "build_model", "bundled_checkpoint", "compare", "evaluate_checkpoint", "image_orientation", "initial_model",
-           "load", "load_dataset", "make_loader", "paired_difference", "repeated_input", "spearman", "split_batch",
-           "summarize", "train", "train_arms"]
+__all__ = sorted([*_HOMES, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    """`spikescope.X` for every X in `__all__`, imported on first use."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'spikescope' has no attribute {name!r}")
+    module, attribute = _HOMES[name]
+    value = getattr(importlib.import_module(module, __name__), attribute)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
+
+
+class _Package(types.ModuleType):
+    """The package, whose functions `analyze`, `compare` and `train` keep their names when the submodules of the
+    same names are imported (the import system would otherwise set `spikescope.analyze` to the module)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not (name in _HOMES and isinstance(value, types.ModuleType)):
+            super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

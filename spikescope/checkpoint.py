@@ -54,9 +54,7 @@ def load_file(path: str | Path, trust_pickle: bool = False) -> Any:
     A file that holds pickled Python objects (a whole saved model) is refused unless
     `trust_pickle`, because unpickling runs whatever code the file names.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise SpikescopeError(f"checkpoint not found: {path}")
+    path = check_model_file(path)
     check_pytorch_file(path)
     try:
         with warnings.catch_warnings():  # torch warns about odd pickle protocols in corrupt files; we report instead
@@ -75,6 +73,22 @@ def load_file(path: str | Path, trust_pickle: bool = False) -> Any:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # the user's own classes may be missing or broken
         raise SpikescopeError(f"cannot unpickle {path} ({describe(error)})") from None
+
+
+MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+
+
+def check_model_file(path: str | Path) -> Path:
+    """`path` as a Path if it is a file; otherwise a one-line error, which for a folder names the file to pass."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise SpikescopeError(f"checkpoint not found: {path}")
+    inside = sorted(p for p in path.iterdir() if p.suffix in MODEL_SUFFIXES and p.is_file())
+    example = path / "checkpoint.pt" if (path / "checkpoint.pt").is_file() else (inside[0] if inside else None)
+    raise SpikescopeError(f"{path} is a folder; pass the checkpoint file inside it" + (
+        f", such as {example}" if example else f" (it holds no {', '.join(MODEL_SUFFIXES)} file)"))
 
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # torch.save's default zip container (a local header, or empty)

@@ -58,10 +58,10 @@ class ImageSet:
         if limit is None:
             return self
         if limit < 1:
-            raise SpikescopeError(f"--limit must be positive, got {limit}")
+            raise SpikescopeError(f"the first {limit:,} images of {self.name} were asked for; ask for at least 1")
         if limit > len(self):
-            note(f"the first {limit:,} images of {self.name} were asked for (--limit), but it has {len(self):,}; "
-                 f"all {len(self):,} are used")
+            used = f"all {len(self):,} are" if len(self) > 1 else "that one is"
+            note(f"the first {limit:,} images of {self.name} were asked for, but it has {len(self):,}; {used} used")
         return self.take(slice(None, limit))
 
     def take(self, index: slice) -> "ImageSet":

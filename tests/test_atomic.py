@@ -103,7 +103,7 @@ def test_a_failed_report_leaves_the_previous_report_and_no_staging_folder(tmp_pa
     with report_folder(out, {"kind": "first"}) as staging:
         (staging / "layers.csv").write_bytes(b"first\n")
     with pytest.raises(RuntimeError, match="boom"):
-        with report_folder(out, {"kind": "second"}) as staging:
+        with report_folder(out, {"kind": "first"}) as staging:
             (staging / "layers.csv").write_bytes(b"second\n")
             raise RuntimeError("boom")
     assert (out / "layers.csv").read_bytes() == b"first\n"

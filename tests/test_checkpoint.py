@@ -122,3 +122,19 @@ def test_cli_reports_bad_checkpoints_in_one_line_with_exit_code_2(tmp_path, cont
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_folder_given_as_the_checkpoint_names_the_file_to_pass(tmp_path):
+    run = tmp_path / "runs" / "x"
+    run.mkdir(parents=True)
+    with pytest.raises(SpikescopeError, match=r"x is a folder; pass the checkpoint file inside it \(it holds no .pt"):
+        load(run)
+    (run / "model_best.pth").write_bytes(b"")
+    with pytest.raises(SpikescopeError, match=f"x is a folder; pass the checkpoint file inside it, such as "
+                                              f"{run / 'model_best.pth'}$"):
+        read_checkpoint(run)
+    (run / "checkpoint.pt").write_bytes(b"")
+    result = subprocess.run([sys.executable, "-m", "spikescope", "evaluate", str(run)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == (f"spikescope: error: {run} is a folder; pass the checkpoint file inside it, such as "
+                             f"{run / 'checkpoint.pt'}\n")

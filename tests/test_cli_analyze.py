@@ -14,6 +14,7 @@ import torch
 import snn_zoo
 from conftest import CreatesAFile, write_cifar10
 from spikescope.checkpoint import bundled_checkpoint
+from spikescope.cli import build_parser
 
 TESTS = Path(__file__).parent
 OUTPUTS = {"report.html", "plotly.min.js", "layers.csv", "timesteps.csv", "energy.csv", "spectra.npz",
@@ -116,7 +117,6 @@ def bad_inputs(tmp_path):
         "data of the wrong shape": (["analyze", tmp_path / "plain.pt", "--arch", "snn_zoo:plain_snn", "--data",
                                      "cifar10", "--data-root", tmp_path], "cannot run on cifar10 images"),
         "cuda missing": (["analyze", "--device", "cuda"], "no CUDA GPU"),
-        "T zero": (["analyze", "--T", 0], "--T must be at least 1, got 0"),
         "no layer named": (["analyze", "--layers", ","], "--layers ',' names no layer"),
         "device gpu": (["analyze", "--device", "gpu"], "unknown device 'gpu'; devices available here: cpu"),
         "device mps": (["analyze", "--device", "mps"], "--device mps: spikescope keeps its statistics in float64, "
@@ -150,9 +150,24 @@ def test_every_command_names_the_devices_that_work_when_given_one_that_does_not(
 def test_a_limit_beyond_the_dataset_says_how_many_images_were_used(tmp_path):
     result = spikescope("analyze", "--limit", 5000, "--out", tmp_path / "r")
     assert result.returncode == 0, result.stderr
-    assert ("spikescope: note: the first 5,000 images of fashion-mnist-sample were asked for (--limit), but it has "
+    assert ("spikescope: note: the first 5,000 images of fashion-mnist-sample were asked for, but it has "
             "1,000; all 1,000 are used" in result.stderr)
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["samples"] == 1000
+
+
+@pytest.mark.parametrize("command, flag, value", [
+    ("analyze", "--limit", "0"), ("analyze", "--batch-size", "0"), ("analyze", "--T", "0"),
+    ("analyze", "--attribution-samples", "0"), ("evaluate", "--limit", "-3"), ("attribute", "--samples", "0"),
+    ("attribute", "--T", "0"), ("compare", "--limit", "0"), ("train", "--epochs", "0"), ("train", "--test-limit", "0"),
+    ("train", "--track", "-1"), ("train-arms", "--seeds", "0"), ("train-arms", "--compare-limit", "0"),
+    ("train-arms", "--limit", "0"), ("train-arms", "--batch-size", "0")])
+def test_every_count_flag_is_refused_while_parsing_in_a_line_that_names_it(capsys, command, flag, value):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser()[0].parse_args([command, flag, value])
+    minimum = 0 if flag == "--track" else 1
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (f"spikescope {command}: error: argument {flag}: must be at least {minimum}, "
+                                       f"got {value} (see --help)\n")
 
 
 def test_data_with_other_labels_than_the_model_was_trained_on_warns_that_accuracy_is_meaningless(tmp_path):

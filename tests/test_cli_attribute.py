@@ -15,8 +15,8 @@ LAYERS = [f"block{i}.lif" for i in range(1, 6)]
 def test_attribute_without_arguments_writes_the_report_folder_of_the_bundled_model(in_tmp):
     result = spikescope("attribute", "--samples", "4", "--method", "gradcam", "--target", "label")
     assert result.returncode == 0, result.stderr
-    out = in_tmp / "reports" / "compact_cnn_baseline-attribution"
-    assert "spikescope: report folder: reports/compact_cnn_baseline-attribution" in result.stderr
+    out = in_tmp / "reports" / "compact_cnn_baseline-gradcam"
+    assert "spikescope: report folder: reports/compact_cnn_baseline-gradcam" in result.stderr
     assert {p.name for p in out.iterdir()} == {".spikescope-report", "report.html", "plotly.min.js",
                                                "attributions.npz", "attribution.json"}
     arrays = np.load(out / "attributions.npz")
@@ -40,7 +40,7 @@ def test_attribute_without_arguments_writes_the_report_folder_of_the_bundled_mod
      "block3.lif, block4.lif, block5.lif"),
     (["--target", "12"], "--target 12 is not a class of this model (0..9)"),
     (["--target", "best"], "--target must be pred, label or a class index, got 'best'"),
-    (["--samples", "0"], "--samples must be at least 1, got 0"),
+    (["--samples", "0"], "argument --samples: must be at least 1, got 0"),
     (["--method", "lrp"], "argument --method: invalid choice: 'lrp'"),
     (["--device", "gpu"], "unknown device 'gpu'"),
     (["missing.pt"], "missing.pt"),

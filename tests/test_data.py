@@ -150,5 +150,5 @@ def test_limit_takes_the_first_images_and_shuffling_is_a_function_of_the_seed():
 def test_unknown_dataset_and_bad_limit_are_clear_errors():
     with pytest.raises(SpikescopeError, match="unknown dataset 'mnist'"):
         load_dataset("mnist")
-    with pytest.raises(SpikescopeError, match="--limit must be positive"):
+    with pytest.raises(SpikescopeError, match="the first 0 images of gratings were asked for; ask for at least 1"):
         load_dataset("gratings", limit=0)

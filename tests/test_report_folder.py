@@ -134,8 +134,8 @@ def test_a_kill_signal_while_staging_cleans_up_and_a_killed_runs_leftovers_are_r
 def test_the_library_check_matches_the_cli(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(SpikescopeError, match="existing file"):
-        check_output_folder(tmp_path / "file")
-    assert check_output_folder(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+        check_output_folder(tmp_path / "file", "analyze")
+    assert check_output_folder(tmp_path / "new" / "deeper", "analyze") == tmp_path / "new" / "deeper"
     assert not (tmp_path / "new").exists()  # checking creates nothing
 
 
@@ -156,7 +156,10 @@ def test_default_names_follow_the_run_folder_and_two_checkpoints_never_share_one
 
     (tmp_path / "other" / "baseline").mkdir(parents=True)  # another run folder with the same name
     shutil.copy(bundled_checkpoint("baseline"), tmp_path / "other" / "baseline" / "checkpoint.pt")
-    assert default_report_folder(runs / "baseline" / "checkpoint.pt", reports) == reports / "baseline"  # its own
-    assert default_report_folder(tmp_path / "other" / "baseline" / "checkpoint.pt", reports) == reports / "baseline-2"
-    assert default_report_folder(tmp_path / "model_best.pt", reports) == reports / tmp_path.name
-    assert default_report_folder(tmp_path / "resnet20_fsta.pt", reports) == reports / "resnet20_fsta"
+    def default(model):
+        return default_report_folder("analyze", [model], root=reports)
+
+    assert default(runs / "baseline" / "checkpoint.pt") == reports / "baseline"  # its own
+    assert default(tmp_path / "other" / "baseline" / "checkpoint.pt") == reports / "baseline-2"
+    assert default(tmp_path / "model_best.pt") == reports / tmp_path.name
+    assert default(tmp_path / "resnet20_fsta.pt") == reports / "resnet20_fsta"

@@ -9,13 +9,14 @@ from typing import Callable
 
 from .. import distributed
 from ..attribution import METHODS
+from ..checkpoint import bundled_checkpoint
 from ..errors import SpikescopeError
 from ..metrics.energy import ENERGY_PRESETS_PJ
 from ..pipeline import analyze_checkpoint, evaluate_checkpoint
-from ..report.folder import default_report_folder
+from ..report.folder import check_output_folder, default_report_folder
 from ..summary import summary_table
 from ..train import FIRING_RATE_DEFINITION
-from .common import add_data_flags, add_model_flags, command_line
+from .common import add_data_flags, add_model_flags, command_line, positive_int
 
 ANALYZE_EXAMPLES = """examples:
   spikescope analyze                                   # the bundled demo model on the bundled sample
@@ -56,15 +57,15 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
     a.add_argument("--energy", choices=tuple(ENERGY_PRESETS_PJ), default="fp32",
                    help="energy per operation preset (default: %(default)s)")
     a.add_argument("--out", help="output folder, written whole or not at all; an existing one is replaced only if it "
-                                 "is a spikescope report (default: reports/<checkpoint name>, or the run folder's "
-                                 "name for a generic file name such as checkpoint.pt)")
+                                 "is an analyze report holding only what it wrote (default: reports/<checkpoint "
+                                 "name>, or the run folder's name for a generic file name such as checkpoint.pt)")
     a.add_argument("--png", action="store_true", help="also write static figures for papers (matplotlib)")
     add_model_flags(a)
     a.add_argument("--attribution", nargs="?", const="saliency", choices=METHODS, metavar="METHOD",
                    help="also attribute the first --attribution-samples images (METHOD: "
                         f"{', '.join(METHODS)}; default saliency) and measure every layer's mean spike activation "
                         "map; write --attribution=METHOD, or put the flag after the checkpoint")
-    a.add_argument("--attribution-samples", type=int, default=8, metavar="K", help="default: %(default)s")
+    a.add_argument("--attribution-samples", type=positive_int, default=8, metavar="K", help="default: %(default)s")
     a.add_argument("--membrane", action="store_true",
                    help="also measure where membrane potentials sit relative to the threshold (spikescope, "
                         "SpikingJelly, snnTorch and sinabs neurons)")
@@ -92,8 +93,9 @@ def run_analyze(args: argparse.Namespace) -> None:
         print(f"spikescope: warning: --trust-pickle: unpickling {args.checkpoint} runs code from that file",
               file=sys.stderr)
     out = args.out
-    if out is None and args.checkpoint is not None:
-        out = default_report_folder(Path(args.checkpoint))
+    if out is None:
+        source = Path(args.checkpoint) if args.checkpoint else bundled_checkpoint("baseline")
+        out = check_output_folder(default_report_folder("analyze", [source]), "analyze")
         if main:
             print(f"spikescope: report folder: {out}", file=sys.stderr)
     result, files = analyze_checkpoint(

@@ -12,8 +12,8 @@ from ..attribution import METHODS
 from ..checkpoint import bundled_checkpoint
 from ..data import DATASETS
 from ..pipeline import attribute_checkpoint
-from ..report.folder import default_report_folder
-from .common import DEVICE_HELP, add_model_flags, command_line
+from ..report.folder import check_output_folder, default_report_folder
+from .common import DEVICE_HELP, add_model_flags, command_line, positive_int
 
 EXAMPLES = """examples:
   spikescope attribute                                 # saliency of the bundled demo model on 16 sample images
@@ -40,7 +40,7 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
     a.add_argument("--method", choices=METHODS, default="saliency", help="default: %(default)s")
     a.add_argument("--layer", help="spiking layer for gradcam, layer-ig and sam (default: the deepest one with 2D "
                                    "spike maps)")
-    a.add_argument("--samples", type=int, default=16, help="how many test images, from the first (default: "
+    a.add_argument("--samples", type=positive_int, default=16, help="how many test images, from the first (default: "
                                                            "%(default)s)")
     a.add_argument("--target", default="pred", help="class attributed: pred (the prediction), label, or a class "
                                                     "index (default: %(default)s)")
@@ -49,7 +49,7 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
     a.add_argument("--data-root", help="folder holding the dataset files")
     a.add_argument("--device", default="cpu", help=DEVICE_HELP)
     a.add_argument("--out", help="output folder, written whole or not at all (default: reports/<checkpoint "
-                                 "name>-attribution)")
+                                 "name>-<method>)")
     add_model_flags(a)
     return {"attribute": run_attribute}
 
@@ -58,7 +58,7 @@ def run_attribute(args: argparse.Namespace) -> None:
     out = args.out
     if out is None:
         source = Path(args.checkpoint) if args.checkpoint else bundled_checkpoint("baseline")
-        out = default_report_folder(source, suffix="-attribution")
+        out = check_output_folder(default_report_folder("attribute", [source], args.method), "attribute")
         print(f"spikescope: report folder: {out}", file=sys.stderr)
     result, files = attribute_checkpoint(
         args.checkpoint, method=args.method, layer=args.layer, samples=args.samples, target=args.target, out=out,
@@ -66,5 +66,6 @@ def run_attribute(args: argparse.Namespace) -> None:
         T=args.T, trust_pickle=args.trust_pickle, time_first_input=args.time_first_input, fold=args.fold,
         batch_first=args.batch_first, command=command_line(), progress=True)
     scores = "" if result.infidelity is None else f", median infidelity {float(np.median(result.infidelity)):.3g}"
-    print(f"{result.method}: {len(result.images)} images in {result.seconds:.1f} s{scores}")
+    images = len(result.images)
+    print(f"{result.method}: {images} image{'' if images == 1 else 's'} in {result.seconds:.1f} s{scores}")
     print(f"report: {files['report.html']}")

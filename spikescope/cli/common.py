@@ -5,7 +5,7 @@ import argparse
 import json
 import shlex
 import sys
-from typing import Any
+from typing import Any, Sequence
 
 from ..data import DATASETS
 from ..timelayout import FOLD_ORDERS
@@ -31,19 +31,40 @@ def arch_kwarg(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for counts (images, seeds, epochs, timesteps): a whole number of at least 1, so that a bad
+    value is refused while parsing, in a message that names the flag as typed."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type for counts where 0 means none (train --track)."""
+    return _whole_number(text, 0)
+
+
+def _whole_number(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+    return value
+
+
 def add_data_flags(parser: argparse.ArgumentParser, batch_size: int, what: str) -> None:
     """--data, --data-root, --limit, --batch-size and --device, as every analysing command takes them."""
     parser.add_argument("--data", choices=DATASETS, help="dataset (default: the checkpoint's; the bundled sample "
                                                           "for the demo model)")
     parser.add_argument("--data-root", help="folder holding the dataset files")
-    parser.add_argument("--limit", type=int, help=f"{what} the first N test images only")
-    parser.add_argument("--batch-size", type=int, default=batch_size, help="default: %(default)s")
+    parser.add_argument("--limit", type=positive_int, help=f"{what} the first N test images only")
+    parser.add_argument("--batch-size", type=positive_int, default=batch_size, help="default: %(default)s")
     parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
 
 
-def command_line() -> str:
-    """The command as typed, for the record in reports."""
-    return shlex.join(["spikescope", *sys.argv[1:]])
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command as typed (`argv`, by default the command line's), for the record in reports and in messages."""
+    return shlex.join(["spikescope", *(sys.argv[1:] if argv is None else argv)])
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +72,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", help="for a plain state dict: package.module:factory (or a spikescope model name)")
     parser.add_argument("--arch-kw", type=arch_kwarg, action="append", default=[], metavar="KEY=VALUE",
                         help="argument for the --arch factory (repeatable)")
-    parser.add_argument("--T", type=int, help="timesteps, for models whose file does not say")
+    parser.add_argument("--T", type=positive_int, help="timesteps, for models whose file does not say")
     parser.add_argument("--time-first-input", action="store_true",
                         help="feed [T, B, C, H, W] (images repeated T times), for multi-step models such as "
                              "SpikingJelly networks in 'm' mode")

@@ -17,7 +17,7 @@ from ..compare import DEFINITIONS, Comparison
 from ..fsta import fsta_branches
 from . import figures
 from .figures import PALETTE, _grid
-from .folder import report_folder
+from .folder import report_folder, report_marker
 from .outputs import plain
 from .page import PLOTLY_JS, figure_block, page, plotly_js
 from .tables import COLUMN_FORMATS, table
@@ -496,7 +496,9 @@ def write_comparison(comparison: Comparison, out: str | Path, plotly_src: str | 
     }
     if plotly_src is None:
         contents[PLOTLY_JS] = plotly_js().encode()
-    with report_folder(out, {"kind": "compare", "source": None, "spikescope_version": __version__}) as staging:
+    marker = report_marker("compare", [meta["checkpoint"] for meta in comparison.meta.values()],
+                           getattr(comparison, "folder_variant", ""), spikescope_version=__version__)
+    with report_folder(out, marker) as staging:
         for name, data in contents.items():
             (staging / name).write_bytes(data)
     return {name: Path(out) / name for name in contents}

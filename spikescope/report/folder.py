@@ -1,11 +1,14 @@
 """Report folders written whole or not at all, and never over a user's own files.
 
 A report is assembled in a hidden sibling folder and renamed into place. An existing folder is
-replaced only if it is empty or holds our marker file (a spikescope report); anything else is
-refused before any work starts, so `--out .` or `--out ~` cannot cost anyone their files.
+replaced only if it is empty or a report of the same kind that holds nothing but what that report
+wrote (its marker file lists it); anything else is refused before any work starts, so `--out .`,
+`--out ~` or a rerun cannot cost anyone their files. Default folder names come from one rule for
+every kind of report and are never shared by two different reports.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -15,7 +18,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from ..atomic import UMASK, check_folder_creatable
 from ..errors import SpikescopeError
@@ -23,37 +26,158 @@ from ..errors import SpikescopeError
 MARKER = ".spikescope-report"
 GENERIC_WORDS = r"checkpoint|ckpt|model|weights|state_dict|last|best|final|latest|epoch|step|\d+"
 GENERIC_STEM = re.compile(rf"(?:(?:{GENERIC_WORDS})[-_.]?)+", re.IGNORECASE)  # model_best, checkpoint-epoch10, ...
+STAGING_AFFIXES = len(".") + len(".") + 8 + len(".partial")  # `.{name}.XXXXXXXX.partial`: mkdtemp's 8 random letters
+LONGEST_ENTRY = len("/figures/membrane_potentials.png")  # room for the deepest file a report writes
+DEFAULT_NAME_MAX = 100  # characters of a default folder name; longer names are cut and end in a hash of the whole
+WRITTEN_BEFORE_FILE_LISTS = {  # what each kind of report wrote when markers did not yet list their files
+    "analyze": {"report.html", "plotly.min.js", "layers.csv", "timesteps.csv", "channels.csv", "energy.csv",
+                "spectra.npz", "similarity.npz", "spikes.npz", "summary.json", "attributions.npz", "sam.npz",
+                "membrane.npz", "figures/"},
+    "attribute": {"report.html", "plotly.min.js", "attributions.npz", "attribution.json"},
+    "compare": {"comparison.html", "comparison.csv", "comparison.json", "plotly.min.js"},
+}
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
     """The marker of a spikescope report folder, or None if `folder` is not one."""
     try:
-        return json.loads((folder / MARKER).read_text())
+        marker = json.loads((folder / MARKER).read_text())
     except (OSError, ValueError):
         return None
+    return marker if isinstance(marker, dict) else None
 
 
-def check_output_folder(out: str | os.PathLike) -> Path:
-    """`out` as a Path if a report may be written there; otherwise a one-line error (nothing is created)."""
+def report_marker(kind: str, sources: Sequence[str | Path], variant: str = "", **extra: Any) -> dict[str, Any]:
+    """What a report's marker records: its kind, the model files it was made from (resolved, in order) and the
+    variant that tells reports of the same kind and files apart (attribute's method, compare's groups)."""
+    return {"kind": kind, "sources": [str(Path(source).resolve()) for source in sources], "variant": variant,
+            **extra}
+
+
+def _identity(marker: dict[str, Any]) -> tuple[Any, ...]:
+    """(kind, sources, variant) of a marker; a marker of spikescope 0.1 names one "source" and no variant."""
+    sources = marker.get("sources", [marker["source"]] if marker.get("source") else [])
+    return marker.get("kind"), list(sources), marker.get("variant", "")
+
+
+def _entries(folder: Path) -> set[str]:
+    """The top-level entries of `folder` as a marker lists them: files by name, folders as `name/`."""
+    return {entry.name + ("/" if entry.is_dir() else "") for entry in folder.iterdir() if entry.name != MARKER}
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """The nearest folder above `path` that exists (or a file in its place)."""
+    ancestor = path.absolute().parent
+    while True:
+        try:
+            if ancestor.exists():
+                return ancestor
+        except OSError:  # a name too long to look up does not exist either
+            pass
+        ancestor = ancestor.parent
+
+
+def _check_path_length(out: Path) -> None:
+    """A one-line error if the file system cannot hold `out`, its staging sibling or the files inside it."""
+    ancestor = _existing_ancestor(out)
+    name_max, path_max = os.pathconf(ancestor, "PC_NAME_MAX"), os.pathconf(ancestor, "PC_PATH_MAX")
+    target = out.absolute()
+    too_long = [part for part in target.parts[1:] if len(os.fsencode(part)) > name_max]
+    if len(os.fsencode(target.name)) + STAGING_AFFIXES > name_max and not too_long:
+        too_long = [target.name]
+    if too_long:
+        limit = name_max - STAGING_AFFIXES if too_long == [target.name] else name_max
+        raise SpikescopeError(f"--out {_shorten(str(out))} has a name of {len(os.fsencode(too_long[0]))} bytes "
+                              f"({_shorten(too_long[0])}); this file system takes {limit} at most: choose a shorter "
+                              "--out (or --label)")
+    if len(os.fsencode(str(target))) + LONGEST_ENTRY >= path_max:
+        raise SpikescopeError(f"--out {_shorten(str(out))} is too long a path for this file system "
+                              f"({path_max} bytes with the files inside): choose a shorter one")
+
+
+def _shorten(text: str, keep: int = 60) -> str:
+    """`text` cut to about `keep` characters for an error message."""
+    return text if len(text) <= keep else f"{text[:keep // 2]}...{text[-keep // 2:]}"
+
+
+def _check_writable(out: Path) -> None:
+    """A one-line error unless a folder can be made where `out` goes: tried for real (a probe folder is made and
+    removed), since permission bits do not stop root but a read-only or virtual file system does."""
+    ancestor = _existing_ancestor(out)
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".spikescope-probe.", dir=ancestor))
+    except OSError as error:
+        raise SpikescopeError(f"--out {_shorten(str(out))} cannot be created: {ancestor} does not take new folders "
+                              f"({error.strerror})") from None
+
+
+def check_output_folder(out: str | os.PathLike, kind: str) -> Path:
+    """`out` as a Path if a report of `kind` may be written there; otherwise a one-line error, before any work.
+
+    The path must be creatable and short enough for the file system; an existing folder must be empty or a
+    report of the same kind holding nothing but the entries its marker lists (markers written before the
+    lists existed: the entries that kind of report writes), so a rerun never deletes a user's files.
+    """
+    _check_path_length(Path(out))
     out = check_folder_creatable(out)
-    if out.is_dir() and any(out.iterdir()) and read_marker(out) is None:
+    if not out.is_dir():
+        _check_writable(out)
+        return out
+    if not any(out.iterdir()):
+        return out
+    marker = read_marker(out)
+    if marker is None:
         raise SpikescopeError(f"--out {out} is a non-empty folder that is not a spikescope report (no {MARKER} "
                               "inside); spikescope never overwrites such a folder: choose a new or empty one")
+    if marker.get("kind") != kind:
+        raise SpikescopeError(f"--out {out} holds a {marker.get('kind')} report, which a {kind} report would "
+                              "replace: choose another --out")
+    listed = marker.get("files")
+    written = set(listed) if isinstance(listed, list) else WRITTEN_BEFORE_FILE_LISTS.get(kind, set())
+    foreign = sorted(_entries(out) - written)
+    if foreign:
+        raise SpikescopeError(f"--out {out} holds files that the report did not write ({', '.join(foreign[:3])}"
+                              f"{', ...' if len(foreign) > 3 else ''}); rewriting the report would delete them: "
+                              "move them out or choose another --out")
+    _check_writable(out)
     return out
 
 
-def default_report_folder(checkpoint: Path, root: Path = Path("reports"), suffix: str = "") -> Path:
-    """`root/<name><suffix>` for a checkpoint: its file name, or its run folder's name when the file name is generic
-    (`runs/fsta/checkpoint.pt` -> `reports/fsta`). A folder holding another checkpoint's report is never
-    reused: `-2`, `-3`, ... are appended instead."""
-    name = checkpoint.stem
-    if GENERIC_STEM.fullmatch(name) and checkpoint.absolute().parent.name:
-        name = checkpoint.absolute().parent.name
-    name += suffix
-    source = str(checkpoint.resolve())
+def _label(source: Path) -> str:
+    """A model file's name for folder names: its stem, or its run folder's name when the stem is generic
+    (`runs/fsta/checkpoint.pt` -> `fsta`)."""
+    if GENERIC_STEM.fullmatch(source.stem) and source.absolute().parent.name:
+        return source.absolute().parent.name
+    return source.stem
+
+
+def _folder_name(text: str) -> str:
+    """`text` as a safe folder name: other characters than letters, digits, `_`, `.` and `-` become `_`, it never
+    starts with a dot (hidden, or `..`), and a long one is cut and ends in a hash of the whole."""
+    name = re.sub(r"[^\w.-]", "_", text).lstrip(".") or "report"
+    if len(name) > DEFAULT_NAME_MAX:
+        name = f"{name[:DEFAULT_NAME_MAX - 9]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return name
+
+
+def default_report_folder(kind: str, sources: Sequence[str | Path], variant: str = "",
+                          names: Sequence[str] | None = None, root: Path = Path("reports")) -> Path:
+    """Where a report goes by default: `root/<label>` for analyze, `root/<label>-<method>` for attribute (the
+    method is the `variant`), `root/compare-<first>-<last>` for compare, labels taken from `names` or else from
+    the model files. A folder is reused only by a report of the same kind, files and variant; otherwise
+    `-2`, `-3`, ... is appended, so two reports never share one."""
+    labels = list(names) if names is not None else [_label(Path(source)) for source in sources]
+    if kind == "compare":
+        name = "compare-" + "-".join(dict.fromkeys([labels[0], labels[-1]]))
+    else:
+        name = labels[0] + (f"-{variant}" if kind == "attribute" and variant else "")
+    name = _folder_name(name)
+    identity = _identity(report_marker(kind, sources, variant))
     candidate, number = root / name, 1
-    while candidate.exists() and (read_marker(candidate) or {}).get("source") != source:
-        if candidate.is_dir() and not any(candidate.iterdir()):
+    while candidate.exists():
+        marker = read_marker(candidate)
+        if (marker is not None and _identity(marker) == identity) or (candidate.is_dir()
+                                                                       and not any(candidate.iterdir())):
             break
         number += 1
         candidate = root / f"{name}-{number}"
@@ -124,9 +248,11 @@ def report_folder(out: str | os.PathLike, marker: dict[str, Any]) -> Iterator[Pa
 
     On any exception (Ctrl-C and SIGTERM included) the staging folder is removed and `out` is left as
     it was: absent, or the previous complete report. The swap itself defers both signals. `marker` is
-    stored in `out/.spikescope-report`.
+    stored in `out/.spikescope-report` with the list of entries the block wrote, so that a rerun can tell
+    them from files a user added (see `check_output_folder`, which refuses a folder of another kind).
     """
-    out = check_output_folder(out)
+    kind = marker.get("kind", "")
+    out = check_output_folder(out, kind)
     target = out.resolve()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -138,8 +264,9 @@ def report_folder(out: str | os.PathLike, marker: dict[str, Any]) -> Iterator[Pa
         try:
             os.chmod(staging, 0o777 & ~UMASK)  # mkdtemp makes 0700; give the folder mkdir's permissions
             yield staging
-            (staging / MARKER).write_text(json.dumps({"format": "spikescope-report", **marker}, indent=1))
-            check_output_folder(out)  # the folder may have changed while the report was computed
+            record = {"format": "spikescope-report", **marker, "files": sorted(_entries(staging))}
+            (staging / MARKER).write_text(json.dumps(record, indent=1))
+            check_output_folder(out, kind)  # the folder may have changed while the report was computed
             with _interrupts_deferred():
                 _swap_into_place(staging, target)
         finally:

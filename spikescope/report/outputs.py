@@ -19,7 +19,7 @@ from ..analyze import AnalysisResult
 from ..attribution import Attribution
 from ..claims import read_claims
 from ..metrics.membrane import COLUMNS
-from .folder import report_folder
+from .folder import report_folder, report_marker
 from .html import render, render_attribution
 from .page import PLOTLY_JS, plotly_js
 
@@ -135,7 +135,7 @@ def write_outputs(result: AnalysisResult, meta: dict[str, Any], out: str | Path,
         return {}
     out = Path(out)
     contents = render_outputs(result, meta)
-    with _report_folder(out, "analyze", meta, contents) as staging:
+    with _report_folder(out, "analyze", "", meta, contents) as staging:
         figures = []
         if png:
             from .static import write_png_figures  # matplotlib loads only when asked for
@@ -145,12 +145,12 @@ def write_outputs(result: AnalysisResult, meta: dict[str, Any], out: str | Path,
 
 
 @contextmanager
-def _report_folder(out: Path, kind: str, meta: dict[str, Any], contents: dict[str, bytes]) -> Iterator[Path]:
-    """`report_folder` for a report of `kind` made from the model file `meta` names, with `contents` written into
-    its staging folder; the block may add more before the folder replaces `out`."""
+def _report_folder(out: Path, kind: str, variant: str, meta: dict[str, Any],
+                   contents: dict[str, bytes]) -> Iterator[Path]:
+    """`report_folder` for a report of `kind` and `variant` made from the model file `meta` names, with
+    `contents` written into its staging folder; the block may add more before the folder replaces `out`."""
     source = meta.get("checkpoint")
-    marker = {"kind": kind, "source": str(Path(source).resolve()) if source else None,
-              "spikescope_version": meta.get("version")}
+    marker = report_marker(kind, [source] if source else [], variant, spikescope_version=meta.get("version"))
     with report_folder(out, marker) as staging:
         for name, data in contents.items():
             (staging / name).write_bytes(data)
@@ -170,6 +170,6 @@ def write_attribution_outputs(attribution: Attribution, meta: dict[str, Any], ou
                                        indent=1, allow_nan=False).encode(),
         PLOTLY_JS: plotly_js().encode(),
     }
-    with _report_folder(out, "attribute", meta, contents):
+    with _report_folder(out, "attribute", attribution.method, meta, contents):
         pass
     return {name: out / name for name in contents}
