@@ -40,21 +40,33 @@ def finished(checkpoint: Path, config: TrainConfig) -> bool:
 def train_arms(config: TrainConfig, arms: Sequence[str] = ("baseline", "fsta"), seeds: Sequence[int] = (0, 1, 2),
                out: str | Path = "runs/arms", progress: bool = True) -> dict[str, list[Path]]:
     """Train every arm of `ARMS` named in `arms` for every seed with `config`'s recipe; returns the checkpoints
-    by arm, in seed order. Finished runs are skipped and unfinished ones resumed."""
+    by arm, in seed order. Finished runs are skipped and unfinished ones resumed. Everything (the arms, the
+    seeds, the recipe, the runs already there) is checked before the first run starts."""
+    check_arms(arms, seeds)
+    config.validate()
+    runs = [(arm, dataclasses.replace(config, fsta=ARMS[arm], seed=seed, out=str(run_folder(out, arm, seed))))
+            for seed in seeds for arm in arms]  # seed-major: an interrupted study has whole pairs to compare
+    done = {run.out: finished(Path(run.out) / "checkpoint.pt", run) for _, run in runs
+            if (Path(run.out) / "checkpoint.pt").exists()}
+    paths: dict[str, list[Path]] = {}
+    for arm, run in runs:
+        checkpoint = Path(run.out) / "checkpoint.pt"
+        if run.out not in done:
+            train(run, progress=progress)
+        elif not done[run.out]:
+            train(run, resume_from=checkpoint, progress=progress)
+        paths.setdefault(arm, []).append(checkpoint)
+    return paths
+
+
+def check_arms(arms: Sequence[str], seeds: Sequence[int]) -> None:
+    """One-line errors for unknown or repeated arms and for missing or repeated seeds: a repeated arm would
+    be compared with itself, which gives statistics that mean nothing."""
     unknown = [arm for arm in arms if arm not in ARMS]
     if unknown or not arms:
         raise SpikescopeError(f"unknown arm {unknown[0] if unknown else '(none)'}; choose from {', '.join(ARMS)}")
+    twice = next((arm for arm in arms if list(arms).count(arm) > 1), None)
+    if twice is not None:
+        raise SpikescopeError(f"--arms names {twice} twice; name each arm once")
     if not seeds or len(set(seeds)) != len(seeds):
         raise SpikescopeError(f"give at least one seed, each once; got {list(seeds)}")
-    paths: dict[str, list[Path]] = {}
-    for seed in seeds:  # seed-major: an interrupted study has whole pairs to compare
-        for arm in arms:
-            folder = run_folder(out, arm, seed)
-            run = dataclasses.replace(config, fsta=ARMS[arm], seed=seed, out=str(folder))
-            checkpoint = folder / "checkpoint.pt"
-            if not checkpoint.exists():
-                train(run, progress=progress)
-            elif not finished(checkpoint, run):
-                train(run, resume_from=checkpoint, progress=progress)
-            paths.setdefault(arm, []).append(checkpoint)
-    return paths

@@ -40,6 +40,7 @@ from .data import ImageSet, load_dataset, make_loader
 from .devices import resolve_device
 from .errors import SpikescopeError, note
 from .models import build
+from .models.registry import data_kwargs
 from .metrics.firing import FiringRate
 from .record import SpikeRecorder
 from .tracking import track_layers
@@ -225,7 +226,8 @@ def train(config: TrainConfig | None = None, resume_from: str | Path | None = No
     if state is not None:
         trained_with = state["training_state"].get("processes", 1)
         if trained_with != processes:
-            note(f"{resume_from} was trained with {trained_with} process(es) so far and continues with {processes}: "
+            so_far = f"{trained_with} process{'' if trained_with == 1 else 'es'}"
+            note(f"{resume_from} was trained with {so_far} so far and continues with {processes}: "
                  "a valid run, but not the one an uninterrupted run would have given")
     device = resolve_device(config.device)
     deterministic = torch.are_deterministic_algorithms_enabled()
@@ -237,7 +239,9 @@ def train(config: TrainConfig | None = None, resume_from: str | Path | None = No
 
 
 def _arch_kwargs(config: TrainConfig, train_set: ImageSet) -> dict[str, Any]:
-    return {"in_channels": train_set.images.shape[1], "num_classes": len(train_set.classes), **config.arch_kwargs,
+    """The architecture's arguments: what follows from the data (channels, classes, image size), then the
+    run's own (--arch-kw, which may override them), T and FSTA."""
+    return {**data_kwargs(config.arch, train_set.images.shape[1:], len(train_set.classes)), **config.arch_kwargs,
             "T": config.T, "fsta": config.fsta}
 
 

@@ -1,5 +1,6 @@
 """Paired training resumes without retraining finished runs; tracks of an interrupted run equal an uninterrupted one."""
 import dataclasses
+import json
 import signal
 import subprocess
 import sys
@@ -11,8 +12,10 @@ import torch
 import spikescope
 from spikescope.arms import run_folder
 from spikescope.checkpoint import read_checkpoint, save_checkpoint
+from spikescope.data import load_dataset
 from spikescope.errors import SpikescopeError
 from spikescope.train import TrainConfig
+from test_data import write_idx
 from test_kill_resume import LAUNCHER, STEPS_PER_EPOCH, TRAIN_ARGS
 
 TINY = TrainConfig(data="fashion-mnist-sample", arch_kwargs={"width": 4}, batch_size=32, limit=64, test_limit=32,
@@ -70,3 +73,51 @@ def test_tracks_of_a_run_killed_mid_epoch_and_resumed_equal_those_of_an_uninterr
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "tracks.csv"), expected, check_exact=True)
     stored = pd.DataFrame(read_checkpoint(tmp_path / "whole" / "checkpoint.pt")["tracks"])
     pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
+
+
+def train_arms_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "spikescope", "train-arms", "--data", "fashion-mnist-sample",
+                           "--limit", "64", "--test-limit", "32", "--epochs", "1", "--arch-kw", "width=4",
+                           *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--arms", "baseline", "--seeds", "1"], "--arms baseline --seeds 1 trains one model: nothing to compare"),
+    (["--arms", "baseline,baseline"], "--arms names baseline twice; name each arm once"),
+    (["--compare-limit", "0"], "argument --compare-limit: must be at least 1, got 0"),
+    (["--lr", "0"], "--lr must be positive"),
+])
+def test_train_arms_refuses_what_cannot_be_compared_before_any_training(tmp_path, args, message):
+    result = train_arms_cli(*args, "--out", tmp_path / "arms")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert not (tmp_path / "arms").exists()  # nothing was trained
+
+
+def test_train_arms_checks_the_comparison_folder_before_any_training(tmp_path):
+    (tmp_path / "arms" / "comparison").mkdir(parents=True)
+    (tmp_path / "arms" / "comparison" / "notes.txt").write_text("mine")
+    result = train_arms_cli("--out", tmp_path / "arms")
+    assert result.returncode == 2 and "comparison is a non-empty folder that is not a spikescope report" in (
+        result.stderr), result.stderr
+    assert sorted(p.name for p in (tmp_path / "arms").iterdir()) == ["comparison"]  # no run was started
+
+
+def test_the_library_refuses_a_repeated_arm():
+    with pytest.raises(SpikescopeError, match="--arms names fsta twice"):
+        spikescope.train_arms(TINY, ["fsta", "baseline", "fsta"], seeds=[0], out="unused", progress=False)
+
+
+def test_train_arms_compares_on_the_data_under_its_data_root(tmp_path):
+    sample = load_dataset("fashion-mnist-sample", "test")
+    root = tmp_path / "data"  # a Fashion-MNIST of its own: 200 training images and 20 test images
+    root.mkdir()
+    for split, part in (("train", slice(0, 200)), ("t10k", slice(200, 220))):
+        write_idx(root / f"{split}-images-idx3-ubyte.gz", sample.images[part, 0].numpy())
+        write_idx(root / f"{split}-labels-idx1-ubyte.gz", sample.labels[part].numpy())
+    result = subprocess.run([sys.executable, "-m", "spikescope", "train-arms", "--data", "fashion-mnist",
+                             "--data-root", root, "--limit", "64", "--epochs", "1", "--arch-kw", "width=4",
+                             "--seeds", "1", "--compare-limit", "50", "--out", tmp_path / "arms"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "arms" / "comparison" / "comparison.json").read_text())
+    assert summary["samples"] == 20  # the 20 test images under --data-root, not the installed dataset's 50

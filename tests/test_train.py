@@ -4,6 +4,7 @@ import sys
 import pytest
 import torch
 
+from conftest import write_cifar10
 from spikescope.checkpoint import read_checkpoint
 from spikescope.pipeline import evaluate_checkpoint
 from spikescope.train import TrainConfig, train
@@ -41,7 +42,8 @@ def spikescope(*args):
 def test_train_help_shows_examples_and_bad_flags_fail_in_one_line(tmp_path):
     help_text = subprocess.run(spikescope("train", "--help"), capture_output=True, text=True).stdout
     assert "examples:" in help_text and "--resume" in help_text
-    for flags, message in ((["--epochs", "zero"], "invalid int value"), (["--T", "0"], "--T must be at least 1"),
+    for flags, message in ((["--epochs", "zero"], "argument --epochs: expected a whole number, got 'zero'"),
+                           (["--T", "0"], "argument --T: must be at least 1, got 0"),
                            (["--lr", "-1"], "--lr must be positive"),
                            (["--label-smoothing", "2"], "--label-smoothing must be in [0, 1)"),
                            (["--arch-kw", "width=-1"], "cannot build 'compact_cnn'")):
@@ -73,3 +75,17 @@ def test_missing_data_ends_training_with_a_one_line_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("spikescope: error: CIFAR-10 file data_batch_1 not found")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_default_architecture_takes_its_input_size_channels_and_classes_from_cifar(tmp_path):
+    write_cifar10(tmp_path / "cifar", images_per_batch=4)  # 3x32x32 images, 20 to train on
+    result = subprocess.run(spikescope("train", "--data", "cifar10", "--data-root", str(tmp_path / "cifar"),
+                                       "--arch-kw", "width=4", "--batch-size", "20", "--out", str(tmp_path / "run")),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    checkpoint = read_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert checkpoint["arch"] == "compact_cnn" and checkpoint["dataset"]["input_shape"] == [3, 32, 32]
+    assert {k: checkpoint["arch_kwargs"][k] for k in ("in_channels", "num_classes", "image_size")} == {
+        "in_channels": 3, "num_classes": 10, "image_size": 32}
+    assert checkpoint["state_dict"]["classifier.weight"].shape == (10, 16 * 8 * 8)  # 4 * width channels at 32 / 4
+    assert evaluate_checkpoint(tmp_path / "run" / "checkpoint.pt", data_root=tmp_path / "cifar")["samples"] == 4

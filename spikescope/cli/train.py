@@ -4,16 +4,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import warnings
+from pathlib import Path
 from typing import Callable
 
 from .. import distributed
-from ..arms import ARMS, train_arms
+from ..arms import ARMS, check_arms, train_arms
 from ..compare import compare
 from ..data import DATASETS
-from ..errors import SpikescopeWarning
+from ..errors import SpikescopeError, SpikescopeWarning
+from ..report.folder import check_output_folder
 from ..models import available
 from ..train import TrainConfig, train
-from .common import DEVICE_HELP, arch_kwarg, command_line
+from .common import DEVICE_HELP, arch_kwarg, command_line, non_negative_int, positive_int
 
 TRAIN_EXAMPLES = """examples:
   spikescope train --data fashion-mnist --epochs 3 --out runs/baseline
@@ -48,12 +50,13 @@ def _recipe_flags(parser: argparse.ArgumentParser, defaults: TrainConfig) -> Non
                         help="architecture (default: %(default)s)")
     parser.add_argument("--arch-kw", type=arch_kwarg, action="append", default=[], metavar="KEY=VALUE",
                         help="extra architecture argument, e.g. width=8 (repeatable)")
-    parser.add_argument("--T", type=int, default=defaults.T, help="timesteps (default: %(default)s)")
+    parser.add_argument("--T", type=positive_int, default=defaults.T, help="timesteps (default: %(default)s)")
     parser.add_argument("--data", default=defaults.data, choices=DATASETS, help="dataset (default: %(default)s)")
     parser.add_argument("--data-root", help="folder holding the dataset files")
-    parser.add_argument("--epochs", type=int, help=f"number of epochs (default: {defaults.epochs}); with --resume, "
-                                                    "a larger number extends a finished run with a new cosine cycle")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
+    parser.add_argument("--epochs", type=positive_int,
+                        help=f"number of epochs (default: {defaults.epochs}); with --resume, a larger number extends a "
+                             "finished run with a new cosine cycle")
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
                         help="images per optimizer step, over all processes under torchrun (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=defaults.lr,
                         help="peak learning rate, cosine-annealed to 0 (default: %(default)s)")
@@ -63,9 +66,9 @@ def _recipe_flags(parser: argparse.ArgumentParser, defaults: TrainConfig) -> Non
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="default: %(default)s")
     parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing,
                         help="default: %(default)s")
-    parser.add_argument("--limit", type=int, help="train on the first N training images only")
-    parser.add_argument("--test-limit", type=int, help="evaluate on the first N test images only")
-    parser.add_argument("--track", type=int, default=0, metavar="K",
+    parser.add_argument("--limit", type=positive_int, help="train on the first N training images only")
+    parser.add_argument("--test-limit", type=positive_int, help="evaluate on the first N test images only")
+    parser.add_argument("--track", type=non_negative_int, default=0, metavar="K",
                         help="analyse the first K test images before training and after every epoch (firing rate, "
                              "orientation, similarity per layer) into the checkpoint and tracks.csv")
     parser.add_argument("--device", default=defaults.device, help=DEVICE_HELP)
@@ -92,9 +95,9 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
     _recipe_flags(a, defaults)
     a.add_argument("--arms", default="baseline,fsta",
                    help=f"comma-separated, from {', '.join(ARMS)} (default: %(default)s)")
-    a.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per arm (default: %(default)s)")
+    a.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 per arm (default: %(default)s)")
     a.add_argument("--out", default="runs/arms", help="folder of the runs (default: %(default)s)")
-    a.add_argument("--compare-limit", type=int, default=2000,
+    a.add_argument("--compare-limit", type=positive_int, default=2000,
                    help="test images the comparison analyses (default: %(default)s)")
     return {"train": run_train, "train-arms": run_arms}
 
@@ -121,11 +124,18 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_arms(args: argparse.Namespace) -> None:
+    """Train the arms, then compare them on the recipe's data; every flag and the comparison folder are
+    checked before the first epoch."""
     arms = [arm for arm in args.arms.split(",") if arm]
-    config = _config(args)
+    check_arms(arms, range(args.seeds))
+    if len(arms) * args.seeds < 2:
+        raise SpikescopeError(f"--arms {args.arms} --seeds {args.seeds} trains one model: nothing to compare; add an "
+                              "arm (e.g. --arms baseline,fsta) or seeds (--seeds 3)")
+    comparison = check_output_folder(Path(args.out) / "comparison", "compare")
+    config = _config(args).validate()
     paths = train_arms(config, arms, seeds=range(args.seeds), out=args.out)
-    _, files = compare(groups=paths, limit=args.compare_limit, device=args.device, out=f"{args.out}/comparison",
-                       command=command_line(), progress=True)
+    _, files = compare(groups=paths, data=config.data, data_root=config.data_root, limit=args.compare_limit,
+                       device=args.device, out=comparison, command=command_line(), progress=True)
     for arm, checkpoints in paths.items():
-        print(f"{arm}: {len(checkpoints)} runs in {checkpoints[0].parent.parent}")
+        print(f"{arm}: {len(checkpoints)} run{'' if len(checkpoints) == 1 else 's'} in {checkpoints[0].parent.parent}")
     print(f"comparison: {files['comparison.html']}")

@@ -1,7 +1,8 @@
 """Models by name: the name and kwargs stored in a checkpoint rebuild the same network."""
 from __future__ import annotations
 
-from typing import Any, Callable
+import inspect
+from typing import Any, Callable, Sequence
 
 from torch import nn
 
@@ -28,6 +29,16 @@ def build(name: str, **kwargs: Any) -> nn.Module:
         return _FACTORIES[name](**kwargs)
     except (TypeError, ValueError, RuntimeError) as error:  # wrong names, types or sizes of arguments
         raise SpikescopeError(f"cannot build {name!r} with {kwargs}: {describe(error)}") from None
+
+
+def data_kwargs(name: str, input_shape: Sequence[int], num_classes: int) -> dict[str, Any]:
+    """The constructor arguments of architecture `name` that follow from the data `[C, H, W]`: channels and
+    classes, and the image size for architectures whose layers depend on it (those that take `image_size`)."""
+    height, width = input_shape[1:]
+    offered = {"in_channels": input_shape[0], "num_classes": num_classes,
+               "image_size": height if height == width else [height, width]}
+    accepted = inspect.signature(_FACTORIES[name]).parameters if name in _FACTORIES else {}
+    return {key: value for key, value in offered.items() if key in accepted}
 
 
 def takes_time_first_input(model: nn.Module) -> bool:
