@@ -442,7 +442,8 @@ def render_comparison(comparison: Comparison, stats: dict[str, Any], plotly_src:
     definitions = "".join(f"<tr><th class='text'>{html.escape(k)}</th><td class='text'>{html.escape(v)}</td></tr>"
                           for k, v in {**first.definitions, **DEFINITIONS}.items())
     sections.append(("Definitions", f"<table>{definitions}</table>"))
-    title = f"{len(comparison.results)} models in {len(comparison.groups)} groups on {dataset}"
+    groups = f" in {len(comparison.groups)} groups" if interval else ""
+    title = f"{len(comparison.results)} models{groups} on {dataset}"
     return page("spikescope comparison", title, sections, plotly_src)
 
 
