@@ -26,7 +26,7 @@ ENERGY_UNITS = (("µJ", 1e6), ("nJ", 1e3))  # picojoules per unit, the largest f
 ENERGY_DECIMALS = {"µJ": 3, "nJ": 1}
 ENERGY_METRICS = ("energy_pj_per_image", "energy_pj_per_image_without_fsta")
 SHARE_METRICS = ("accuracy", "silent_fraction", "near_threshold_share", "reset_share")  # fractions shown in %
-CAVEAT = "†"  # marks a number that a warning of the report qualifies
+CAVEAT = "†"  # marks a number that a warning of the report qualifies (`*` in the terminal, which may lack "†")
 
 
 def energy_unit(energies_pj: Iterable[float]) -> tuple[str, float]:
@@ -460,7 +460,7 @@ def comparison_summary(comparison: Comparison, stats: dict[str, Any]) -> str:
              f"  change against {reference}"]
     for group, summary in stats["groups"].items():
         totals = summary["totals"]
-        accuracy = COLUMN_FORMATS["accuracy"](totals["accuracy"]["mean"]) + (CAVEAT if group in caveats else " ")
+        accuracy = COLUMN_FORMATS["accuracy"](totals["accuracy"]["mean"]) + ("*" if group in caveats else " ")
         line = (f"{group:<{width}}  {summary['n']:>3}  {accuracy:>9}  "
                 f"{COLUMN_FORMATS['firing_rate'](totals['firing_rate']['mean']):>11}  "
                 f"{_energy(totals['energy_pj_per_image']['mean'], unit):>12}  ")
@@ -472,7 +472,7 @@ def comparison_summary(comparison: Comparison, stats: dict[str, Any]) -> str:
             line += (f"accuracy {100 * c['accuracy']['mean']:+.1f} pp, firing rate {c['firing_rate']['percent']:+.1f} "
                      f"%, energy {c['energy_pj_per_image']['percent']:+.1f} %")
         lines.append(line.rstrip())
-    lines += [f"{CAVEAT} {message}" for message in dict.fromkeys(w for ws in caveats.values() for w in ws)]
+    lines += [f"* {message}" for message in dict.fromkeys(w for ws in caveats.values() for w in ws)]
     return "\n".join(lines)
 
 
