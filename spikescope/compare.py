@@ -69,7 +69,7 @@ BOUNDS = {"accuracy": (0.0, 1.0), "firing_rate": (0.0, 1.0), "silent_fraction": 
           "axis_OI": (-1.0, 1.0), "wedge_OI": (-1.0, 1.0), "spike_cosine_mean_off_diagonal": (0.0, 1.0),
           "spectral_cosine_ac_mean_off_diagonal": (0.0, 1.0), "cka_mean_off_diagonal": (0.0, 1.0),
           "near_threshold_share": (0.0, 1.0), "reset_share": (0.0, 1.0), "membrane_sd": (0.0, np.inf),
-          **{metric: (0.0, np.inf) for metric in TOTAL_METRICS if metric.endswith("_per_image")}}
+          **{metric: (0.0, np.inf) for metric in TOTAL_METRICS if "_per_image" in metric}}
 """The range each metric cannot leave: confidence intervals over seeds are clipped to it."""
 
 

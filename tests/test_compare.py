@@ -63,6 +63,14 @@ def test_groups_of_seeds_give_means_intervals_and_paired_tests_that_say_their_n(
     assert change["n"] == 2 and change["paired"]
 
 
+def test_every_bounded_quantity_has_its_range_for_the_confidence_intervals():
+    from spikescope.compare import BOUNDS, LAYER_METRICS, TOTAL_METRICS
+
+    unbounded = {"membrane_mean"}  # potentials over the threshold: any real number
+    assert set(TOTAL_METRICS) | set(LAYER_METRICS) == set(BOUNDS) | unbounded
+    assert all(low == 0 and high == np.inf for metric, (low, high) in BOUNDS.items() if "_per_image" in metric)
+
+
 def test_summaries_and_paired_differences_on_hand_made_values():
     summary = summarize([1.0, 2.0, 3.0, float("nan")])
     half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)  # std of 1, 2, 3 is 1
