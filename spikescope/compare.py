@@ -312,14 +312,19 @@ def compare(models: Sequence[str | Path] = (), labels: Sequence[str] | None = No
     check_model_files(parsed)
     destination = check_output_folder(out if out is not None else default_comparison_folder(parsed), "compare")
     prepared, model_warnings = _prepare(parsed, data, data_root, limit, device, model_options)
-    with recorded_warnings() as run_warnings:
+    with recorded_warnings(show=False) as run_warnings:  # shown below, each with the model it concerns
         analyses = {label: model.analysis(layers, device, energy, membrane=membrane)
                     for label, model in prepared.items()}
         results, cross = analyze_together(analyses, {label: make_loader(model.dataset, batch_size)
                                                      for label, model in prepared.items()}, progress)
-    for label, result in results.items():
-        result.info["warnings"] = list(dict.fromkeys(model_warnings[label] + result.info["warnings"]))
     seen = {message for result in results.values() for message in result.info["warnings"]}
+    for label, result in results.items():
+        for message in result.info["warnings"]:
+            warn(f"{label}: {message}")
+        result.info["warnings"] = list(dict.fromkeys(model_warnings[label] + result.info["warnings"]))
+    for message in run_warnings:
+        if message not in seen:
+            warn(message)
     comparison = Comparison({group: list(members) for group, members in parsed.items()}, results,
                             {label: model.description(results[label]) for label, model in prepared.items()},
                             {label: {"reference_layers": c.reference_layers, "layers": c.layers, "matrix": c.compute()}
@@ -340,7 +345,7 @@ def _prepare(parsed: dict[str, dict[str, Path]], data: str | None, data_root: st
     prepared, warnings_seen = {}, {}
     for members in parsed.values():
         for label, path in members.items():
-            with recorded_warnings() as warnings_seen[label]:
+            with recorded_warnings(prefix=f"{label}: ") as warnings_seen[label]:
                 model = prepare_file(path, data, data_root, limit, device, **model_options)
             if data is None:
                 data = model.dataset.name  # every later model is analysed on the first one's images

@@ -43,17 +43,22 @@ def describe(error: BaseException) -> str:
 
 
 @contextmanager
-def recorded_warnings() -> Iterator[list[str]]:
-    """Collect the text of every spikescope warning and note issued inside the block, still showing each."""
+def recorded_warnings(show: bool = True, prefix: str = "") -> Iterator[list[str]]:
+    """Collect the text of every spikescope warning and note issued inside the block, each shown as it comes (with
+    `prefix` before it, e.g. the model it concerns) or, with `show=False`, only kept."""
     messages: list[str] = []
     with warnings.catch_warnings():
         warnings.simplefilter("default", SpikescopeWarning)  # also clears earlier once-only registries
         shown = warnings.showwarning
 
         def show_and_keep(message, category, *args, **kwargs):
-            if issubclass(category, SpikescopeWarning) and str(message) not in messages:
+            if not issubclass(category, SpikescopeWarning):
+                shown(message, category, *args, **kwargs)
+                return
+            if str(message) not in messages:
                 messages.append(str(message))
-            shown(message, category, *args, **kwargs)
+            if show:
+                shown(category(prefix + str(message)), category, *args, **kwargs)
 
         warnings.showwarning = show_and_keep
         yield messages
