@@ -215,3 +215,13 @@ def test_compare_takes_the_model_flags_of_analyze_for_plain_state_dicts(tmp_path
     done = subprocess.run(command + flags + ["--out", str(tmp_path / "y")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "y" / "comparison.json").read_text())["samples"] == 20
+
+
+def test_each_warning_is_printed_once_per_model_and_names_it(tmp_path):
+    pair = [str(spikescope.bundled_checkpoint(name)) for name in ("baseline", "fsta")]
+    result = subprocess.run([sys.executable, "-m", "spikescope", "compare", *pair, "--label", "a", "--label", "b",
+                             "--data", "gratings", "--limit", "20", "--out", str(tmp_path / "c")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    caveats = [line for line in result.stderr.splitlines() if "meaningless" in line]
+    assert len(caveats) == 2 and caveats[0].startswith("spikescope: warning: a: ") and " b: " in caveats[1]
