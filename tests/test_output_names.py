@@ -97,10 +97,11 @@ def test_a_report_of_another_kind_is_never_replaced(tmp_path):
     out = tmp_path / "report"
     with report_folder(out, report_marker("analyze", [bundled_checkpoint("baseline")])) as staging:
         (staging / "layers.csv").write_text("x")
-    with pytest.raises(SpikescopeError, match="holds a analyze report, which a compare report would replace"):
+    with pytest.raises(SpikescopeError, match="holds a report of spikescope analyze, which spikescope compare would "
+                                              "replace"):
         check_output_folder(out, "compare")
     one_line_error(spikescope("attribute", "--samples", 2, "--out", out),
-                   "holds a analyze report, which a attribute report would replace")
+                   "holds a report of spikescope analyze, which spikescope attribute would replace")
     assert (out / "layers.csv").read_text() == "x"
     assert check_output_folder(out, "analyze") == out
 

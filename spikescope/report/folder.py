@@ -120,18 +120,21 @@ def check_output_folder(out: str | os.PathLike, kind: str) -> Path:
     """
     _check_path_length(Path(out))
     out = check_folder_creatable(out)
-    if not out.is_dir():
-        _check_writable(out)
-        return out
-    if not any(out.iterdir()):
-        return out
+    if out.is_dir() and any(out.iterdir()):
+        _check_replaceable(out, kind)
+    _check_writable(out)
+    return out
+
+
+def _check_replaceable(out: Path, kind: str) -> None:
+    """A one-line error unless the non-empty folder `out` is a report of `kind` holding only what it wrote."""
     marker = read_marker(out)
     if marker is None:
         raise SpikescopeError(f"--out {out} is a non-empty folder that is not a spikescope report (no {MARKER} "
                               "inside); spikescope never overwrites such a folder: choose a new or empty one")
     if marker.get("kind") != kind:
-        raise SpikescopeError(f"--out {out} holds a {marker.get('kind')} report, which a {kind} report would "
-                              "replace: choose another --out")
+        raise SpikescopeError(f"--out {out} holds a report of spikescope {marker.get('kind')}, which spikescope {kind} "
+                              "would replace: choose another --out")
     listed = marker.get("files")
     written = set(listed) if isinstance(listed, list) else WRITTEN_BEFORE_FILE_LISTS.get(kind, set())
     foreign = sorted(_entries(out) - written)
@@ -139,13 +142,11 @@ def check_output_folder(out: str | os.PathLike, kind: str) -> Path:
         raise SpikescopeError(f"--out {out} holds files that the report did not write ({', '.join(foreign[:3])}"
                               f"{', ...' if len(foreign) > 3 else ''}); rewriting the report would delete them: "
                               "move them out or choose another --out")
-    _check_writable(out)
-    return out
 
 
-def _label(source: Path) -> str:
-    """A model file's name for folder names: its stem, or its run folder's name when the stem is generic
-    (`runs/fsta/checkpoint.pt` -> `fsta`)."""
+def model_label(source: Path) -> str:
+    """A model file's short name (in folder names and comparisons): its stem, or its run folder's name when the
+    stem is generic (`runs/fsta/checkpoint.pt` -> `fsta`)."""
     if GENERIC_STEM.fullmatch(source.stem) and source.absolute().parent.name:
         return source.absolute().parent.name
     return source.stem
@@ -166,7 +167,7 @@ def default_report_folder(kind: str, sources: Sequence[str | Path], variant: str
     method is the `variant`), `root/compare-<first>-<last>` for compare, labels taken from `names` or else from
     the model files. A folder is reused only by a report of the same kind, files and variant; otherwise
     `-2`, `-3`, ... is appended, so two reports never share one."""
-    labels = list(names) if names is not None else [_label(Path(source)) for source in sources]
+    labels = list(names) if names is not None else [model_label(Path(source)) for source in sources]
     if kind == "compare":
         name = "compare-" + "-".join(dict.fromkeys([labels[0], labels[-1]]))
     else:
