@@ -102,9 +102,10 @@ def test_train_arms_checks_the_comparison_folder_before_any_training(tmp_path):
     assert sorted(p.name for p in (tmp_path / "arms").iterdir()) == ["comparison"]  # no run was started
 
 
-def test_the_library_refuses_a_repeated_arm():
+def test_the_library_refuses_a_repeated_arm(tmp_path):
     with pytest.raises(SpikescopeError, match="--arms names fsta twice"):
-        spikescope.train_arms(TINY, ["fsta", "baseline", "fsta"], seeds=[0], out="unused", progress=False)
+        spikescope.train_arms(TINY, ["fsta", "baseline", "fsta"], seeds=[0], out=tmp_path / "arms", progress=False)
+    assert not (tmp_path / "arms").exists()
 
 
 def test_train_arms_compares_on_the_data_under_its_data_root(tmp_path):
