@@ -17,6 +17,7 @@ from .errors import SpikescopeWarning
 from .metrics.firing import FiringRate
 from .metrics.spectrum import Spectrum
 from .metrics.temporal import TemporalSimilarity
+from .modes import modes_kept
 
 TRACKED = ("firing_rate", "axis_OI", "wedge_OI", "spike_cosine_mean_off_diagonal",
            "spectral_cosine_ac_mean_off_diagonal")
@@ -24,14 +25,10 @@ TRACKED = ("firing_rate", "axis_OI", "wedge_OI", "spike_cosine_mean_off_diagonal
 
 def track_layers(model: nn.Module, batches: Iterable, epoch: int, T: int | None = None) -> list[dict[str, Any]]:
     """One row per spiking layer of `model` on `batches`: the `TRACKED` columns, tagged with `epoch`.
-    The model's train/eval mode is restored."""
-    was_training = model.training
-    try:
-        with warnings.catch_warnings():  # an untrained network's silent layers are expected, not news
-            warnings.simplefilter("ignore", SpikescopeWarning)
-            result = analyze(model, batches, T=T, metrics=[FiringRate(), Spectrum(), TemporalSimilarity()])
-    finally:
-        model.train(was_training)
+    Every module's train/eval mode is restored."""
+    with modes_kept(model), warnings.catch_warnings():  # an untrained network's silent layers are expected, not news
+        warnings.simplefilter("ignore", SpikescopeWarning)
+        result = analyze(model, batches, T=T, metrics=[FiringRate(), Spectrum(), TemporalSimilarity()])
     return [{"epoch": epoch, "layer": layer["layer"], "depth": int(layer["depth"]),
              **{column: float(layer.get(column, float("nan"))) for column in TRACKED}}
             for _, layer in result.layers.iterrows()]

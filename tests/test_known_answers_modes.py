@@ -1,6 +1,5 @@
 """Modes with known answers: tracking during training hands the model back in the modes it found, every
 module's own; `analyze` leaves the network in eval(), as docs/metrics.md ("Attribution") says."""
-import pytest
 import torch
 
 import spikescope
@@ -26,8 +25,6 @@ def test_tracking_in_the_middle_of_training_leaves_every_module_training():
     assert all(modes(model).values())
 
 
-@pytest.mark.xfail(strict=True, reason="track_layers restores model.train(was_training) for the whole model, which "
-                   "unfreezes a submodule kept in eval(); it should save and restore every module's own mode")
 def test_tracking_keeps_a_module_frozen_in_eval_inside_a_training_model():
     model = bundled().train()
     frozen = next(name for name, module in model.named_modules() if isinstance(module, torch.nn.BatchNorm2d))
