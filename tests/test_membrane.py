@@ -11,6 +11,7 @@ from spikescope.metrics.membrane import BINS, COLUMNS, EDGES, MembranePotential
 from spikescope.neurons import LIF
 from spikescope.pipeline import analyze_checkpoint
 from spikescope.record import SpikeRecorder
+from spikescope.report.figures import membrane_histograms
 
 IMAGES = next(iter(make_loader(load_dataset("fashion-mnist-sample", "test", limit=40), 40)))[0]
 
@@ -234,3 +235,22 @@ def test_spikingjelly_single_step_neurons_and_switches_restored_after_a_failed_s
         SpikeRecorder(net, layers=["nope"], membrane=True).open()
     assert net[1].store_v_seq is False
 
+
+
+def test_the_membrane_figure_draws_the_catch_all_bin_apart_and_labels_the_threshold():
+    """Counts [below -6, the 70 bins, fired] = [10, 2 in the first bin, 3 in the last, 5 fired] of 20 neurons: the
+    line holds the 70 bins only, the catch-all bin is a lone marker left of -6, and the line at 1 says threshold."""
+    counts = np.zeros(len(COLUMNS))
+    counts[0], counts[1], counts[-2], counts[-1] = 10, 2, 3, 5
+    figure = membrane_histograms({"model": {"conv": counts}, "other": {"conv": counts}})
+    lines = [trace for trace in figure.data if trace.mode == "lines"]
+    markers = [trace for trace in figure.data if trace.mode == "markers"]
+    assert len(lines) == len(markers) == 2
+    np.testing.assert_allclose(lines[0].x, (EDGES[:-1] + EDGES[1:]) / 2)
+    assert lines[0].y[0] == 10 and lines[0].y[-1] == 15 and len(lines[0].y) == BINS
+    assert list(markers[0].y) == [50] and markers[0].x[0] < EDGES[0] - 0.5  # apart, left of the first bin
+    assert markers[0].marker.color == lines[0].line.color and not markers[0].showlegend
+    ticks = dict(zip(figure.layout.xaxis.tickvals, figure.layout.xaxis.ticktext))
+    assert ticks[markers[0].x[0]] == "< -6"
+    assert len([shape for shape in figure.layout.shapes if shape.x0 == shape.x1 == 1.0]) == 1
+    assert [a.text for a in figure.layout.annotations if a.text == "threshold"] == ["threshold"]

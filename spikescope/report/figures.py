@@ -172,26 +172,34 @@ def spike_maps(result: AnalysisResult, samples: int = 3) -> go.Figure:
 def membrane_histograms(histograms: dict[str, dict[str, np.ndarray]], columns: int = 3, row_px: int = 230,
                         gap_px: int = 90) -> go.Figure:
     """Per layer: the distribution of u / threshold of the neurons that did not fire, as a share of all neurons,
-    one line per entry of `histograms[label][layer]` (`[T, bins]` counts; per timestep, or per model)."""
+    one line per entry of `histograms[label][layer]` (`[T, bins]` counts; per timestep, or per model). The
+    catch-all bin below the first edge is a marker apart from the line, left of it; the threshold is labelled."""
     layers = list(dict.fromkeys(layer for per_layer in histograms.values() for layer in per_layer))
     rows, columns = _grid(len(layers), columns)
     spacing, area = _row_spacing(rows, row_px, gap_px)
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=layers, horizontal_spacing=0.06,
                         vertical_spacing=spacing)
-    centres = np.concatenate([[EDGES[0] - (EDGES[1] - EDGES[0]) / 2], (EDGES[:-1] + EDGES[1:]) / 2])
+    centres = (EDGES[:-1] + EDGES[1:]) / 2
+    below = EDGES[0] - 1.0  # where the catch-all bin is drawn, a gap away from the first bin
     for index, layer in enumerate(layers):
         for line, (label, per_layer) in enumerate(histograms.items()):
             if layer not in per_layer:
                 continue
             counts = per_layer[layer].sum(axis=0) if per_layer[layer].ndim == 2 else per_layer[layer]
-            share = counts[:-1] / counts.sum()
-            fired = f"fired: {100 * counts[-1] / counts.sum():.1f} %"
-            fig.add_scatter(x=centres, y=100 * share, mode="lines", name=label, legendgroup=label,
-                            line_color=PALETTE[line % len(PALETTE)], showlegend=index == 0,
-                            row=index // columns + 1, col=index % columns + 1,
+            share = 100 * counts / counts.sum()
+            fired = f"fired: {share[-1]:.1f} %"
+            colour, cell = PALETTE[line % len(PALETTE)], dict(row=index // columns + 1, col=index % columns + 1)
+            fig.add_scatter(x=centres, y=share[1:-1], mode="lines", name=label, legendgroup=label,
+                            line_color=colour, showlegend=index == 0, **cell,
                             hovertemplate=f"u/threshold %{{x:.3f}}: %{{y:.2f}} %<br>{fired}<extra>{label}</extra>")
-    fig.add_vline(x=1.0, line_dash="dot", line_color="#888")
-    fig.update_xaxes(title_text="u / threshold (did not fire)")
+            fig.add_scatter(x=[below], y=[share[0]], mode="markers", name=label, legendgroup=label,
+                            marker=dict(color=colour, symbol="triangle-left", size=9), showlegend=False, **cell,
+                            hovertemplate=f"u/threshold below {EDGES[0]:g}: %{{y:.2f}} %<br>{fired}"
+                                          f"<extra>{label}</extra>")
+    fig.add_vline(x=1.0, line_dash="dot", line_color="#888", annotation_text="threshold",
+                  annotation_position="top left", annotation_font=dict(size=11, color="#666"))
+    fig.update_xaxes(title_text="u / threshold (did not fire)", tickvals=[below, -6, -4, -2, 0, 1],
+                     ticktext=[f"< {EDGES[0]:g}", "-6", "-4", "-2", "0", "1"])
     fig.update_yaxes(title_text="% of neurons")
     fig.update_layout(height=area + 120, margin=dict(t=50, b=50))
     return fig

@@ -84,7 +84,8 @@ def _membrane_section(result: AnalysisResult) -> str:
     return (figure_block("membrane", figures.membrane_histograms(per_step),
                          "Membrane potential u in units of the layer's threshold, at the spike decision, of the "
                          "neurons that did not fire, as a share of all neurons, per timestep; the rest fired (hover "
-                         "for their share). The point left of -6 holds everything below.")
+                         "for their share). The triangle left of each line, apart from it, holds every neuron "
+                         "below -6; the dotted line is the threshold.")
             + table(rows, {"layer": "layer", "membrane_mean": "mean u / threshold", "membrane_sd": "SD",
                            "near_threshold_share": "within 10 % below threshold", "reset_share": "reset (fired)"})
             + "<p class='caption'>Mean and SD over the neurons that did not fire; shares of all neurons and "
