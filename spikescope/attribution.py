@@ -11,6 +11,7 @@ tensor, whatever the layer's time layout. Spike activation maps (`metrics.sam`) 
 """
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,9 +51,23 @@ DEFINITIONS = {
                 "unchanged",
     "sam": SAM_DEFINITION,
 }
+COMPLETENESS = ("output_difference", "attribution_sum", "convergence_delta")  # per image, for "ig"
 NO_GRAPH = ("not have been used in the graph", "does not require grad")  # autograd: the output is cut off from x
 INFIDELITY_NOISE = 0.1  # standard deviation of the perturbations, in the model's (normalised) input units
 INFIDELITY_SAMPLES = 8  # perturbations per image
+INFIDELITY_MEANING = (
+    f"Captum's infidelity (normalised): the mean squared difference, in logit^2, between the change of the target "
+    f"logit when the input is perturbed, logit(x) - logit(x - I), and the change the attribution predicts, I . "
+    f"attribution, after the attribution is scaled to fit best; over {INFIDELITY_SAMPLES} Gaussian perturbations I "
+    f"of standard deviation {INFIDELITY_NOISE} (normalised input units) per image. 0: the attribution predicts "
+    f"every change; lower is more faithful. An all-zero attribution scores the mean squared logit change itself "
+    f"(the reference), the most a best-scaled attribution can score")
+LARGE_REPORT_BYTES = 8e6  # report.html + attributions.npz above this: a browser draws the page slowly
+LONG_SECONDS = 300.0  # attribution expected to take longer than this: say so before starting
+TIMED_BATCH = 64  # images in the forward pass timed for that estimate (Captum's internal batches are this large)
+REPORT_BYTES_PER_VALUE = 12.0  # report.html + attributions.npz bytes per map value (measured on the bundled model:
+# 11.3 to 12.8 for saliency, Grad-CAM, SAM and occlusion; 6.3 for layer integrated gradients, whose many channels
+# compress well)
 
 
 @contextmanager
@@ -196,8 +211,11 @@ class Attribution:
     "all timesteps together", when the model repeats its input inside), for "gradcam" `[K, T, h, w]` on
     the layer's grid, for "layer-ig" the layer's shape, for "sam" the layer's SAM `[K, T, h, w]`.
     `images`: the inputs as the model saw them `[K, ...]`; `targets`: the class attributed per image;
-    `infidelity`: Captum's infidelity per image (input methods); `sam[layer]`: `[K, T, h, w]` for every
-    spiking layer with 2D maps; `info`: the method's settings and what to know.
+    `infidelity`: Captum's infidelity per image (input methods), `infidelity_reference` that of an all-zero
+    attribution (the mean squared logit change under the perturbations; the scale infidelity is read on);
+    `sam[layer]`: `[K, T, h, w]` for every spiking layer with 2D maps; `info`: the method's settings and
+    what to know, and for "ig" `info["completeness"]`: per image f(x) - f(baseline), the attributions' sum and
+    Captum's convergence delta (their difference).
     """
 
     method: str
@@ -212,6 +230,7 @@ class Attribution:
     sam: dict[str, np.ndarray]
     T: int
     seconds: float
+    infidelity_reference: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     def definitions(self) -> dict[str, str]:
@@ -227,6 +246,8 @@ class Attribution:
             arrays["labels"] = self.labels
         if self.infidelity is not None:
             arrays["infidelity"] = self.infidelity
+            arrays["infidelity_reference"] = self.infidelity_reference
+        arrays.update({name: np.asarray(values) for name, values in self.info.get("completeness", {}).items()})
         return {**arrays, **{f"sam:{layer}": maps for layer, maps in self.sam.items()}}
 
 
@@ -270,13 +291,15 @@ def attribute(model: nn.Module, images: torch.Tensor, method: str = "saliency", 
         warn(f"--layer {layer} is ignored: it names the layer of gradcam, layer-ig and sam, and {method} attributes "
              "to the input")
     layer_info = _chosen_layer(probe.layers, layer, probe.sam, method)
+    cost = estimated_cost(method, probe, images.shape, layer_info, n_steps, window, time_first_input, infidelity)
+    _warn_if_large(len(images), *cost)
     targets = _targets(target, probe.predictions, labels, probe.classes)
     info: dict[str, Any] = {"captum": CAPTUM_CLASSES.get(method), "gamma": gamma,
                             "target": {"pred": "the prediction", "label": "the label"}.get(str(target),
                                                                                          f"class {target}"),
                             "spiking_layers": [i.name for i in probe.layers], "classes": list(classes or [])}
     if method == "sam":
-        maps, scores = probe.sam[layer_info.name], None
+        maps, scores = probe.sam[layer_info.name], {}
     else:
         try:
             maps, scores = _captum_maps(function, batches, targets, method, layer_info, device, info,
@@ -296,7 +319,8 @@ def attribute(model: nn.Module, images: torch.Tensor, method: str = "saliency", 
         per_timestep=method not in INPUT_METHODS or time_first_input,
         layer=layer_info.name if layer_info is not None else None, targets=targets.numpy(),
         predictions=probe.predictions.numpy(), labels=class_labels(labels).numpy() if labels is not None else None,
-        infidelity=scores, sam=probe.sam, T=T, seconds=time.perf_counter() - started, info=info)
+        infidelity=scores.get("infidelity"), infidelity_reference=scores.get("infidelity_reference"),
+        sam=probe.sam, T=T, seconds=time.perf_counter() - started, info=info)
 
 
 @dataclass
@@ -306,6 +330,8 @@ class _ProbeResult:
     predictions: torch.Tensor
     classes: int
     sam: dict[str, np.ndarray]
+    values: dict[str, int]  # per image: how many spike values each layer emits over the T timesteps
+    seconds: float  # one forward pass of one image, timed in a batch of `TIMED_BATCH`
 
 
 def _probe(function: SpikingFunction, batches: list[torch.Tensor], fold: str | None, batch_first: bool | None,
@@ -322,6 +348,7 @@ def _probe(function: SpikingFunction, batches: list[torch.Tensor], fold: str | N
                                                                       recorder.T or function.T))))
     function.T = recorder.T
     function.learn_time_axis(batches[0].to(device))
+    seconds = _seconds_per_image(function, batches[0].to(device))
     predictions = [function.logits(output, len(batch)).cpu() for output, batch in zip(outputs, batches)]
     layers = [i for i in recorder.layers if i.output != OUTPUT_ANALOG]
     if not layers:
@@ -330,7 +357,54 @@ def _probe(function: SpikingFunction, batches: list[torch.Tensor], fold: str | N
     sam = {name: spike_activation_map(torch.from_numpy(spikes), gamma).transpose(0, 1).numpy()
            for name, spikes in captured.items() if spikes.ndim == 5}
     logits = torch.cat(predictions)
-    return _ProbeResult(layers, recorder.T, logits.argmax(1), logits.shape[1], sam)
+    values = {name: spikes[:, 0].size for name, spikes in captured.items()}
+    return _ProbeResult(layers, recorder.T, logits.argmax(1), logits.shape[1], sam, values, seconds)
+
+
+def _seconds_per_image(function: SpikingFunction, images: torch.Tensor) -> float:
+    """The time of one image's forward pass, in a batch of `TIMED_BATCH` as Captum would batch it, without hooks."""
+    batch = _as_input(function, images[torch.arange(TIMED_BATCH) % len(images)], function.T)
+    started = time.perf_counter()
+    with torch.no_grad():
+        function(batch)
+    return (time.perf_counter() - started) / TIMED_BATCH
+
+
+def estimated_cost(method: str, probe: _ProbeResult, shape: Sequence[int], layer: LayerInfo | None, n_steps: int,
+                   window: int | None, time_first_input: bool, infidelity: bool) -> tuple[float, float]:
+    """`(bytes, seconds)`: the report folder's size (report.html and attributions.npz, which grow with the
+    values of every map drawn and stored) and the attribution's time: the forward passes `method` makes on the
+    images (`shape`, `[K, ...]`), a backward pass counting as two, at the probe's timed seconds per image."""
+    K, image, T = shape[0], math.prod(shape[1:]), probe.T
+    maps = {"saliency": image, "ig": image, "occlusion": image}.get(method)
+    if maps is None:  # Grad-CAM and SAM sum the channels; layer integrated gradients keeps them
+        maps = probe.sam[layer.name][0].size if method in ("gradcam", "sam") else probe.values[layer.name]
+    elif time_first_input:
+        maps *= T
+    values = image + maps + sum(spikes[0].size for spikes in probe.sam.values())
+    windows = _occlusion_positions(shape[1:], window) * (T if time_first_input else 1) if method == "occlusion" else 0
+    passes = {"saliency": 3, "ig": 3 * n_steps + 2, "occlusion": windows + 1, "gradcam": 3 * T,
+              "layer-ig": 3 * n_steps * T, "sam": 0}[method]
+    passes += 2 * INFIDELITY_SAMPLES if infidelity and method in INPUT_METHODS else 0
+    return REPORT_BYTES_PER_VALUE * K * values, probe.seconds * K * passes
+
+
+def _occlusion_positions(shape: Sequence[int], side: int | None) -> int:
+    """How many windows occlusion slides over one image of `shape` (one timestep)."""
+    window, strides = _occlusion_window(shape, False, side)
+    return math.prod(len(range(0, size - w + 1, step)) for size, w, step in zip(shape, window, strides))
+
+
+def _warn_if_large(images: int, size: float, seconds: float) -> None:
+    """Say before the work when the report would be large or the attribution long, and how many images avoid it."""
+    fewer = "attribute fewer images (--samples; in analyze, --attribution-samples)"
+    if size > LARGE_REPORT_BYTES:
+        warn(f"attributing {images} images writes a report of about {size / 1e6:.0f} MB, which a browser opens "
+             f"slowly: {fewer}; {int(images * LARGE_REPORT_BYTES / size)} stay under {LARGE_REPORT_BYTES / 1e6:.0f} MB")
+    if seconds > LONG_SECONDS:
+        warn(f"attributing {images} images takes about {seconds / 60:.0f} min (estimated from a timed forward pass): "
+             f"{fewer}, or use a method needing fewer passes (saliency, gradcam, sam); "
+             f"{int(images * LONG_SECONDS / seconds)} take about {LONG_SECONDS / 60:.0f} min")
 
 
 def _as_input(function: SpikingFunction, batch: torch.Tensor, T: int | None) -> torch.Tensor:
@@ -382,13 +456,16 @@ def _targets(target: str | int, predictions: torch.Tensor, labels: torch.Tensor 
 
 def _captum_maps(function: SpikingFunction, batches: list[torch.Tensor], targets: torch.Tensor, method: str,
                  layer: LayerInfo | None, device: torch.device, info: dict[str, Any],
-                 **options: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """Captum's attributions per batch (and their infidelity, for input methods), concatenated."""
+                 **options: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Captum's attributions per batch, concatenated, and per-image scores by name: for input methods the
+    infidelity and its reference (see `_infidelity`); for "ig" the completeness numbers go to
+    `info["completeness"]`."""
     router = None
     if method in LAYER_METHODS:
         router = TimestepRouter(function.model.get_submodule(layer.name), layer.layout, function.T)
         function.routers.append(router)
-    maps, scores, start = [], [], 0
+    maps, start = [], 0
+    scores: dict[str, list[np.ndarray]] = {}
     try:
         with surrogate_gradients(function.model):
             for batch in tqdm(batches, desc=f"attribute: {method}", unit="batch", disable=not options["progress"],
@@ -400,37 +477,49 @@ def _captum_maps(function: SpikingFunction, batches: list[torch.Tensor], targets
                 if router is not None:
                     maps.append(_layer_attribution(function, router, inputs, batch_targets, method, options))
                     continue
-                attributions = _input_attribution(function, inputs, batch_targets, method, options, info)
+                attributions, delta = _input_attribution(function, inputs, batch_targets, method, options, info)
                 maps.append(attributions.detach().cpu().numpy())
+                if delta is not None:
+                    total = attributions.detach().flatten(1).sum(1)
+                    for name, values in (("attribution_sum", total), ("convergence_delta", delta),
+                                         ("output_difference", total - delta)):
+                        scores.setdefault(name, []).append(values.detach().cpu().numpy())
                 if options["infidelity"]:
-                    scores.append(_infidelity(function, inputs, attributions.detach(), batch_targets))
+                    for name, values in zip(("infidelity", "infidelity_reference"),
+                                            _infidelity(function, inputs, attributions.detach(), batch_targets)):
+                        scores.setdefault(name, []).append(values)
     finally:
         if router is not None:
             router.remove()
             function.routers.remove(router)
-    if scores:
-        info["infidelity"] = (f"Captum's infidelity (normalised), {INFIDELITY_SAMPLES} Gaussian perturbations of "
-                              f"standard deviation {INFIDELITY_NOISE} per image; lower is more faithful")
-    return np.concatenate(maps), np.concatenate(scores) if scores else None
+    scores = {name: np.concatenate(values) for name, values in scores.items()}
+    if "infidelity" in scores:
+        info["infidelity"] = INFIDELITY_MEANING
+    if "convergence_delta" in scores:
+        info["completeness"] = {name: scores.pop(name) for name in COMPLETENESS}
+    return np.concatenate(maps), scores
 
 
 def _input_attribution(function: SpikingFunction, inputs: torch.Tensor, targets: torch.Tensor, method: str,
-                       options: dict[str, Any], info: dict[str, Any]) -> torch.Tensor:
+                       options: dict[str, Any], info: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The attributions `[B, ...]`, and for "ig" Captum's convergence delta `[B]`: sum of the attributions minus
+    (f(x) - f(baseline))."""
     if method == "saliency":
         info["settings"] = "absolute gradient of the target logit"
-        return Saliency(function).attribute(inputs, target=targets, abs=True)
+        return Saliency(function).attribute(inputs, target=targets, abs=True), None
     if method == "ig":
         info["settings"] = f"baseline {options['baseline']:g}, {options['n_steps']} steps (Gauss-Legendre)"
         return IntegratedGradients(function).attribute(inputs, baselines=options["baseline"], target=targets,
                                                        n_steps=options["n_steps"],
-                                                       internal_batch_size=options["internal_batch_size"])
+                                                       internal_batch_size=options["internal_batch_size"],
+                                                       return_convergence_delta=True)
     window, strides = _occlusion_window(inputs.shape[1:], function.time_first_input, options["window"])
     info["settings"] = (f"window {window}, strides {strides} (per sample, batch excluded), baseline "
                         f"{options['baseline']:g}")
     return Occlusion(function).attribute(inputs, sliding_window_shapes=window, strides=strides,
                                          baselines=options["baseline"], target=targets,
                                          perturbations_per_eval=max(1, 256 // len(inputs)),
-                                         show_progress=options["progress"])
+                                         show_progress=options["progress"]), None
 
 
 def _occlusion_window(shape: Sequence[int], time_first: bool, side: int | None) -> tuple[tuple[int, ...], ...]:
@@ -468,17 +557,21 @@ def _layer_attribution(function: SpikingFunction, router: TimestepRouter, inputs
 
 
 def _infidelity(function: SpikingFunction, inputs: torch.Tensor, attributions: torch.Tensor,
-                targets: torch.Tensor) -> np.ndarray:
-    generator = torch.Generator(device=inputs.device).manual_seed(0)
+                targets: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per image, Captum's normalised infidelity of `attributions`, and on the same perturbations that of an
+    all-zero attribution: the mean squared logit change itself, the most a best-scaled attribution can score."""
+    def scores(attributed: torch.Tensor, normalize: bool) -> np.ndarray:
+        generator = torch.Generator(device=inputs.device).manual_seed(0)
 
-    def perturb(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) * INFIDELITY_NOISE
-        return noise, x - noise
+        def perturb(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) * INFIDELITY_NOISE
+            return noise, x - noise
 
-    with torch.no_grad():
-        scores = captum_infidelity(function, perturb, inputs, attributions, target=targets,
-                                   n_perturb_samples=INFIDELITY_SAMPLES, normalize=True)
-    return scores.cpu().numpy()
+        with torch.no_grad():
+            return captum_infidelity(function, perturb, inputs, attributed, target=targets,
+                                     n_perturb_samples=INFIDELITY_SAMPLES, normalize=normalize).cpu().numpy()
+
+    return scores(attributions, True), scores(torch.zeros_like(attributions), False)
 
 
 def _no_gradient(layers: list[LayerInfo]) -> str:

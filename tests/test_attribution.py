@@ -281,6 +281,6 @@ def test_the_report_thins_many_timesteps_and_layers_instead_of_failing():
                               predictions=np.array([1, 2]), labels=None, infidelity=None, sam=sam, T=T, seconds=1.0,
                               info={"gamma": 0.4, "captum": "LayerGradCam", "settings": None})
     html = attribution_section(attribution, {name: maps[0] for name, maps in sam.items()}, samples=100)
-    assert "Shown: 6 of 6 layers and 2 of 40 timesteps, evenly spaced" in html
-    assert len(sam_figure(sam, ["a", "b"]).data) == K * 6 * 2
-    assert len(attribution_figure(attribution).data) == K * (1 + 16)
+    assert "Shown: 6 of 6 layers and 16 of 40 timesteps, evenly spaced" in html
+    assert len(sam_figure(sam, ["a", "b"]).data) == K * 6 * 16
+    assert len(attribution_figure(attribution).data) == K * (1 + 2 * 15)  # the input, then maps over the input
