@@ -15,8 +15,8 @@ from spikescope.errors import SpikescopeWarning
 from spikescope.report.attribution import attribution_figure, attribution_section, sam_figure
 from spikescope.report.outputs import write_attribution_outputs
 
-SAMPLE = load_dataset("fashion-mnist-sample", "test", limit=200)
-IMAGES, LABELS = next(iter(make_loader(SAMPLE, 200)))
+SAMPLE = load_dataset("fashion-mnist-sample", "test", limit=300)
+IMAGES, LABELS = next(iter(make_loader(SAMPLE, 300)))
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +43,20 @@ def test_titles_name_the_predicted_and_labelled_classes_and_mark_a_misclassifica
 
 
 def test_an_all_zero_spike_activation_map_says_no_spikes_in_its_own_tile():
-    sam = {"conv1": np.ones((1, 3, 4, 4)), "conv2": np.ones((1, 3, 2, 2))}
-    sam["conv2"][0, 1] = 0.0  # conv2 silent at t = 1 only
-    figure = sam_figure(sam, ["image 0"])
-    texts = [trace for trace in figure.data if trace.type == "scatter" and trace.mode == "text"]
-    assert [list(trace.text) for trace in texts] == [["no spikes"]]
-    silent = next(trace for trace in figure.data if trace.type == "heatmap" and not np.any(trace.z))
-    assert (texts[0].xaxis, texts[0].yaxis) == (silent.xaxis, silent.yaxis)
-    assert [a.text for a in figure.layout.annotations if a.text.startswith("t =")] == ["t = 0", "t = 1", "t = 2"]
-    assert silent.xaxis == figure.get_subplot(2, 2).yaxis.anchor  # row 2 (conv2), column 2 (t = 1)
+    sam = {"conv1": np.ones((2, 3, 4, 4)), "conv2": np.ones((2, 3, 2, 2))}
+    sam["conv2"][0, 1] = 0.0  # conv2 silent at t = 1 in image 0 only
+    figure = sam_figure(sam, ["image 0", "image 1"])
+    notes = [a for a in figure.layout.annotations if a.text == "no spikes"]
+    silent = [trace for trace in figure.data if not np.any(trace.z)]
+    assert len(notes) == len(silent) == 1
+    assert (notes[0].xref, notes[0].yref) == (f"{silent[0].xaxis} domain", f"{silent[0].yaxis} domain")
+    assert silent[0].xaxis == figure.get_subplot(2, 2).yaxis.anchor  # row 2 (conv2), column 2 (t = 1)
     assert [figure.get_subplot(row, 1).yaxis.title.text for row in (1, 2)] == ["conv1", "conv2"]  # row labels
+    assert [a.text for a in figure.layout.annotations if a.text.startswith("t =")] == ["t = 0", "t = 1", "t = 2"]
+    first, second = figure.layout.updatemenus[0].buttons  # the menu's image 1 has spikes everywhere
+    assert ["no spikes" in str(a) for a in (first.args[1]["annotations"], second.args[1]["annotations"])] == [True,
+                                                                                                             False]
+    assert np.all([np.any(z) for z in second.args[0]["z"]]) and len(second.args[0]["z"]) == len(figure.data)
 
 
 def test_integrated_gradients_report_the_convergence_delta_computed_directly(bundled, tmp_path):
@@ -114,14 +118,14 @@ def size_warnings(model, count: int):
 
 def test_a_report_larger_than_the_threshold_is_announced_before_the_work_and_a_small_one_is_not(bundled, tmp_path):
     """SAM on block5.lif of the bundled model: per image the input (784 values), the map (2 x 7 x 7) and every
-    layer's SAM (2 x (28^2 + 28^2 + 14^2 + 14^2 + 7^2)): 4,900 values, 12 bytes each in the report folder. 200
-    images: 11.8 MB, over the 8 MB threshold (136 images stay under); 8 images: 0.47 MB, and so they write."""
+    layer's SAM (2 x (28^2 + 28^2 + 14^2 + 14^2 + 7^2)): 4,900 values, 7 bytes each in the report folder. 300
+    images: 10.3 MB, over the 8 MB threshold (233 images stay under); 16 images: 0.55 MB, and so they write."""
     assert LARGE_REPORT_BYTES == 8e6
-    small, said = size_warnings(bundled, 8)
+    small, said = size_warnings(bundled, 16)
     assert said == []
     files = write_attribution_outputs(small, {"model": "compact_cnn"}, tmp_path / "report")
     written = files["report.html"].stat().st_size + files["attributions.npz"].stat().st_size
-    assert 0.75 < written / (8 * 4900 * 12) < 1.25
-    _, [message] = size_warnings(bundled, 200)
-    assert message == ("attributing 200 images writes a report of about 12 MB, which a browser opens slowly: "
-                       "attribute fewer images (--samples; in analyze, --attribution-samples); 136 stay under 8 MB")
+    assert 0.8 < written / (16 * 4900 * 7) < 1.25
+    _, [message] = size_warnings(bundled, 300)
+    assert message == ("attributing 300 images writes a report of about 10 MB, which a browser opens slowly: "
+                       "attribute fewer images (--samples; in analyze, --attribution-samples); 233 stay under 8 MB")

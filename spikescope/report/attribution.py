@@ -26,6 +26,7 @@ MOST_LAYERS = 12  # rows of a SAM figure: more layers are thinned to evenly spac
 WRONG = "#c62828"  # the colour of a misclassification
 CAVEAT_STYLE = "border-left: 4px solid #e6a100; background: #fff8e1; padding: 8px 12px"  # what must not be missed
 OPAQUE = {"unsigned": "Hot_r", "signed": "RdBu_r"}
+UNDERLAY = [[0.0, "rgb(30,30,30)"], [1.0, "rgb(170,170,170)"]]  # the input under a map: dimmed, so colours stand out
 SEE_THROUGH = {  # the same colours, transparent where the attribution is small, to lay over the input
     "unsigned": [[0.0, "rgba(255,255,204,0)"], [0.25, "rgba(254,204,92,0.55)"], [0.5, "rgba(253,141,60,0.8)"],
                  [0.75, "rgba(227,26,28,0.9)"], [1.0, "rgba(128,0,38,1)"]],
@@ -100,7 +101,6 @@ class MapGrid:
     input in grey (shown through where a see-through colour scale is chosen) and an all-zero map says so."""
 
     def __init__(self, rows: int, columns: int, titles: list[str], cell: float, top: int = 70, left: int = 50):
-        self.rows, self.columns, self.cell = rows, columns, cell
         spacing = min(0.04, 1 / (columns - 1)) if columns > 1 else 0.0
         self.fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=spacing,
                                  vertical_spacing=min(0.3 / rows, 1 / (rows - 1)) if rows > 1 else 0.0)
@@ -113,27 +113,27 @@ class MapGrid:
         self.fig.update_layout(width=int(cell * columns * 1.12) + left + 160,
                                height=int(cell * rows * 1.4) + top + 30,
                                margin=dict(t=top, b=20, l=left, r=20), plot_bgcolor="white")
-        self.images: list[int | None] = []  # per trace: the example image it belongs to (None: every one)
+        self.titles = list(self.fig.layout.annotations)
 
-    def add(self, z: np.ndarray, row: int, col: int, coloraxis: str, hover: str, image: int | None = None,
-            under: np.ndarray | None = None, empty: str = "") -> None:
+    def add(self, z: np.ndarray, row: int, col: int, coloraxis: str, hover: str, under: np.ndarray | None = None,
+            empty: str = "") -> None:
         """Map `z` `[h, w]` at (row, col), over the grey picture `under` when given, with `empty` (if any) written
         on it when it is zero everywhere."""
         if under is not None and under.size:
             height, width = z.shape
             dy, dx = height / under.shape[0], width / under.shape[1]
-            self._trace(go.Heatmap(z=under, x0=-0.5 + dx / 2, dx=dx, y0=-0.5 + dy / 2, dy=dy, colorscale="Greys_r",
-                                   showscale=False, hoverinfo="skip"), row, col, image)
-        z = z if z.dtype == np.uint8 else z.astype(np.float32)
-        self._trace(go.Heatmap(z=z, coloraxis=coloraxis, hovertemplate=hover), row, col, image)
+            self.fig.add_heatmap(z=under, x0=-0.5 + dx / 2, dx=dx, y0=-0.5 + dy / 2, dy=dy, colorscale=UNDERLAY,
+                                 showscale=False, hoverinfo="skip", row=row, col=col)
+        self.fig.add_heatmap(z=z if z.dtype == np.uint8 else z.astype(np.float32), coloraxis=coloraxis,
+                             hovertemplate=hover, row=row, col=col)
         if empty and not np.any(z):
-            self._trace(go.Scatter(x=[(z.shape[1] - 1) / 2], y=[(z.shape[0] - 1) / 2], mode="text", text=[empty],
-                                   textfont=dict(size=13, color="#555"), hoverinfo="skip", showlegend=False),
-                        row, col, image)
+            self.fig.add_annotation(self.note(empty, row, col))
 
-    def _trace(self, trace: Any, row: int, col: int, image: int | None) -> None:
-        self.fig.add_trace(trace, row=row, col=col)
-        self.images.append(image)
+    def note(self, text: str, row: int, col: int) -> dict[str, Any]:
+        """`text` in the middle of the map at (row, col), as a layout annotation."""
+        subplot = self.fig.get_subplot(row, col)
+        return dict(text=text, xref=f"{subplot.yaxis.anchor} domain", yref=f"{subplot.xaxis.anchor} domain",
+                    x=0.5, y=0.5, showarrow=False, font=dict(size=13, color="#555"))
 
     def overlay_toggle(self, kind: str) -> None:
         """Buttons that draw the maps opaque or see-through over the input."""
@@ -143,16 +143,15 @@ class MapGrid:
                      dict(label="maps over the input", method="relayout",
                           args=[{"coloraxis.colorscale": SEE_THROUGH[kind]}])])])
 
-    def image_menu(self, labels: list[str]) -> None:
-        """A dropdown that shows one example image's traces at a time (the first to begin with)."""
-        for trace, image in zip(self.fig.data, self.images):
-            trace.visible = image in (None, 0)
-        buttons = [dict(label=label, method="restyle",
-                        args=[{"visible": [image in (None, k) for image in self.images]}])
-                   for k, label in enumerate(labels)]
-        menus = list(self.fig.layout.updatemenus)
-        menus.append(dict(buttons=buttons, x=0.0, xanchor="left", y=1.0, yanchor="bottom", pad=dict(b=80)))
-        self.fig.update_layout(updatemenus=menus)
+    def menu(self, choices: list[tuple[str, list[np.ndarray], list[dict[str, Any]]]]) -> None:
+        """A dropdown that swaps what every trace shows: per choice its label, the z of every trace in order, and
+        the notes on its all-zero maps. The figure's data hold the first choice only; a choice's z (to 2
+        decimals) lives in its button, so the page grows with the choices, not with their square."""
+        buttons = [dict(label=label, method="update", args=[{"z": [np.round(z.astype(np.float64), 2) for z in zs]},
+                                                            {"annotations": self.titles + notes}])
+                   for label, zs, notes in choices]
+        self.fig.update_layout(updatemenus=[dict(buttons=buttons, x=0.0, xanchor="left", y=1.0, yanchor="bottom",
+                                                 pad=dict(b=42))])
 
 
 def attribution_figure(attribution: Attribution) -> go.Figure:
@@ -191,37 +190,39 @@ def attribution_figure(attribution: Attribution) -> go.Figure:
     return grid.fig
 
 
-def sam_figure(sam: dict[str, np.ndarray], rows: list[str], images: np.ndarray | None = None) -> go.Figure:
+def sam_figure(sam: dict[str, np.ndarray], rows: list[str]) -> go.Figure:
     """SAM `[R, T, h, w]` per layer, one of the R `rows` (example images, or their mean) at a time, chosen in a
     dropdown when R > 1. Rows: the layers with 2D maps (at most `MOST_LAYERS`, evenly spaced), labelled. Columns:
-    the timesteps (at most `MOST_COLUMNS`). With `images` (`[R, ...]` inputs) buttons lay the maps over the input.
-    Each layer's SAM is scaled by its largest value for that row; a map without a spike says so."""
+    the timesteps (at most `MOST_COLUMNS`). Each layer's SAM is scaled by its largest value for that row; a map
+    without a spike says so."""
     names = list(sam)
     shown = [names[i] for i in _evenly(len(names), MOST_LAYERS)]
     T = next(iter(sam.values())).shape[1] if sam else 0
     steps = _evenly(T, MOST_COLUMNS)
     titles = [f"t = {t}" for t in steps] + [""] * (len(steps) * (len(shown) - 1))
     cell = min(CELL_PX * 0.8, (PAGE_PX - 260) / (1.12 * len(steps)))
-    grid = MapGrid(len(shown), len(steps), titles, cell, top=60 + 45 * (images is not None) + 45 * (len(rows) > 1),
-                   left=110)
-    for r in range(len(rows)):
-        under = _grey(images, r) if images is not None else None
-        for row, layer in enumerate(shown, start=1):
-            maps = sam[layer][r]
-            maps = maps / (maps.max() if maps.max() > 0 else 1.0)
-            for column, t in enumerate(steps, start=1):
-                grid.add(maps[t], row, column, "coloraxis",
-                         f"{layer}, t = {t}<br>h %{{y}}, w %{{x}}: %{{z:.2f}}<extra></extra>", image=r,
-                         under=under, empty="no spikes")
+    grid = MapGrid(len(shown), len(steps), titles, cell, top=60 + 45 * (len(rows) > 1), left=110)
+
+    def cells(r: int) -> list[tuple[int, int, str, int, np.ndarray]]:
+        """(row, column, layer, t, map scaled to its layer's largest value) of every map of row r."""
+        scaled = {layer: sam[layer][r] / (sam[layer][r].max() if sam[layer][r].max() > 0 else 1.0) for layer in shown}
+        return [(row, column, layer, t, scaled[layer][t]) for row, layer in enumerate(shown, start=1)
+                for column, t in enumerate(steps, start=1)]
+
+    for row, column, layer, t, z in cells(0):
+        grid.add(z, row, column, "coloraxis", f"{layer}, t = {t}<br>h %{{y}}, w %{{x}}: %{{z:.2f}}<extra></extra>",
+                 empty="no spikes")
     for row, layer in enumerate(shown, start=1):
         grid.fig.update_yaxes(title=dict(text=layer, standoff=4, font=dict(size=13)), row=row, col=1)
     grid.fig.update_layout(coloraxis=dict(colorscale=OPAQUE["unsigned"], cmin=0, cmax=1, colorbar=dict(
         title=dict(text="SAM<br>(each layer's<br>largest = 1)", side="top"), len=1.0, y=1, yanchor="top",
-        thickness=18)), coloraxis2=dict(colorscale="Greys_r", showscale=False))
-    if images is not None:
-        grid.overlay_toggle("unsigned")
+        thickness=18)))
     if len(rows) > 1:
-        grid.image_menu(rows)
+        grid.menu([(label, [z for *_, z in cells(r)],
+                    [grid.note("no spikes", row, column) for row, column, *_, z in cells(r) if not np.any(z)])
+                   for r, label in enumerate(rows)])
+    else:
+        grid.fig.update_layout(title=dict(text=rows[0], x=0.02, xanchor="left"))
     return grid.fig
 
 
@@ -302,8 +303,7 @@ def _infidelity_text(attribution: Attribution) -> str:
     if a.infidelity_reference is not None:
         share = np.median(a.infidelity / np.where(a.infidelity_reference > 0, a.infidelity_reference, np.nan))
         text += (f", against {np.median(a.infidelity_reference):.3g} for an all-zero attribution: the attribution "
-                 f"leaves {100 * share:.0f} % of the squared logit change unexplained (median per image; 0 % would "
-                 "predict every change)")
+                 f"leaves {100 * share:.0f} % of the squared logit change unexplained (median per image)")
     return text + f". {html.escape(a.info.get('infidelity', ''))}.</p>"
 
 
@@ -345,14 +345,13 @@ def attribution_section(attribution: Attribution, mean_sam: dict[str, np.ndarray
                                    "see-through."))
     sam_caption = (f"Spike activation maps (gradient-free, decay gamma = {a.info.get('gamma')}) of every layer with "
                    "2D spike maps (rows), per timestep: where neurons fire, weighted by how recently they fired "
-                   "before. Choose the image in the menu; the buttons lay the maps over the input.")
+                   "before. Choose the image in the menu.")
     if a.sam:
-        images = a.images if _grey(a.images, 0).size else None
-        blocks.append(figure_block("sam", sam_figure(a.sam, [_plain(image_title(a, k)) for k in range(K)], images),
+        blocks.append(figure_block("sam", sam_figure(a.sam, [_plain(image_title(a, k)) for k in range(K)]),
                                    sam_caption + _thinned(a.sam)))
     if mean_sam:
         mean = {layer: maps[None] for layer, maps in mean_sam.items()}
-        blocks.append(figure_block("sam-mean", sam_figure(mean, ["mean"]),
+        blocks.append(figure_block("sam-mean", sam_figure(mean, [f"mean over {samples or 'the'} analysed images"]),
                                    f"The mean spike activation map over all {samples or 'the'} analysed images "
                                    "(sam.npz), per layer (rows) and timestep." + _thinned(mean)))
     per_image = _per_image(a)
