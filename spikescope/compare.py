@@ -27,7 +27,7 @@ from .groupstats import paired_difference, summarize
 from .lockstep import analyze_together
 from .metrics.energy import check_preset
 from .pipeline import PreparedModel, prepare_file
-from .report.folder import GENERIC_STEM, check_output_folder, default_report_folder
+from .report.folder import check_output_folder, default_report_folder, model_label
 
 LAYER_METRICS = ("firing_rate", "silent_fraction", "axis_OI", "wedge_OI", "spike_cosine_mean_off_diagonal",
                  "spectral_cosine_ac_mean_off_diagonal", "cka_mean_off_diagonal", "membrane_mean", "membrane_sd",
@@ -209,11 +209,6 @@ def _pair(reference_group: str, reference: list[str], group: str, members: list[
     return [], how, f"{group} against {reference_group}: {how}, so no paired test"
 
 
-def _label(path: Path) -> str:
-    """A short name for a checkpoint: its file name, or its run folder's for a generic name."""
-    return path.parent.name if GENERIC_STEM.fullmatch(path.stem) and path.parent.name else path.stem
-
-
 def parse_groups(models: Sequence[str | Path] = (), labels: Sequence[str] | None = None,
                  groups: dict[str, Sequence[str | Path]] | None = None) -> dict[str, dict[str, Path]]:
     """`{group: {label: checkpoint}}`: every model of `models` is a group of its own (named by `labels`, or by
@@ -232,7 +227,7 @@ def parse_groups(models: Sequence[str | Path] = (), labels: Sequence[str] | None
         raise SpikescopeError(f"--label {twice!r} is given twice: give every model its own name")
     parsed: dict[str, dict[str, Path]] = {}
     for index, model in enumerate(models):
-        name = labels[index] if labels else _label(Path(model))
+        name = labels[index] if labels else model_label(Path(model))
         if name in parsed:  # two files that share a name (runs/a/checkpoint.pt, b/a/checkpoint.pt)
             name = f"{name}-{index + 1}"
         parsed[name] = {name: Path(model)}
@@ -243,7 +238,7 @@ def parse_groups(models: Sequence[str | Path] = (), labels: Sequence[str] | None
             raise SpikescopeError(f"group {group!r} has no model")
         parsed[group] = {}
         for index, member in enumerate(members):
-            name = f"{group}/{_label(Path(member))}"
+            name = f"{group}/{model_label(Path(member))}"
             parsed[group][name if name not in parsed[group] else f"{name}-{index + 1}"] = Path(member)
     if sum(len(members) for members in parsed.values()) < 2:
         raise SpikescopeError("compare needs at least two models")
