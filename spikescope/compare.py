@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import distributed
 from .analyze import AnalysisResult
+from .checkpoint import check_model_file
 from .data import make_loader
 from .errors import SpikescopeError, note, recorded_warnings, warn
 from .groupstats import paired_difference, summarize
@@ -251,11 +252,7 @@ def check_model_files(parsed: dict[str, dict[str, Path]]) -> None:
     seen: dict[str, str] = {}
     for members in parsed.values():
         for label, path in members.items():
-            if path.is_dir():
-                raise SpikescopeError(f"{path} is a folder; give the checkpoint file inside it (such as "
-                                      f"{path / 'checkpoint.pt'})")
-            if not path.is_file():
-                raise SpikescopeError(f"checkpoint not found: {path}")
+            check_model_file(path)
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             if digest in seen:
                 raise SpikescopeError(f"{label} and {seen[digest]} are the same model file ({path}); compare each "

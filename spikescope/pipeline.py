@@ -207,7 +207,7 @@ def attribute_checkpoint(checkpoint: str | Path | None = None, method: str = "sa
                          batch_first: bool | None = None, command: str | None = None,
                          progress: bool = False) -> tuple[Attribution, dict[str, Path]]:
     """What `spikescope attribute` does: attribute the first `samples` test images of a model file with `method`
-    (see `attribution.attribute`) and write the report folder `out` (default `reports/<name>-attribution`);
+    (see `attribution.attribute`) and write the report folder `out` (default `reports/<name>-<method>`);
     returns `(attribution, files)`. With no `checkpoint`, the bundled baseline demo model on the bundled sample."""
     source = Path(checkpoint) if checkpoint is not None else bundled_checkpoint("baseline")
     destination = check_output_folder(out if out is not None else default_report_folder("attribute", [source], method),

@@ -25,5 +25,5 @@ def test_bundled_model_classifies_the_bundled_sample(name):
 @needs_fashion_mnist
 @pytest.mark.parametrize("name", ["baseline", "fsta"])
 def test_bundled_model_reaches_88_percent_on_the_full_fashion_mnist_test_set(name):
-    result = evaluate_checkpoint(bundled_checkpoint(name))
+    result = evaluate_checkpoint(bundled_checkpoint(name), data="fashion-mnist")
     assert result["samples"] == 10000 and result["accuracy"] >= 0.88

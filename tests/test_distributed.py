@@ -109,7 +109,8 @@ def test_fewer_batches_than_processes_is_a_one_line_error_in_every_process(tmp_p
 def test_commands_that_run_in_one_process_refuse_torchrun():
     result = spikescope_cli("compare", "a.pt", "b.pt", env={"WORLD_SIZE": "2"})
     assert result.returncode == 2
-    assert result.stderr == "spikescope: error: spikescope compare runs in one process; start it without torchrun\n"
+    assert result.stderr == ("spikescope: error: spikescope compare runs in one process, not under torchrun: run the "
+                             "same command without torchrun (spikescope compare a.pt b.pt)\n")
 
 
 def _api_worker(rank: int, port: int, folder: str) -> None:
