@@ -18,7 +18,8 @@ SIGNED_METHODS = ("ig", "occlusion", "layer-ig")  # attributions that can be neg
 METHOD_NAMES = {"saliency": "saliency (absolute input gradient)", "ig": "integrated gradients",
                 "occlusion": "occlusion", "gradcam": "Grad-CAM on a spiking layer",
                 "layer-ig": "layer integrated gradients on a spiking layer", "sam": "spike activation map"}
-CELL_PX = 200  # side of one map in the figures, at most
+CELL_PX = 200  # side of one map in the attribution figure, at most
+SAM_CELL_PX = 130  # and in a SAM grid, whose rows are layers: five layers stay within a screen
 PAGE_PX = 1100  # figures fill a page of this width
 MAPS_PER_ROW = 6  # the attribution figure puts several images side by side until a row holds this many maps
 MOST_COLUMNS = 16  # of maps per row: more timesteps are thinned to evenly spaced ones
@@ -100,10 +101,13 @@ class MapGrid:
     """A grid of square maps (one pixel per pixel, no tick labels) that fills `PAGE_PX`; a map can lie over the
     input in grey (shown through where a see-through colour scale is chosen) and an all-zero map says so."""
 
-    def __init__(self, rows: int, columns: int, titles: list[str], cell: float, top: int = 70, left: int = 50):
+    def __init__(self, rows: int, columns: int, titles: list[str], cell: float, top: int = 70, left: int = 50,
+                 titled_rows: bool = True):
+        """`cell` px per map; `titled_rows`: every row has titles above its maps (room is left for them)."""
         spacing = min(0.04, 1 / (columns - 1)) if columns > 1 else 0.0
+        gap, per_row = (0.3, 1.4) if titled_rows else (0.1, 1.15)
         self.fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=spacing,
-                                 vertical_spacing=min(0.3 / rows, 1 / (rows - 1)) if rows > 1 else 0.0)
+                                 vertical_spacing=min(gap / rows, 1 / (rows - 1)) if rows > 1 else 0.0)
         self.fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain")
         self.fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed",
                               constrain="domain")
@@ -111,7 +115,7 @@ class MapGrid:
             suffix = "" if index == 1 else str(index)
             self.fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
         self.fig.update_layout(width=int(cell * columns * 1.12) + left + 160,
-                               height=int(cell * rows * 1.4) + top + 30,
+                               height=int(cell * rows * per_row) + top + 30,
                                margin=dict(t=top, b=20, l=left, r=20), plot_bgcolor="white")
         self.titles = list(self.fig.layout.annotations)
 
@@ -200,8 +204,8 @@ def sam_figure(sam: dict[str, np.ndarray], rows: list[str]) -> go.Figure:
     T = next(iter(sam.values())).shape[1] if sam else 0
     steps = _evenly(T, MOST_COLUMNS)
     titles = [f"t = {t}" for t in steps] + [""] * (len(steps) * (len(shown) - 1))
-    cell = min(CELL_PX * 0.8, (PAGE_PX - 260) / (1.12 * len(steps)))
-    grid = MapGrid(len(shown), len(steps), titles, cell, top=60 + 45 * (len(rows) > 1), left=110)
+    cell = min(SAM_CELL_PX, (PAGE_PX - 260) / (1.12 * len(steps)))
+    grid = MapGrid(len(shown), len(steps), titles, cell, top=60 + 45 * (len(rows) > 1), left=110, titled_rows=False)
 
     def cells(r: int) -> list[tuple[int, int, str, int, np.ndarray]]:
         """(row, column, layer, t, map scaled to its layer's largest value) of every map of row r."""
