@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from spikescope.attribution import (METHODS, Attribution, SpikingFunction, attribute, repeat_over_time,
-                                   surrogate_gradients)
+from spikescope.attribution import METHODS, Attribution, attribute
+from spikescope.captum_adapter import SpikingFunction, repeat_over_time, surrogate_gradients
 from spikescope.checkpoint import bundled_checkpoint, load
 from spikescope.data import grating, load_dataset, make_loader
 from spikescope.errors import SpikescopeError, SpikescopeWarning

@@ -6,7 +6,8 @@ from torch import nn
 
 import snn_zoo
 from test_attribution import direct_gradcam
-from spikescope.attribution import SpikingFunction, attribute, repeat_over_time
+from spikescope.attribution import attribute
+from spikescope.captum_adapter import SpikingFunction, repeat_over_time
 from spikescope.data import load_dataset, make_loader
 from spikescope.detect import reset_neuron_states
 from spikescope.errors import SpikescopeError

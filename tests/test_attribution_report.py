@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from spikescope.attribution import (INFIDELITY_NOISE, INFIDELITY_SAMPLES, LARGE_REPORT_BYTES, SpikingFunction,
-                                   attribute, repeat_over_time)
+from spikescope.attribution import attribute
+from spikescope.attribution_cost import LARGE_REPORT_BYTES
+from spikescope.captum_adapter import SpikingFunction, repeat_over_time
+from spikescope.captum_methods import INFIDELITY_NOISE, INFIDELITY_SAMPLES
 from spikescope.checkpoint import bundled_checkpoint, load
 from spikescope.data import load_dataset, make_loader
 from spikescope.errors import SpikescopeWarning

@@ -5,7 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from spikescope.attribution import INFIDELITY_NOISE, INFIDELITY_SAMPLES, attribute, surrogate_gradients
+from spikescope.attribution import attribute
+from spikescope.captum_adapter import surrogate_gradients
+from spikescope.captum_methods import INFIDELITY_NOISE, INFIDELITY_SAMPLES
 from spikescope.neurons import LIF
 
 BASELINE = 0.25
