@@ -79,17 +79,23 @@ def test_integrated_gradients_report_the_convergence_delta_computed_directly(bun
     assert np.all(np.abs(completeness["convergence_delta"]) > 0.1)  # surrogate gradients: far from complete
 
     files = write_attribution_outputs(result, {"model": "compact_cnn"}, tmp_path / "report")
-    saved = json.loads(files["attribution.json"].read_text())["settings"]["completeness"]
-    np.testing.assert_allclose(saved["convergence_delta"], completeness["convergence_delta"], rtol=1e-6)
+    saved = json.loads(files["attribution.json"].read_text())
+    assert "completeness" not in saved["settings"]  # a top-level key, not a setting
+    np.testing.assert_allclose(saved["completeness"]["convergence_delta"], completeness["convergence_delta"],
+                               rtol=1e-6)
+    np.testing.assert_allclose(saved["completeness"]["covered_share"], total / difference.numpy(), rtol=1e-4)
+    share = np.median(total / difference.numpy())
+    assert saved["completeness"]["covered_share_median"] == pytest.approx(share, rel=1e-4)
+    assert saved["completeness"]["covered_share_min"] == pytest.approx(np.min(total / difference.numpy()), rel=1e-4)
+    assert saved["infidelity_reference"] is None  # infidelity=False
     np.testing.assert_allclose(np.load(files["attributions.npz"])["convergence_delta"],
                                completeness["convergence_delta"])
-    share = np.median(total / difference.numpy())
     page = files["report.html"].read_text()
     assert f"Integrated gradients sum to {100 * share:.0f} % of f(x) − f(baseline)" in page
     assert "not a decomposition" in page
 
 
-def test_infidelity_is_read_against_the_mean_squared_logit_change_of_its_own_perturbations(bundled):
+def test_infidelity_is_read_against_the_mean_squared_logit_change_of_its_own_perturbations(bundled, tmp_path):
     """The reference is the infidelity of an all-zero attribution: the mean of (f(x) - f(x - I))^2 over the same
     perturbations I (drawn from a generator seeded 0, each image repeated INFIDELITY_SAMPLES times), recomputed
     here; a best-scaled attribution never scores more."""
@@ -104,6 +110,11 @@ def test_infidelity_is_read_against_the_mean_squared_logit_change_of_its_own_per
         drop = function(repeated).gather(1, targets) - function(repeated - noise).gather(1, targets)
     np.testing.assert_allclose(result.infidelity_reference, (drop.view(2, -1) ** 2).mean(1).numpy(), rtol=1e-4)
     assert np.all(result.infidelity <= result.infidelity_reference)
+    files = write_attribution_outputs(result, {"model": "compact_cnn"}, tmp_path / "report")
+    saved = json.loads(files["attribution.json"].read_text())
+    np.testing.assert_allclose(saved["infidelity_reference"], result.infidelity_reference, rtol=1e-6)
+    assert saved["completeness"] is None  # saliency
+    assert "infidelity_reference [K]" in saved["files"]["attributions.npz"]
     page = attribution_section(result)
     share = np.median(result.infidelity / result.infidelity_reference)
     assert f"leaves {100 * share:.0f} % of the squared logit change unexplained" in page and "lower is more" in page

@@ -286,6 +286,17 @@ def covered_share(completeness: dict[str, Any]) -> np.ndarray:
     return np.divide(total, difference, out=np.full_like(total, np.nan), where=difference != 0)
 
 
+def completeness_summary(completeness: dict[str, Any]) -> dict[str, Any]:
+    """Integrated gradients' completeness for attribution.json and the terminal: per image f(x) - f(baseline), the
+    attributions' sum, Captum's convergence delta and the covered share (sum / difference, NaN where the difference
+    is 0), and the share's median and range over the images (NaN when no image has a share)."""
+    share = covered_share(completeness)
+    finite = share[np.isfinite(share)]
+    spread = (np.median(finite), finite.min(), finite.max()) if finite.size else (np.nan,) * 3
+    return {**{name: np.asarray(values) for name, values in completeness.items()}, "covered_share": share,
+            **dict(zip(("covered_share_median", "covered_share_min", "covered_share_max"), map(float, spread)))}
+
+
 def _completeness_text(completeness: dict[str, Any]) -> str:
     """How much of f(x) - f(baseline) the IG attributions account for, and what follows for reading the maps."""
     share = covered_share(completeness)

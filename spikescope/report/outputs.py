@@ -20,6 +20,7 @@ from ..attribution import Attribution
 from ..claims import read_claims
 from ..metrics.membrane import COLUMNS
 from .folder import report_folder, report_marker
+from .attribution import completeness_summary
 from .html import render, render_attribution
 from .page import PLOTLY_JS, plotly_js
 
@@ -59,7 +60,10 @@ FILES = {
 MEMBRANE_FILE = {"membrane.npz": "membrane-potential histogram counts [T, bins] per layer; 'columns' names the "
                                   "bins (u / threshold of neurons that did not fire, and fired)"}
 ATTRIBUTION_FILE = {"attributions.npz": "images [K, ...], attributions [K, T, ...], targets, predictions, labels, "
-                                        "infidelity [K], and sam:<layer> [K, T, h, w] per layer"}
+                                        "infidelity [K], infidelity_reference [K] (an all-zero attribution's "
+                                        "infidelity), for ig output_difference [K] (f(x) - f(baseline)), "
+                                        "attribution_sum [K] and convergence_delta [K] (their difference), and "
+                                        "sam:<layer> [K, T, h, w] per layer"}
 SAM_FILE = {"sam.npz": "mean spike activation map [T, H, W] per layer over the analysed images"}
 
 
@@ -89,12 +93,17 @@ def summary(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def attribution_summary(attribution: Attribution) -> dict[str, Any]:
-    """What an attribution was and its per-image numbers (the maps themselves are in attributions.npz)."""
+    """What an attribution was and its per-image numbers (the maps themselves are in attributions.npz); for
+    integrated gradients, "completeness": per image f(x) - f(baseline), the attributions' sum, Captum's convergence
+    delta and the share of the difference covered (see `completeness_summary`)."""
+    settings = {name: value for name, value in attribution.info.items() if name != "completeness"}
+    completeness = attribution.info.get("completeness")
     return plain({"method": attribution.method, "layer": attribution.layer, "T": attribution.T,
                   "images": len(attribution.images), "per_timestep": attribution.per_timestep,
-                  "seconds": attribution.seconds, "settings": attribution.info, "targets": attribution.targets,
+                  "seconds": attribution.seconds, "settings": settings, "targets": attribution.targets,
                   "predictions": attribution.predictions, "labels": attribution.labels,
-                  "infidelity": attribution.infidelity,
+                  "infidelity": attribution.infidelity, "infidelity_reference": attribution.infidelity_reference,
+                  "completeness": completeness_summary(completeness) if completeness else None,
                   "sam_layers": list(attribution.sam), "definitions": attribution.definitions()})
 
 
