@@ -16,6 +16,7 @@ from spikescope.errors import SpikescopeError
 from spikescope.groupstats import paired_difference, spearman, summarize
 from spikescope.pipeline import analyze_checkpoint
 from spikescope.train import TrainConfig
+from test_cli_analyze import error_line
 
 TINY = TrainConfig(data="fashion-mnist-sample", arch_kwargs={"width": 4}, batch_size=32, limit=64, test_limit=32,
                    epochs=1)
@@ -103,7 +104,7 @@ def test_the_compare_command_prints_each_group_and_refuses_bad_input(tiny_runs, 
     assert table == {"baseline": "2", "fsta": "2"} and "report: " in result.stdout
     bad = subprocess.run(command[:-2] + [str(tiny_runs["baseline"][0]), str(tmp_path / "missing.pt"), "--out",
                                          str(tmp_path / "d")], capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "checkpoint not found" in bad.stderr
+    assert bad.returncode == 2 and "checkpoint not found" in error_line(bad.stderr)
     assert not (tmp_path / "d").exists()
 
 
@@ -211,7 +212,7 @@ def test_compare_takes_the_model_flags_of_analyze_for_plain_state_dicts(tmp_path
              "--T", "2", "--data", "fashion-mnist-sample", "--limit", "20"]
     command = [sys.executable, "-m", "spikescope", "compare", *map(str, files)]
     refused = subprocess.run(command + ["--out", str(tmp_path / "x")], capture_output=True, text=True)
-    assert refused.returncode == 2 and "--arch" in refused.stderr and refused.stderr.count("\n") == 1
+    assert refused.returncode == 2 and "--arch" in error_line(refused.stderr)
     done = subprocess.run(command + flags + ["--out", str(tmp_path / "y")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "y" / "comparison.json").read_text())["samples"] == 20
