@@ -94,24 +94,34 @@ class Attribution:
         return {**arrays, **{f"sam:{layer}": maps for layer, maps in self.sam.items()}}
 
 
-def attribute(model: nn.Module, images: torch.Tensor, method: str = "saliency", labels: torch.Tensor | None = None,
-              target: str | int = "pred", layer: str | None = None, T: int | None = None,
-              time_first_input: bool = False, run: Callable[[nn.Module, torch.Tensor], Any] | None = None,
-              batch_size: int = 16, n_steps: int = 32, internal_batch_size: int = 64, window: int | None = None,
-              baseline: float = 0.0, gamma: float = DEFAULT_GAMMA, infidelity: bool = True, fold: str | None = None,
-              batch_first: bool | None = None, classes: Sequence[str] | None = None,
-              device: str | torch.device = "cpu", progress: bool = False) -> Attribution:
-    """Attribute the predictions of `model` on `images` (`[K, ...]`, batch-first) with `method` (see `METHODS`).
+def attribute(model: nn.Module, images: torch.Tensor, method: str = "saliency", **options: Any) -> Attribution:
+    """Attribute the predictions of `model` on `images` (`[K, ...]`, batch-first) with `method` (see `METHODS`):
+    `plan_attribution(model, images, method, **options).run()` (the options are described there)."""
+    return plan_attribution(model, images, method, **options).run()
+
+
+def plan_attribution(model: nn.Module, images: torch.Tensor, method: str = "saliency",
+                     labels: torch.Tensor | None = None, target: str | int = "pred", layer: str | None = None,
+                     T: int | None = None, time_first_input: bool = False,
+                     run: Callable[[nn.Module, torch.Tensor], Any] | None = None, batch_size: int = 16,
+                     n_steps: int = 32, internal_batch_size: int = 64, window: int | None = None,
+                     baseline: float = 0.0, gamma: float = DEFAULT_GAMMA, infidelity: bool = True,
+                     fold: str | None = None, batch_first: bool | None = None, layers: str | Sequence[str] = "all",
+                     classes: Sequence[str] | None = None, device: str | torch.device = "cpu",
+                     progress: bool = False) -> AttributionPlan:
+    """Check an attribution of `model`'s predictions on `images` and probe the model once without gradients; warn
+    when the report will be large or the attribution long. `run()` on the plan does the attribution.
 
     `target`: "pred" (the predicted class), "label" (needs `labels`) or a class index. `layer`: the
-    spiking layer of "gradcam", "layer-ig" and "sam" (default: the deepest one with 2D maps).
-    `time_first_input`: the model takes `[T, B, ...]` (images are repeated per timestep, and input
-    attributions come per timestep); otherwise `run(model, images)` is one forward pass (see
-    `SpikingFunction`). IntegratedGradients uses `n_steps` points and at most `internal_batch_size`
-    images per pass; occlusion slides a `window` (default: a seventh of the image side) by half its
-    size. Both replace the input by `baseline` (default 0: the dataset mean, after normalisation).
-    Spike activation maps with decay `gamma` come with every method. `classes` names the classes in
-    the report.
+    spiking layer of "gradcam", "layer-ig" and "sam" (default: the deepest one with 2D maps). `layers`:
+    the layers the recorder looks at, as `SpikeRecorder`'s (name a neuron that no framework declares and
+    that was silent on the images). `time_first_input`: the model takes `[T, B, ...]` (images are repeated
+    per timestep, and input attributions come per timestep); otherwise `run(model, images)` is one forward
+    pass (see `SpikingFunction`). IntegratedGradients uses `n_steps` points and at most
+    `internal_batch_size` images per pass; occlusion slides a `window` (default: a seventh of the image
+    side) by half its size. Both replace the input by `baseline` (default 0: the dataset mean, after
+    normalisation). Spike activation maps with decay `gamma` come with every method. `classes` names the
+    classes in the report.
     """
     if method not in METHODS:
         raise SpikescopeError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
@@ -128,8 +138,7 @@ def attribute(model: nn.Module, images: torch.Tensor, method: str = "saliency", 
             raise SpikescopeError("time-first input repeats images T times, but T is unknown for this model: pass T")
     function = SpikingFunction(model, T, time_first_input, run)
     batches = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
-    probe = _probe(function, batches, fold, batch_first, gamma, device, progress)
-    T = probe.T
+    probe = _probe(function, batches, layers, fold, batch_first, gamma, device, progress)
     if layer is not None and method in INPUT_METHODS:
         warn(f"--layer {layer} is ignored: it names the layer of gradcam, layer-ig and sam, and {method} attributes "
              "to the input")
@@ -141,29 +150,57 @@ def attribute(model: nn.Module, images: torch.Tensor, method: str = "saliency", 
                             "target": {"pred": "the prediction", "label": "the label"}.get(str(target),
                                                                                          f"class {target}"),
                             "spiking_layers": [i.name for i in probe.layers], "classes": list(classes or [])}
-    if method == "sam":
-        maps, scores = probe.sam[layer_info.name], {}
-    else:
-        try:
-            maps, scores = captum_maps(function, batches, targets, method, layer_info, device, info,
-                                        n_steps=n_steps, internal_batch_size=internal_batch_size, window=window,
-                                        baseline=baseline, infidelity=infidelity, progress=progress)
-        except RuntimeError as error:
-            if not any(sign in str(error) for sign in NO_GRAPH):
-                raise
-            raise SpikescopeError(f"{_no_gradient(probe.layers)}: use occlusion or sam, which need no "
-                                  "gradients") from None
-        if not np.any(maps) and method != "occlusion":
-            warn(f"every attribution is zero: {_no_gradient(probe.layers)}")
-        if method in INPUT_METHODS and not time_first_input:
-            maps = maps[:, None]  # one step: the attribution covers every timestep together
-    return Attribution(
-        method=method, images=images.detach().cpu().numpy(), maps=maps,
-        per_timestep=method not in INPUT_METHODS or time_first_input,
-        layer=layer_info.name if layer_info is not None else None, targets=targets.numpy(),
-        predictions=probe.predictions.numpy(), labels=class_labels(labels).numpy() if labels is not None else None,
-        infidelity=scores.get("infidelity"), infidelity_reference=scores.get("infidelity_reference"),
-        sam=probe.sam, T=T, seconds=time.perf_counter() - started, info=info)
+    options = {"n_steps": n_steps, "internal_batch_size": internal_batch_size, "window": window,
+               "baseline": baseline, "infidelity": infidelity, "progress": progress}
+    return AttributionPlan(function, images, labels, batches, probe, method, layer_info, targets, info, options,
+                           device, time.perf_counter() - started)
+
+
+@dataclass
+class AttributionPlan:
+    """An attribution checked, its model probed and its cost announced, before Captum's passes (`run`).
+    `options`: Captum's settings (see `captum_methods.captum_maps`); `seconds`: the time spent so far."""
+
+    function: SpikingFunction
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    batches: list[torch.Tensor]
+    probe: ProbeResult
+    method: str
+    layer: LayerInfo | None
+    targets: torch.Tensor
+    info: dict[str, Any]
+    options: dict[str, Any]
+    device: torch.device
+    seconds: float
+
+    def run(self) -> Attribution:
+        """The attribution: Captum's maps (or the probe's spike activation maps for "sam") and their scores."""
+        started, method, probe = time.perf_counter(), self.method, self.probe
+        time_first_input = self.function.time_first_input
+        if method == "sam":
+            maps, scores = probe.sam[self.layer.name], {}
+        else:
+            try:
+                maps, scores = captum_maps(self.function, self.batches, self.targets, method, self.layer, self.device,
+                                           self.info, **self.options)
+            except RuntimeError as error:
+                if not any(sign in str(error) for sign in NO_GRAPH):
+                    raise
+                raise SpikescopeError(f"{_no_gradient(probe.layers)}: use occlusion or sam, which need no "
+                                      "gradients") from None
+            if not np.any(maps) and method != "occlusion":
+                warn(f"every attribution is zero: {_no_gradient(probe.layers)}")
+            if method in INPUT_METHODS and not time_first_input:
+                maps = maps[:, None]  # one step: the attribution covers every timestep together
+        labels = self.labels
+        return Attribution(
+            method=method, images=self.images.detach().cpu().numpy(), maps=maps,
+            per_timestep=method not in INPUT_METHODS or time_first_input,
+            layer=self.layer.name if self.layer is not None else None, targets=self.targets.numpy(),
+            predictions=probe.predictions.numpy(), labels=class_labels(labels).numpy() if labels is not None else None,
+            infidelity=scores.get("infidelity"), infidelity_reference=scores.get("infidelity_reference"),
+            sam=probe.sam, T=probe.T, seconds=self.seconds + time.perf_counter() - started, info=self.info)
 
 
 @dataclass
@@ -177,12 +214,12 @@ class ProbeResult:
     seconds: float  # one forward pass of one image, timed in a batch of `TIMED_BATCH`
 
 
-def _probe(function: SpikingFunction, batches: list[torch.Tensor], fold: str | None, batch_first: bool | None,
-           gamma: float, device: torch.device, progress: bool) -> ProbeResult:
+def _probe(function: SpikingFunction, batches: list[torch.Tensor], layers: str | Sequence[str], fold: str | None,
+           batch_first: bool | None, gamma: float, device: torch.device, progress: bool) -> ProbeResult:
     """One gradient-free pass over the images under a SpikeRecorder: the spiking layers and their layouts, T, the
     predictions, and every 2D layer's spike activation maps from the captured spikes."""
     samples = sum(len(b) for b in batches)
-    recorder = SpikeRecorder(function.model, metrics=[], T=function.T, capture=samples, fold=fold,
+    recorder = SpikeRecorder(function.model, layers, metrics=[], T=function.T, capture=samples, fold=fold,
                              batch_first=batch_first)
     outputs = []
     with torch.no_grad(), recorder:

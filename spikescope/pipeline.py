@@ -16,7 +16,7 @@ from torch import nn
 
 from . import __version__
 from .analyze import AnalysisResult, ModelAnalysis, analyze, repeated_input
-from .attribution import Attribution, attribute
+from .attribution import Attribution, AttributionPlan, plan_attribution
 from .checkpoint import BUNDLED_MODELS, bundled_checkpoint, load
 from .data import LABEL_SETS, ImageSet, load_dataset, make_loader
 from .devices import resolve_device
@@ -127,8 +127,9 @@ def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[st
 
     The images are those of `evaluation_set`; warnings issued on the way reach `result.info["warnings"]`.
     With `attribution` (a method of `attribution.METHODS`), the first `attribution_samples` images are
-    attributed too (`result.attribution`) and the mean spike activation map of every layer is measured
-    on all of them (`result.sam`). `membrane` adds the membrane-potential statistics (`result.membrane`).
+    attributed too (`result.attribution`; planned, with its size warning, before the analysis) and the mean
+    spike activation map of every layer is measured on all of them (`result.sam`). `membrane` adds the
+    membrane-potential statistics (`result.membrane`).
     """
     check_preset(energy)
     _check_counts(attribution_samples=attribution_samples)
@@ -137,15 +138,15 @@ def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[st
                                 time_first_input, fold, batch_first)
         dataset = prepared.dataset
         try:
+            plan = _plan_examples(prepared.model, dataset, attribution, attribution_samples,
+                                  time_first_input=time_first_input, T=prepared.T, layers=layers, fold=fold,
+                                  batch_first=batch_first, device=device, progress=progress) if attribution else None
             metrics = default_metrics(energy) + ([SpikeActivationMap()] if attribution else [])
             result = analyze(prepared.model, make_loader(dataset, batch_size), layers=layers, T=prepared.T,
                              device=device, energy=energy, capture=capture, progress=progress, fold=fold,
                              batch_first=batch_first, run=prepared.run, metrics=metrics, membrane=membrane)
-            if attribution:
-                result.attribution = _attribute_examples(prepared.model, dataset, attribution, attribution_samples,
-                                                         T=result.info["T"], time_first_input=time_first_input,
-                                                         fold=fold, batch_first=batch_first, device=device,
-                                                         progress=progress)
+            if plan is not None:
+                result.attribution = plan.run()
         except RuntimeError as error:  # shape and dtype mismatches between the user's model and the data
             raise _cannot_run(dataset, error) from None
     result.info["warnings"] = list(dict.fromkeys(warnings_seen + result.info.get("warnings", [])))
@@ -164,12 +165,12 @@ def _cannot_run(dataset: ImageSet, error: RuntimeError) -> SpikescopeError:
                            f"({describe(error)})")
 
 
-def _attribute_examples(model: nn.Module, dataset: ImageSet, method: str, samples: int,
-                        time_first_input: bool, **options: Any) -> Attribution:
-    """`attribute` on the first `samples` images of `dataset`; spikescope's own models get their input time-first,
-    so that input attributions come per timestep."""
+def _plan_examples(model: nn.Module, dataset: ImageSet, method: str, samples: int,
+                   time_first_input: bool, **options: Any) -> AttributionPlan:
+    """`plan_attribution` on the first `samples` images of `dataset`; spikescope's own models get their input
+    time-first, so that input attributions come per timestep."""
     images, labels = next(iter(make_loader(dataset, min(samples, len(dataset)))))
-    return attribute(model, images, method, labels=labels, classes=dataset.classes,
+    return plan_attribution(model, images, method, labels=labels, classes=dataset.classes,
                      time_first_input=time_first_input or takes_time_first_input(model), **options)
 
 
@@ -204,11 +205,12 @@ def attribute_checkpoint(checkpoint: str | Path | None = None, method: str = "sa
                          data: str | None = None, data_root: str | None = None, device: str = "cpu",
                          arch: str | None = None, arch_kwargs: dict[str, Any] | None = None, T: int | None = None,
                          trust_pickle: bool = False, time_first_input: bool = False, fold: str | None = None,
-                         batch_first: bool | None = None, command: str | None = None,
-                         progress: bool = False) -> tuple[Attribution, dict[str, Path]]:
+                         batch_first: bool | None = None, layers: str | Sequence[str] = "all",
+                         command: str | None = None, progress: bool = False) -> tuple[Attribution, dict[str, Path]]:
     """What `spikescope attribute` does: attribute the first `samples` test images of a model file with `method`
-    (see `attribution.attribute`) and write the report folder `out` (default `reports/<name>-<method>`);
-    returns `(attribution, files)`. With no `checkpoint`, the bundled baseline demo model on the bundled sample."""
+    (see `attribution.plan_attribution`; `layers` selects the layers its recorder looks at, as in `analyze`) and
+    write the report folder `out` (default `reports/<name>-<method>`); returns `(attribution, files)`. With no
+    `checkpoint`, the bundled baseline demo model on the bundled sample."""
     source = Path(checkpoint) if checkpoint is not None else bundled_checkpoint("baseline")
     destination = check_output_folder(out if out is not None else default_report_folder("attribute", [source], method),
                                       "attribute")
@@ -218,9 +220,9 @@ def attribute_checkpoint(checkpoint: str | Path | None = None, method: str = "sa
                                 time_first_input, fold, batch_first)
         dataset = prepared.dataset
         try:
-            result = _attribute_examples(prepared.model, dataset, method, samples, time_first_input, layer=layer,
-                                         target=target, T=prepared.T, fold=fold, batch_first=batch_first,
-                                         device=device, progress=progress)
+            result = _plan_examples(prepared.model, dataset, method, samples, time_first_input, layer=layer,
+                                    target=target, T=prepared.T, layers=layers, fold=fold, batch_first=batch_first,
+                                    device=device, progress=progress).run()
         except RuntimeError as error:
             raise _cannot_run(dataset, error) from None
     description = {"model": prepared.meta.get("arch", type(prepared.model).__name__), "checkpoint": str(prepared.path),

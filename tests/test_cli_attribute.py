@@ -5,11 +5,30 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
+import snn_zoo
 from spikescope.pipeline import analyze_checkpoint, attribute_checkpoint
-from test_cli_analyze import spikescope
+from test_cli_analyze import error_line, spikescope
 
 LAYERS = [f"block{i}.lif" for i in range(1, 6)]
+
+
+class QuietClassifier(nn.Module):
+    """A classifier whose one neuron is of no framework and silent on its first call (`snn_zoo.QuietUntilWoken`):
+    a recorder finds it only when it is named."""
+
+    def __init__(self, T: int = 2) -> None:
+        super().__init__()
+        self.T = T
+        self.conv = snn_zoo.Folded(nn.Conv2d(1, 4, 3, padding=1))
+        self.neuron = snn_zoo.QuietUntilWoken()
+        self.head = nn.Linear(4 * 28 * 28, 10)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        spikes = self.neuron(self.conv(images.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)))
+        return self.head(spikes.flatten(2)).mean(0)
 
 
 def test_attribute_without_arguments_writes_the_report_folder_of_the_bundled_model(in_tmp):
@@ -47,9 +66,22 @@ def test_attribute_without_arguments_writes_the_report_folder_of_the_bundled_mod
 ])
 def test_bad_input_is_one_line_and_exit_code_2(in_tmp, args, message):
     result = spikescope("attribute", "--samples", "2", "--out", "out", *args)
-    assert result.returncode == 2 and message in result.stderr, result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.returncode == 2 and message in error_line(result.stderr), result.stderr
     assert not (in_tmp / "out").exists()
+
+
+def test_a_neuron_found_only_when_named_is_attributed_with_layers(tmp_path):
+    torch.save(QuietClassifier().state_dict(), tmp_path / "quiet.pt")
+    model = ["attribute", tmp_path / "quiet.pt", "--arch", "test_cli_attribute:QuietClassifier", "--T", 2,
+             "--method", "sam", "--samples", 2, "--data", "fashion-mnist-sample"]
+    refused = spikescope(*model, "--out", tmp_path / "refused")
+    assert refused.returncode == 2 and "no spiking layer found" in error_line(refused.stderr)
+    assert "pass --layers neuron" in refused.stderr  # the advice the recorder gives, which attribute now takes
+    result = spikescope(*model, "--layers", "neuron", "--out", tmp_path / "r")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "r" / "attribution.json").read_text())
+    assert summary["layer"] == "neuron" and summary["settings"]["spiking_layers"] == ["neuron"]
+    assert np.load(tmp_path / "r" / "attributions.npz")["attributions"].shape == (2, 2, 28, 28)
 
 
 def test_attribute_refuses_a_folder_of_the_users_own_files(in_tmp):
@@ -81,3 +113,26 @@ def test_analyze_with_attribution_adds_the_section_the_arrays_and_the_mean_spike
     assert "<h2>Attribution</h2>" in page and "integrated gradients" in page
     plain, plain_files = analyze_checkpoint(limit=40, out=tmp_path / "plain")
     assert plain.attribution is None and not plain.sam and "attributions.npz" not in plain_files
+
+
+def test_integrated_gradients_say_in_the_terminal_which_share_of_the_logit_difference_they_cover(tmp_path):
+    result = spikescope("attribute", "--method", "ig", "--samples", "3", "--out", tmp_path / "ig")
+    assert result.returncode == 0, result.stderr
+    completeness = json.loads((tmp_path / "ig" / "attribution.json").read_text())["completeness"]
+    share = np.array(completeness["attribution_sum"]) / np.array(completeness["output_difference"])
+    line = next(line for line in result.stdout.splitlines() if line.startswith("integrated gradients cover"))
+    assert line.startswith(f"integrated gradients cover {100 * np.median(share):.0f} % of f(x) - f(baseline) "
+                           f"({100 * share.min():.0f}-{100 * share.max():.0f} %"), line
+
+
+def test_analyze_warns_of_a_large_attribution_before_the_analysis_runs(tmp_path):
+    """60 images of a 16-step model's 28 x 28 spike maps make an 11 MB report: the warning comes from the
+    attribution's probe, before the analysis, which here refuses at its first batch (one image cannot tell the
+    time layout apart), so a user warned stops before the long work, not after it."""
+    torch.save(QuietClassifier(T=16).state_dict(), tmp_path / "quiet.pt")
+    result = spikescope("analyze", tmp_path / "quiet.pt", "--arch", "test_cli_attribute:QuietClassifier",
+                        "--arch-kw", "T=16", "--T", 16, "--layers", "neuron", "--data", "fashion-mnist-sample",
+                        "--attribution", "sam", "--attribution-samples", 60, "--limit", 60, "--batch-size", 1,
+                        "--out", tmp_path / "r")
+    assert result.returncode == 2 and "cannot tell the time layout of layer neuron" in error_line(result.stderr)
+    assert re.search(r"warning: attributing 60 images writes a report of about 1\d MB", result.stderr), result.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -12,7 +12,9 @@ from ..attribution import METHODS
 from ..checkpoint import bundled_checkpoint
 from ..data import DATASETS
 from ..pipeline import attribute_checkpoint
+from ..report.attribution import completeness_summary
 from ..report.folder import check_output_folder, default_report_folder
+from .analyze import layers_argument
 from .common import DEVICE_HELP, add_model_flags, command_line, positive_int
 
 EXAMPLES = """examples:
@@ -40,6 +42,9 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
     a.add_argument("--method", choices=METHODS, default="saliency", help="default: %(default)s")
     a.add_argument("--layer", help="spiking layer for gradcam, layer-ig and sam (default: the deepest one with 2D "
                                    "spike maps)")
+    a.add_argument("--layers", default="all",
+                   help="layers the recorder looks at, as in analyze: all, NAME,NAME or a regular expression (name "
+                        "a neuron no framework declares, e.g. one silent on the images; default: %(default)s)")
     a.add_argument("--samples", type=positive_int, default=16, help="how many test images, from the first (default: "
                                                            "%(default)s)")
     a.add_argument("--target", default="pred", help="class attributed: pred (the prediction), label, or a class "
@@ -64,8 +69,20 @@ def run_attribute(args: argparse.Namespace) -> None:
         args.checkpoint, method=args.method, layer=args.layer, samples=args.samples, target=args.target, out=out,
         data=args.data, data_root=args.data_root, device=args.device, arch=args.arch, arch_kwargs=dict(args.arch_kw),
         T=args.T, trust_pickle=args.trust_pickle, time_first_input=args.time_first_input, fold=args.fold,
-        batch_first=args.batch_first, command=command_line(), progress=True)
+        batch_first=args.batch_first, layers=layers_argument(args.layers), command=command_line(), progress=True)
     scores = "" if result.infidelity is None else f", median infidelity {float(np.median(result.infidelity)):.3g}"
     images = len(result.images)
     print(f"{result.method}: {images} image{'' if images == 1 else 's'} in {result.seconds:.1f} s{scores}")
+    completeness = result.info.get("completeness")
+    if completeness:
+        print(_coverage_line(completeness_summary(completeness)))
     print(f"report: {files['report.html']}")
+
+
+def _coverage_line(completeness: dict[str, Any]) -> str:
+    """The share of f(x) - f(baseline) that integrated gradients add up to, median and range over the images."""
+    median, low, high = (completeness[f"covered_share_{key}"] for key in ("median", "min", "max"))
+    if not np.isfinite(median):
+        return "integrated gradients: f(x) - f(baseline) is 0 on every image, so no share can be given"
+    return (f"integrated gradients cover {100 * median:.0f} % of f(x) - f(baseline) ({100 * low:.0f}-{100 * high:.0f} "
+            "%; surrogate gradients: not a decomposition of the logit)")
