@@ -30,6 +30,7 @@ _HOMES = {  # public name -> (module, attribute)
     "attribute_checkpoint": (".pipeline", "attribute_checkpoint"),
     "evaluate_checkpoint": (".pipeline", "evaluate_checkpoint"),
     "Attribution": (".attribution", "Attribution"), "attribute": (".attribution", "attribute"),
+    "plan_attribution": (".attribution", "plan_attribution"),
     "SpikeActivationMap": (".metrics.sam", "SpikeActivationMap"), "SpikeRecorder": (".record", "SpikeRecorder"),
     "TrainConfig": (".train", "TrainConfig"), "initial_model": (".train", "initial_model"),
     "train": (".train", "train"), "ARMS": (".arms", "ARMS"), "train_arms": (".arms", "train_arms"),
