@@ -3,8 +3,6 @@ the same folder, a rerun never deletes what a user added, a report of one kind n
 and paths the file system cannot take are refused in one line before any work."""
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,17 +11,7 @@ from spikescope.checkpoint import bundled_checkpoint
 from spikescope.errors import SpikescopeError
 from spikescope.report.folder import (MARKER, check_output_folder, default_report_folder, report_folder,
                                       report_marker)
-
-
-def spikescope(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "spikescope", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd)
-
-
-def one_line_error(result, message):
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("spikescope: error: ") and result.stderr.count("\n") == 1, result.stderr
-    assert message in result.stderr, result.stderr
+from test_report_folder import one_line_error, spikescope
 
 
 def runs(root: Path, *names: str) -> list[Path]:
