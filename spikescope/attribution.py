@@ -20,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .analyze import class_labels
-from .attribution_cost import estimated_cost, seconds_per_image, warn_if_large
+from .attribution_cost import estimated_cost, finished_seconds, warn_if_large
 from .captum_adapter import SpikingFunction, as_input
 from .captum_methods import CAPTUM_CLASSES, INPUT_METHODS, LAYER_METHODS, NO_GRAPH, captum_maps
 from .detect import FOUND_BY_NAME, FOUND_BY_PROBE, OUTPUT_ANALOG, first_tensor
@@ -211,7 +211,7 @@ class ProbeResult:
     classes: int
     sam: dict[str, np.ndarray]
     values: dict[str, int]  # per image: how many spike values each layer emits over the T timesteps
-    seconds: float  # one forward pass of one image, timed in a batch of `TIMED_BATCH`
+    seconds: float  # one image's gradient-free forward pass under the recorder, timed over the probe's batches
 
 
 def _probe(function: SpikingFunction, batches: list[torch.Tensor], layers: str | Sequence[str], fold: str | None,
@@ -222,13 +222,14 @@ def _probe(function: SpikingFunction, batches: list[torch.Tensor], layers: str |
     recorder = SpikeRecorder(function.model, layers, metrics=[], T=function.T, capture=samples, fold=fold,
                              batch_first=batch_first)
     outputs = []
+    started = time.perf_counter()
     with torch.no_grad(), recorder:
         for batch in tqdm(batches, desc="attribute: spikes", unit="batch", disable=not progress, delay=1.0):
             outputs.append(first_tensor(function.run_model(as_input(function, batch.to(device),
                                                                       recorder.T or function.T))))
+    seconds = finished_seconds(started, device) / samples
     function.T = recorder.T
-    function.learn_time_axis(batches[0].to(device))
-    seconds = seconds_per_image(function, batches[0].to(device))
+    _learn_time_axis(function, outputs, batches, device)
     predictions = [function.logits(output, len(batch)).cpu() for output, batch in zip(outputs, batches)]
     layers = [i for i in recorder.layers if i.output != OUTPUT_ANALOG]
     if not layers:
@@ -239,6 +240,17 @@ def _probe(function: SpikingFunction, batches: list[torch.Tensor], layers: str |
     logits = torch.cat(predictions)
     values = {name: spikes[:, 0].size for name, spikes in captured.items()}
     return ProbeResult(layers, recorder.T, logits.argmax(1), logits.shape[1], sam, values, seconds)
+
+
+def _learn_time_axis(function: SpikingFunction, outputs: list[Any], batches: list[torch.Tensor],
+                     device: torch.device) -> None:
+    """Where time is in the model's output: from a probe batch of other than T images when there is one (its
+    output cannot confuse the axes), else from a pass of T + 1 images (`SpikingFunction.learn_time_axis`)."""
+    other = next(((output, len(batch)) for output, batch in zip(outputs, batches) if len(batch) != function.T), None)
+    if other is not None:
+        function.logits(*other)
+    else:
+        function.learn_time_axis(batches[0].to(device))
 
 
 

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Sequence
 
 import torch
 
-from .captum_adapter import SpikingFunction, as_input
 from .captum_methods import INFIDELITY_SAMPLES, INPUT_METHODS, occlusion_window
 from .errors import warn
 from .record import LayerInfo
@@ -18,27 +17,26 @@ if TYPE_CHECKING:
 
 LARGE_REPORT_BYTES = 8e6  # report.html + attributions.npz above this: a browser draws the page slowly
 LONG_SECONDS = 300.0  # attribution expected to take longer than this: say so before starting
-TIMED_BATCH = 64  # images in the forward pass timed for that estimate (Captum's internal batches are this large)
 REPORT_BYTES_PER_VALUE = 7.0  # report.html + attributions.npz bytes per map value (measured on the bundled model:
 # 6.6 to 7.7 for saliency, Grad-CAM and SAM on 16 to 64 images; 4.8 for layer integrated gradients, whose many
 # channels compress well)
 
 
-
-def seconds_per_image(function: SpikingFunction, images: torch.Tensor) -> float:
-    """The time of one image's forward pass, in a batch of `TIMED_BATCH` as Captum would batch it, without hooks."""
-    batch = as_input(function, images[torch.arange(TIMED_BATCH) % len(images)], function.T)
-    started = time.perf_counter()
-    with torch.no_grad():
-        function(batch)
-    return (time.perf_counter() - started) / TIMED_BATCH
+def finished_seconds(started: float, device: torch.device) -> float:
+    """Seconds since `started` (`time.perf_counter()`) once the work queued on `device` is done: a GPU runs
+    kernels after the call that launched them returns, so the clock stops after `torch.cuda.synchronize`."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - started
 
 
 def estimated_cost(method: str, probe: ProbeResult, shape: Sequence[int], layer: LayerInfo | None, n_steps: int,
                    window: int | None, time_first_input: bool, infidelity: bool) -> tuple[float, float]:
     """`(bytes, seconds)`: the report folder's size (report.html and attributions.npz, which grow with the
     values of every map drawn and stored) and the attribution's time: the forward passes `method` makes on the
-    images (`shape`, `[K, ...]`), a backward pass counting as two, at the probe's timed seconds per image."""
+    images (`shape`, `[K, ...]`), a backward pass counting as two, at the probe's seconds per image (a pass
+    under the recorder's hooks, in the user's batches: an upper bound for a pass without them). "sam" reuses
+    the probe's spikes: no pass, no time."""
     K, image, T = shape[0], math.prod(shape[1:]), probe.T
     maps = {"saliency": image, "ig": image, "occlusion": image}.get(method)
     if maps is None:  # Grad-CAM and SAM sum the channels; layer integrated gradients keeps them

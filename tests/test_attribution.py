@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikescope.attribution import METHODS, Attribution, attribute
+from spikescope.attribution import METHODS, Attribution, attribute, plan_attribution
 from spikescope.captum_adapter import SpikingFunction, repeat_over_time, surrogate_gradients
 from spikescope.checkpoint import bundled_checkpoint, load
 from spikescope.data import grating, load_dataset, make_loader
@@ -202,6 +202,26 @@ def test_time_in_the_output_is_found_even_when_the_batch_has_T_images(bundled, a
     result = attribute(StackedLogits(bundled, axis), two, "saliency", T=2)
     np.testing.assert_array_equal(result.predictions, expected.predictions)
     np.testing.assert_allclose(result.maps, expected.maps, rtol=1e-6)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_time_in_the_output_is_learned_from_a_probe_batch_of_other_than_T_images(bundled, axis):
+    three = IMAGES[:3]  # batches of 2 == T images and of 1
+    expected = attribute(bundled, three, "saliency", T=2, batch_size=2)
+    result = attribute(StackedLogits(bundled, axis), three, "saliency", T=2, batch_size=2)
+    np.testing.assert_array_equal(result.predictions, expected.predictions)
+    np.testing.assert_allclose(result.maps, expected.maps, rtol=1e-6)
+
+
+@pytest.mark.parametrize("batch_size, passes", [(3, 1), (2, 2)])
+def test_planning_runs_the_model_once_per_batch_of_the_probe(bundled, batch_size, passes):
+    calls = []  # the batch of each [T, B, ...] input
+    handle = bundled.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[1]))
+    try:
+        plan_attribution(bundled, IMAGES[:3], "sam", T=2, time_first_input=True, batch_size=batch_size)
+    finally:
+        handle.remove()
+    assert len(calls) == passes and sum(calls) == 3
 
 
 class FoldedLIF(torch.nn.Module):
