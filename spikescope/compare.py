@@ -4,17 +4,18 @@
     comparison, files = spikescope.compare(groups={"baseline": [...seeds...], "fsta": [...seeds...]})
 
 Every model is analysed exactly as `analyze` would analyse it alone (same code, same images; each
-model normalises them as it was trained), so its rows in `comparison.csv` are its `layers.csv`.
-Models form groups (a lone model is a group of one); the first group is the reference that every
-other one is compared with: per layer and in total, the change of the group mean, and across
-seeds a paired test (seed i of one group against seed i of the reference).
+model normalises them as it was trained), so its rows in `comparison.csv` are its `layers.csv`; all
+models run once, side by side (`lockstep`). Models form groups (a lone model is a group of one); the
+first group is the reference that every other one is compared with: per layer and in total, the
+change of the group mean, and across seeds a paired test (the model with seed s in a group against
+the one with seed s in the reference: `Comparison.pairing`).
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, Sized
 
 import numpy as np
 import pandas as pd
@@ -79,17 +80,13 @@ class Comparison:
     """Models analysed on the same images. `groups` maps each group to its models' labels (in the order given);
     `results[label]` is the model's `AnalysisResult` and `meta[label]` what it is (checkpoint, architecture,
     recorded seed). `warnings` are the comparison's own (how groups were paired, ...); each model's are in
-    `results[label].info["warnings"]`. `pairs[group]` lists the `(reference model, model)` pairs of a paired
-    test against the reference group, and `pairing[group]` says how they were formed (see `pair_groups`)."""
+    `results[label].info["warnings"]`. How each group is paired with the reference group: `pairing()`."""
 
     groups: dict[str, list[str]]
     results: dict[str, AnalysisResult]
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     cka: dict[str, dict[str, Any]] = field(default_factory=dict)  # per model but the reference: see `compare`
     warnings: list[str] = field(default_factory=list)
-    folder_variant: str = ""
-    pairs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    pairing: dict[str, str] = field(default_factory=dict)
 
     @property
     def reference(self) -> str:
@@ -114,24 +111,23 @@ class Comparison:
         return pd.DataFrame([{"model": label, "group": self.group_of(label), **model_totals(result)}
                              for label, result in self.results.items()])
 
-    def pair_groups(self) -> list[str]:
-        """Fill `pairs` and `pairing` for every group but the reference; tells the user what they should know (a
-        warning or a note) and returns those messages.
+    @property
+    def folder_variant(self) -> str:
+        """What tells comparisons of the same model files apart in their folder's marker (see `folder_variant`)."""
+        return folder_variant(self.groups)
+
+    def pairing(self) -> dict[str, "Pairing"]:
+        """How every group but the reference is paired with the reference group, for the paired tests.
 
         Models are paired by the seed their checkpoints record: seed s of a group with seed s of the
-        reference group. Seeds without a partner are left out of the paired test (with a warning); groups
-        without a seed in common are compared unpaired. When some checkpoint records no seed (or a seed
-        twice in a group), groups of equal size are paired in the order given (said in a note), and groups of
-        unequal size are compared unpaired. Two lone models are simply one pair.
+        reference group. Seeds without a partner are left out of the paired test; groups without a seed in
+        common are compared unpaired. When some checkpoint records no seed (or a seed twice in a group),
+        groups of equal size are paired in the order given, and groups of unequal size are compared
+        unpaired. Two lone models are simply one pair. Each `Pairing` carries what the user should be told.
         """
-        messages = []
         reference = self.groups[self.reference]
-        for group, members in list(self.groups.items())[1:]:
-            pairs, how, message = _pair(self.reference, reference, group, members, self.seed_of)
-            self.pairs[group], self.pairing[group] = pairs, how
-            if message:
-                messages.append(note(message) if how.startswith("by the order") else warn(message))
-        return messages
+        return {group: _pair(self.reference, reference, group, members, self.seed_of)
+                for group, members in list(self.groups.items())[1:]}
 
     def _values(self, table: pd.DataFrame, metric: str, labels: Sequence[str], layer: str | None = None) -> list[float]:
         """`metric` of each model of `labels`, in that order (of `layer`, for a per-layer table)."""
@@ -149,10 +145,8 @@ class Comparison:
     def statistics(self) -> dict[str, Any]:
         """Per group: its members and their recorded seeds, and mean / std / 95% CI over its models of every total
         and per-layer metric (intervals clipped to `BOUNDS`); per group other than the reference: the change
-        against the reference, paired as `pair_groups` says."""
-        if len(self.pairs) < len(self.groups) - 1:
-            self.warnings += self.pair_groups()
-        totals, layers = self.totals(), self.layers()
+        against the reference, paired as `pairing` says."""
+        totals, layers, pairing = self.totals(), self.layers(), self.pairing()
         groups: dict[str, Any] = {}
         for group, members in self.groups.items():
             groups[group] = {
@@ -162,15 +156,16 @@ class Comparison:
                                    for m in LAYER_METRICS if m in layers} for layer in self.layer_names()}}
         changes: dict[str, Any] = {}
         for group in list(self.groups)[1:]:
-            changes[group] = {"against": self.reference, "pairing": self.pairing[group],
-                              "pairs": [list(pair) for pair in self.pairs[group]],
-                              "totals": {m: self._change(totals, m, group) for m in TOTAL_METRICS},
-                              "layers": {layer: {m: self._change(layers, m, group, layer) for m in LAYER_METRICS
+            pairs = pairing[group].pairs
+            changes[group] = {"against": self.reference, "pairing": pairing[group].how,
+                              "pairs": [list(pair) for pair in pairs],
+                              "totals": {m: self._change(totals, m, group, pairs) for m in TOTAL_METRICS},
+                              "layers": {layer: {m: self._change(layers, m, group, pairs, layer) for m in LAYER_METRICS
                                                  if m in layers} for layer in self.layer_names()}}
         return {"reference": self.reference, "groups": groups, "changes": changes}
 
-    def _change(self, table: pd.DataFrame, metric: str, group: str, layer: str | None = None) -> dict[str, Any]:
-        pairs = self.pairs[group]
+    def _change(self, table: pd.DataFrame, metric: str, group: str, pairs: list[tuple[str, str]],
+                layer: str | None = None) -> dict[str, Any]:
         if pairs:
             values = self._values(table, metric, [label for _, label in pairs], layer)
             reference = self._values(table, metric, [label for label, _ in pairs], layer)
@@ -182,12 +177,27 @@ class Comparison:
                 "percent": float(100 * (mean - base) / abs(base)) if base else float("nan"), "paired": False}
 
 
-def _pair(reference_group: str, reference: list[str], group: str, members: list[str],
-          seed_of: Any) -> tuple[list[tuple[str, str]], str, str | None]:
-    """`(pairs, how they were formed, a message for the user or None)` for `members` of `group` against the
-    `reference` models (see `Comparison.pair_groups`)."""
+@dataclass(frozen=True)
+class Pairing:
+    """How a group is compared with the reference group: the `(reference model, model)` pairs of its paired test
+    (none: unpaired), how they were formed, and what the user should be told (a warning, or a note)."""
+
+    pairs: list[tuple[str, str]]
+    how: str
+    message: str | None = None
+    is_note: bool = False
+
+    def tell(self) -> str | None:
+        """Issue `message` as a warning or a note (if there is one); returns it."""
+        if self.message is None:
+            return None
+        return note(self.message) if self.is_note else warn(self.message)
+
+
+def _pair(reference_group: str, reference: list[str], group: str, members: list[str], seed_of: Any) -> Pairing:
+    """The `Pairing` of `members` of `group` against the `reference` models (see `Comparison.pairing`)."""
     if len(reference) == len(members) == 1:
-        return [(reference[0], members[0])], "one model against one", None
+        return Pairing([(reference[0], members[0])], "one model against one")
     seeds = {label: seed_of(label) for label in reference + members}
     by_seed = [{seeds[label]: label for label in labels} for labels in (reference, members)]
     if None not in seeds.values() and all(len(index) == len(labels) for index, labels in zip(by_seed, (reference,
@@ -197,17 +207,18 @@ def _pair(reference_group: str, reference: list[str], group: str, members: list[
         unmatched = sorted(set(by_seed[0]) ^ set(by_seed[1]))
         if not common:
             how = f"unpaired ({len(members)} vs {len(reference)} models; no seed in common)"
-            return [], how, f"{group} and {reference_group} share no seed: their difference is {how}"
+            return Pairing([], how, f"{group} and {reference_group} share no seed: their difference is {how}")
         if unmatched:
             how = f"by recorded seed (seeds {', '.join(map(str, common))}; seeds {', '.join(map(str, unmatched))} " \
                   "have no partner and are left out of the paired test)"
-            return pairs, how, f"{group} against {reference_group}: paired {how}"
-        return pairs, "by recorded seed", None
+            return Pairing(pairs, how, f"{group} against {reference_group}: paired {how}")
+        return Pairing(pairs, "by recorded seed")
     if len(reference) == len(members):
         how = "by the order given (the checkpoints do not record one seed per model)"
-        return list(zip(reference, members)), how, f"{group} against {reference_group}: models paired {how}"
+        return Pairing(list(zip(reference, members)), how, f"{group} against {reference_group}: models paired {how}",
+                       is_note=True)
     how = f"unpaired ({len(members)} vs {len(reference)} models)"
-    return [], how, f"{group} against {reference_group}: {how}, so no paired test"
+    return Pairing([], how, f"{group} against {reference_group}: {how}, so no paired test")
 
 
 def parse_groups(models: Sequence[str | Path] = (), labels: Sequence[str] | None = None,
@@ -268,11 +279,11 @@ def default_comparison_folder(parsed: dict[str, dict[str, Path]]) -> Path:
     return default_report_folder("compare", sources, folder_variant(parsed), names)
 
 
-def folder_variant(parsed: dict[str, dict[str, Path]]) -> str:
+def folder_variant(groups: dict[str, Sized]) -> str:
     """What tells comparisons of the same files apart: the groups and their sizes (empty for lone models)."""
-    if all(len(members) == 1 for members in parsed.values()):
+    if all(len(members) == 1 for members in groups.values()):
         return ""
-    return "groups " + " ".join(f"{group}:{len(members)}" for group, members in parsed.items())
+    return "groups " + " ".join(f"{group}:{len(members)}" for group, members in groups.items())
 
 
 def compare(models: Sequence[str | Path] = (), labels: Sequence[str] | None = None,
@@ -289,7 +300,7 @@ def compare(models: Sequence[str | Path] = (), labels: Sequence[str] | None = No
     which also gives the linear CKA between the layers of every model and those of the first
     (`comparison.cka`). `model_options` (`arch`, `arch_kwargs`, `T`, `trust_pickle`, `time_first_input`,
     `fold`, `batch_first`) apply to every model, as in `analyze_file`. Groups are paired with the reference
-    group by the seed each checkpoint records (see `pair_members`). `out` defaults to
+    group by the seed each checkpoint records (see `Comparison.pairing`). `out` defaults to
     `reports/compare-<first>-<last>` (see `default_comparison_folder`); it is written whole or not at all.
     `plotly_js` is the path of a plotly.js the page should load instead of its own copy. `membrane` adds the
     membrane-potential statistics of every model (overlaid in the report). In a process group (see
@@ -321,9 +332,8 @@ def compare(models: Sequence[str | Path] = (), labels: Sequence[str] | None = No
                             {label: model.description(results[label]) for label, model in prepared.items()},
                             {label: {"reference_layers": c.reference_layers, "layers": c.layers, "matrix": c.compute()}
                              for label, c in cross.items()},
-                            warnings=[message for message in run_warnings if message not in seen],
-                            folder_variant=folder_variant(parsed))
-    comparison.warnings += comparison.pair_groups()
+                            warnings=[message for message in run_warnings if message not in seen])
+    comparison.warnings += [message for pairing in comparison.pairing().values() if (message := pairing.tell())]
     if not distributed.is_main():  # in a process group every process holds the whole comparison; rank 0 writes
         return comparison, {}
     return comparison, write_comparison(comparison, destination, plotly_js,

@@ -15,15 +15,16 @@ import torch
 from tqdm import tqdm
 
 from . import distributed
-from .analyze import AnalysisResult, ModelAnalysis
-from .errors import warn
+from .analyze import AnalysisResult, ModelAnalysis, split_batch
+from .errors import SpikescopeError, describe, warn
 from .metrics.base import Metric, MetricResult
 from .metrics.cka import MAX_FEATURES, CrossCKA, features
 
 
 class _LatestFeatures(Metric):
     """A tap, not a statistic: every layer's features (`metrics.cka.features`, averaged over time) of the batch just
-    run, `[B, p]`. It keeps no state across batches, so it merges to nothing and reports nothing."""
+    run, `[B, p]`, for the layers with at most `MAX_FEATURES` features (the others are named once and left out).
+    It keeps no state across batches, so it merges to nothing and reports nothing."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -31,11 +32,12 @@ class _LatestFeatures(Metric):
         self.too_large: set[str] = set()
 
     def update(self, layer: str, spikes: torch.Tensor) -> None:
-        self.latest[layer] = features(spikes).mean(dim=0)
-        if self.latest[layer].shape[1] > MAX_FEATURES and layer not in self.too_large:
+        count = spikes.shape[2]  # features() keeps dimension 2 (channels, or a vector's values)
+        if count <= MAX_FEATURES:
+            self.latest[layer] = features(spikes).mean(dim=0)
+        elif layer not in self.too_large:
             self.too_large.add(layer)
-            warn(f"layer {layer} has {self.latest[layer].shape[1]} features, more than CKA across models keeps "
-                 f"({MAX_FEATURES}): left out")
+            warn(f"layer {layer} has {count} features, more than CKA across models keeps ({MAX_FEATURES}): left out")
 
     def compute(self) -> MetricResult:
         return MetricResult(pd.DataFrame())
@@ -49,7 +51,8 @@ def analyze_together(analyses: dict[str, ModelAnalysis], loaders: dict[str, Iter
 
     `loaders[label]` yields the batches model `label` sees: the same images in the same order for every model
     (each normalised as that model was trained). Layers with more than `MAX_FEATURES` features are named and
-    left out of the CKA. In a process group the batches are shared out as `analyze` shares them, and every
+    left out of the CKA. A model that cannot run on its batches (a shape or dtype mismatch) is a one-line error
+    that names it. In a process group the batches are shared out as `analyze` shares them, and every
     state is reduced over the processes.
     """
     reference, *others = analyses
@@ -65,10 +68,15 @@ def analyze_together(analyses: dict[str, ModelAnalysis], loaders: dict[str, Iter
                        unit="batch", delay=1.0, total=len(first) if hasattr(first, "__len__") else None,
                        disable=not progress or not distributed.is_main())
         for together in distributed.shard(batches):
-            for analysis, batch in zip(analyses.values(), together):
-                analysis.step(batch)
+            for (label, analysis), batch in zip(analyses.items(), together):
+                try:
+                    analysis.step(batch)
+                except RuntimeError as error:  # shape and dtype mismatches between a user's model and the data
+                    shape = list(split_batch(batch)[0].shape[1:])
+                    raise SpikescopeError(f"{label} cannot run on images of shape {shape} "
+                                          f"({describe(error)})") from None
             kept = {label: {info.name: taps[label].latest[info.name] for info in analyses[label].recorder.layers
-                            if taps[label].latest[info.name].shape[1] <= MAX_FEATURES} for label in analyses}
+                            if info.name in taps[label].latest} for label in analyses}
             for label in others:
                 cross[label].update(kept[reference], kept[label])
     return ({label: analysis.result() for label, analysis in analyses.items()},

@@ -163,7 +163,7 @@ def test_labels_are_checked_and_messages_count_right():
 def test_groups_are_paired_by_the_seed_each_checkpoint_records(tiny_runs, tmp_path):
     base, fsta = tiny_runs["baseline"], tiny_runs["fsta"]
     comparison, files = compare(groups={"baseline": base, "fsta": fsta[::-1]}, limit=30, out=tmp_path / "c")
-    assert comparison.pairs["fsta"] == [("baseline/seed0", "fsta/seed0"), ("baseline/seed1", "fsta/seed1")]
+    assert comparison.pairing()["fsta"].pairs == [("baseline/seed0", "fsta/seed0"), ("baseline/seed1", "fsta/seed1")]
     totals = comparison.totals().set_index("model")["firing_rate"]
     change = json.loads(files["comparison.json"].read_text())["changes"]["fsta"]
     assert change["pairing"] == "by recorded seed"
@@ -171,7 +171,7 @@ def test_groups_are_paired_by_the_seed_each_checkpoint_records(tiny_runs, tmp_pa
                                [totals["baseline/seed0"], totals["baseline/seed1"]]).pvalue
     assert change["totals"]["firing_rate"]["p_value"] == pytest.approx(expected, rel=1e-9)
     lone = compare(groups={"baseline": base, "fsta": fsta[1:]}, limit=30, out=tmp_path / "d")[0]
-    assert lone.pairs["fsta"] == [("baseline/seed1", "fsta/seed1")]
+    assert lone.pairing()["fsta"].pairs == [("baseline/seed1", "fsta/seed1")]
     assert any("seeds 0 have no partner" in message for message in lone.warnings)
 
 
@@ -226,3 +226,19 @@ def test_each_warning_is_printed_once_per_model_and_names_it(tmp_path):
     assert result.returncode == 0, result.stderr
     caveats = [line for line in result.stderr.splitlines() if "meaningless" in line]
     assert len(caveats) == 2 and caveats[0].startswith("spikescope: warning: a: ") and " b: " in caveats[1]
+
+
+def test_a_model_that_cannot_run_on_the_images_is_one_line_that_names_it(tmp_path):
+    import torch
+
+    from spikescope.models import build
+
+    files = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        files.append(tmp_path / f"rgb{seed}.pt")
+        torch.save(build("compact_cnn", in_channels=3, T=2).state_dict(), files[-1])
+    with pytest.raises(SpikescopeError, match=r"rgb0 cannot run on images of shape \[1, 28, 28\] \(RuntimeError"):
+        compare(files, arch="compact_cnn", arch_kwargs={"in_channels": 3}, T=2, data="fashion-mnist-sample",
+                limit=10, out=tmp_path / "never")
+    assert not (tmp_path / "never").exists()

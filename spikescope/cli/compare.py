@@ -9,6 +9,7 @@ import sys
 from ..compare import compare, default_comparison_folder, parse_groups
 from ..errors import SpikescopeError
 from ..metrics.energy import ENERGY_PRESETS_PJ
+from ..report.comparison import comparison_summary
 from .analyze import layers_argument
 from .common import add_data_flags, add_model_flags, command_line
 
@@ -58,8 +59,6 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
 
 
 def run_compare(args: argparse.Namespace) -> None:
-    from ..report.comparison import comparison_summary  # plotly loads only when a comparison runs
-
     groups = dict(args.group)
     if len(groups) != len(args.group):
         raise SpikescopeError("each --group needs its own name")
