@@ -95,6 +95,19 @@ def test_integrated_gradients_report_the_convergence_delta_computed_directly(bun
     assert "not a decomposition" in page
 
 
+def test_images_equal_to_the_baseline_give_no_share_of_a_zero_difference_and_no_nan(bundled):
+    """All-zero images and the baseline 0: f(x) - f(baseline) is exactly 0 on every image, so no share exists."""
+    with pytest.warns(SpikescopeWarning, match="every attribution is zero"):
+        result = attribute(bundled, torch.zeros(2, 1, 28, 28), "ig", T=2, time_first_input=True, n_steps=4,
+                           infidelity=False)
+    assert np.all(np.asarray(result.info["completeness"]["output_difference"]) == 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        section = attribution_section(result)
+    assert "f(x) − f(baseline) is 0 on every image" in section and "nan" not in section.lower()
+    assert "not a decomposition" in section
+
+
 def test_infidelity_is_read_against_the_mean_squared_logit_change_of_its_own_perturbations(bundled, tmp_path):
     """The reference is the infidelity of an all-zero attribution: the mean of (f(x) - f(x - I))^2 over the same
     perturbations I (drawn from a generator seeded 0, each image repeated INFIDELITY_SAMPLES times), recomputed

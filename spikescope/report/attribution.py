@@ -298,17 +298,21 @@ def completeness_summary(completeness: dict[str, Any]) -> dict[str, Any]:
 
 
 def _completeness_text(completeness: dict[str, Any]) -> str:
-    """How much of f(x) - f(baseline) the IG attributions account for, and what follows for reading the maps."""
-    share = covered_share(completeness)
-    median = float(np.nanmedian(share)) if np.isfinite(share).any() else float("nan")
-    return (f"<p style='{CAVEAT_STYLE}'><b>Integrated gradients sum to {100 * median:.0f} % of f(x) − "
-            "f(baseline)</b> "
-            f"(median over the images; from {100 * np.nanmin(share):.0f} % to {100 * np.nanmax(share):.0f} %; "
-            "f the target logit). Exact gradients would make the sum equal the difference (completeness); the "
-            "surrogate gradients of spiking neurons cover only that share, so <b>these maps are not a "
-            "decomposition of the logit</b>: read them as where the surrogate gradient points, not as how much each "
-            "pixel contributes. Captum's convergence delta (sum − difference) is in the table, in "
-            "attributions.npz and in the json.</p>")
+    """How much of f(x) - f(baseline) the IG attributions account for (`completeness_summary`), and what follows
+    for reading the maps; where the difference is 0 on every image, no share exists and the text says so."""
+    summary = completeness_summary(completeness)
+    median, low, high = (summary[f"covered_share_{key}"] for key in ("median", "min", "max"))
+    if np.isfinite(median):
+        share = (f"<b>Integrated gradients sum to {100 * median:.0f} % of f(x) − f(baseline)</b> (median over the "
+                 f"images; from {100 * low:.0f} % to {100 * high:.0f} %; f the target logit). Exact gradients would "
+                 "make the sum equal the difference (completeness); the surrogate gradients of spiking neurons cover "
+                 "only that share, so")
+    else:
+        share = ("<b>f(x) − f(baseline) is 0 on every image</b> (f the target logit), so no share of it can be "
+                 "given: the integrated gradients' sum has nothing to be compared with, and with surrogate gradients")
+    return (f"<p style='{CAVEAT_STYLE}'>{share} <b>these maps are not a decomposition of the logit</b>: read them "
+            "as where the surrogate gradient points, not as how much each pixel contributes. Captum's convergence "
+            "delta (sum − difference) is in the table, in attributions.npz and in the json.</p>")
 
 
 def _infidelity_text(attribution: Attribution) -> str:
