@@ -13,6 +13,7 @@ the one with seed s in the reference: `Comparison.pairing`).
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, Sized
@@ -67,12 +68,13 @@ def model_totals(result: AnalysisResult) -> dict[str, float]:
             "energy_pj_per_image_without_fsta": totals["energy_pj_per_image"] - e_mac * fsta_macs}
 
 
-BOUNDS = {"accuracy": (0.0, 1.0), "firing_rate": (0.0, 1.0), "silent_fraction": (0.0, 1.0),
+BOUNDS = {"accuracy": (0.0, 1.0), "firing_rate": (0.0, np.inf), "silent_fraction": (0.0, 1.0),
           "axis_OI": (-1.0, 1.0), "wedge_OI": (-1.0, 1.0), "spike_cosine_mean_off_diagonal": (0.0, 1.0),
           "spectral_cosine_ac_mean_off_diagonal": (0.0, 1.0), "cka_mean_off_diagonal": (0.0, 1.0),
           "near_threshold_share": (0.0, 1.0), "reset_share": (0.0, 1.0), "membrane_sd": (0.0, np.inf),
           **{metric: (0.0, np.inf) for metric in TOTAL_METRICS if "_per_image" in metric}}
-"""The range each metric cannot leave: confidence intervals over seeds are clipped to it."""
+"""The range each metric cannot leave: confidence intervals over seeds are clipped to it (a firing rate has no
+upper bound: layers of multi-spike neurons count spikes, and their mean count can exceed 1)."""
 
 
 @dataclass
@@ -239,9 +241,7 @@ def parse_groups(models: Sequence[str | Path] = (), labels: Sequence[str] | None
         raise SpikescopeError(f"--label {twice!r} is given twice: give every model its own name")
     parsed: dict[str, dict[str, Path]] = {}
     for index, model in enumerate(models):
-        name = labels[index] if labels else model_label(Path(model))
-        if name in parsed:  # two files that share a name (runs/a/checkpoint.pt, b/a/checkpoint.pt)
-            name = f"{name}-{index + 1}"
+        name = _unique(labels[index] if labels else model_label(Path(model)), parsed)
         parsed[name] = {name: Path(model)}
     for group, members in (groups or {}).items():
         if group in parsed:
@@ -249,26 +249,45 @@ def parse_groups(models: Sequence[str | Path] = (), labels: Sequence[str] | None
         if not members:
             raise SpikescopeError(f"group {group!r} has no model")
         parsed[group] = {}
-        for index, member in enumerate(members):
-            name = f"{group}/{model_label(Path(member))}"
-            parsed[group][name if name not in parsed[group] else f"{name}-{index + 1}"] = Path(member)
+        for member in members:
+            parsed[group][_unique(f"{group}/{model_label(Path(member))}", parsed[group])] = Path(member)
     if sum(len(members) for members in parsed.values()) < 2:
         raise SpikescopeError("compare needs at least two models")
     return parsed
 
 
+def _unique(name: str, taken: Sized) -> str:
+    """`name`, or `name-2`, `name-3`, ... if it is taken (two files that share a name: runs/a/checkpoint.pt and
+    other/a/checkpoint.pt)."""
+    candidate, number = name, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{name}-{number}"
+    return candidate
+
+
 def check_model_files(parsed: dict[str, dict[str, Path]]) -> None:
     """One-line errors for a model file that is missing, a folder, or given twice (the same file, or a copy of it,
     in one group or in two): a model compared with itself would give statistics that mean nothing."""
-    seen: dict[str, str] = {}
+    seen: dict[tuple[int, str], str] = {}
+    sizes = Counter(check_model_file(path).stat().st_size for members in parsed.values() for path in members.values())
     for members in parsed.values():
         for label, path in members.items():
-            check_model_file(path)
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            if digest in seen:
-                raise SpikescopeError(f"{label} and {seen[digest]} are the same model file ({path}); compare each "
+            size = path.stat().st_size
+            key = (size, _digest(path) if sizes[size] > 1 else "")  # only files of equal size can be copies
+            if key in seen:
+                raise SpikescopeError(f"{label} and {seen[key]} are the same model file ({path}); compare each "
                                       "model once (a model against itself gives statistics that mean nothing)")
-            seen[digest] = label
+            seen[key] = label
+
+
+def _digest(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file, read in chunks (checkpoints can be large)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def default_comparison_folder(parsed: dict[str, dict[str, Path]]) -> Path:

@@ -158,6 +158,9 @@ def test_labels_are_checked_and_messages_count_right():
         parse_groups(["a.pt", "b.pt"], labels=["x"])
     with pytest.raises(SpikescopeError, match="given once for 0 such models .members of --group"):
         parse_groups([], labels=["x"], groups={"g": ["a.pt", "b.pt"]})
+    renamed = parse_groups(["a/x.pt", "b/x.pt", "c/x-2.pt"])  # a renamed model never takes a later one's name
+    assert [str(path) for members in renamed.values() for path in members.values()] == ["a/x.pt", "b/x.pt",
+                                                                                         "c/x-2.pt"]
 
 
 def test_groups_are_paired_by_the_seed_each_checkpoint_records(tiny_runs, tmp_path):
