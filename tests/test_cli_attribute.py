@@ -84,6 +84,17 @@ def test_a_neuron_found_only_when_named_is_attributed_with_layers(tmp_path):
     assert np.load(tmp_path / "r" / "attributions.npz")["attributions"].shape == (2, 2, 28, 28)
 
 
+def test_a_whole_pickled_model_is_attributed_with_trust_pickle_and_a_warning_naming_the_file(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save(snn_zoo.PlainSNN(), path)
+    model = ["attribute", path, "--method", "sam", "--samples", 2, "--data", "fashion-mnist-sample"]
+    refused = spikescope(*model, "--out", tmp_path / "refused")
+    assert refused.returncode == 2 and "--trust-pickle" in error_line(refused.stderr)
+    trusted = spikescope(*model, "--trust-pickle", "--out", tmp_path / "r")
+    assert trusted.returncode == 0, trusted.stderr
+    assert f"spikescope: warning: --trust-pickle: unpickling runs code from {path}" in trusted.stderr.splitlines()
+
+
 def test_attribute_refuses_a_folder_of_the_users_own_files(in_tmp):
     (in_tmp / "thesis.tex").write_text("mine")
     result = spikescope("attribute", "--out", ".")

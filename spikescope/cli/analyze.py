@@ -16,7 +16,7 @@ from ..pipeline import analyze_checkpoint, evaluate_checkpoint
 from ..report.folder import check_output_folder, default_report_folder
 from ..summary import summary_table
 from ..train import FIRING_RATE_DEFINITION
-from .common import add_data_flags, add_model_flags, command_line, positive_int
+from .common import add_data_flags, add_model_flags, command_line, positive_int, warn_trust_pickle
 
 ANALYZE_EXAMPLES = """examples:
   spikescope analyze                                   # the bundled demo model on the bundled sample
@@ -89,9 +89,8 @@ def layers_argument(text: str) -> str | list[str]:
 def run_analyze(args: argparse.Namespace) -> None:
     distributed.init_from_environment(args.device)
     main = distributed.is_main()
-    if args.trust_pickle and main:
-        print(f"spikescope: warning: --trust-pickle: unpickling {args.checkpoint} runs code from that file",
-              file=sys.stderr)
+    if main:
+        warn_trust_pickle(args, args.checkpoint or "the bundled model")
     out = args.out
     if out is None:
         source = Path(args.checkpoint) if args.checkpoint else bundled_checkpoint("baseline")

@@ -15,7 +15,7 @@ from ..pipeline import attribute_checkpoint
 from ..report.attribution import completeness_summary
 from ..report.folder import check_output_folder, default_report_folder
 from .analyze import layers_argument
-from .common import DEVICE_HELP, add_model_flags, command_line, positive_int
+from .common import DEVICE_HELP, add_model_flags, command_line, positive_int, warn_trust_pickle
 
 EXAMPLES = """examples:
   spikescope attribute                                 # saliency of the bundled demo model on 16 sample images
@@ -60,6 +60,7 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
 
 
 def run_attribute(args: argparse.Namespace) -> None:
+    warn_trust_pickle(args, args.checkpoint or "the bundled model")
     out = args.out
     if out is None:
         source = Path(args.checkpoint) if args.checkpoint else bundled_checkpoint("baseline")

@@ -84,3 +84,10 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
                              "also be one step of a loop over time outside the model)")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="allow loading a whole pickled model; unpickling runs code from the file")
+
+
+def warn_trust_pickle(args: argparse.Namespace, what: str) -> None:
+    """With --trust-pickle, say on stderr before any model is loaded that unpickling runs code from `what` (the
+    model file or files, as the command names them); without it, nothing."""
+    if args.trust_pickle:
+        print(f"spikescope: warning: --trust-pickle: unpickling runs code from {what}", file=sys.stderr)
