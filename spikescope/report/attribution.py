@@ -69,7 +69,7 @@ def image_title(attribution: Attribution, k: int) -> str:
     return "<br>".join(lines)
 
 
-def _plain(title: str) -> str:
+def _without_tags(title: str) -> str:
     """A plotly title as plain text (for dropdown labels)."""
     return title.replace("<br>", ", ").replace("<b>", "").replace("</b>", "").replace(
         f"<span style='color:{WRONG}'>", "").replace("</span>", "")
@@ -366,7 +366,7 @@ def attribution_section(attribution: Attribution, mean_sam: dict[str, np.ndarray
                    "2D spike maps (rows), per timestep: where neurons fire, weighted by how recently they fired "
                    "before. Choose the image in the menu.")
     if a.sam:
-        blocks.append(figure_block("sam", sam_figure(a.sam, [_plain(image_title(a, k)) for k in range(K)]),
+        blocks.append(figure_block("sam", sam_figure(a.sam, [_without_tags(image_title(a, k)) for k in range(K)]),
                                    sam_caption + _thinned(a.sam)))
     if mean_sam:
         mean = {layer: maps[None] for layer, maps in mean_sam.items()}

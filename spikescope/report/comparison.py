@@ -14,7 +14,7 @@ from .. import __version__
 from ..compare import DEFINITIONS, Comparison
 from ..fsta import fsta_branches
 from . import figures
-from .comparison_figures import (_any_interval, _plain, cka_heatmaps, energy_split, firing_by_layer,
+from .comparison_figures import (any_interval, cka_heatmaps, energy_split, escaped, firing_by_layer,
                                  orientation_by_depth, similarity_summary, spectrum_difference)
 from .folder import report_folder, report_marker
 from .outputs import plain
@@ -110,7 +110,7 @@ CHANGE_METRICS = ("accuracy", "firing_rate", "sops_per_image", "energy_pj_per_im
 
 
 def _totals_section(comparison: Comparison, stats: dict[str, Any], unit: tuple[str, float]) -> str:
-    formats, intervals = _formats(unit), _any_interval(stats)
+    formats, intervals = _formats(unit), any_interval(stats)
     caveats = _accuracy_caveats(comparison)
     headers = {m: h.format(unit=unit[0]) for m, h in TOTAL_HEADERS.items()}
     rows = []
@@ -179,7 +179,7 @@ def _notes_section(comparison: Comparison) -> str:
 
 def _membrane_section(comparison: Comparison) -> str:
     """Each group's membrane-potential distribution per layer (counts pooled over its models and timesteps)."""
-    pooled = {_plain(group): {layer: sum(comparison.results[label].membrane[layer].sum(axis=0) for label in members)
+    pooled = {escaped(group): {layer: sum(comparison.results[label].membrane[layer].sum(axis=0) for label in members)
                               for layer in comparison.results[members[0]].membrane}
               for group, members in comparison.groups.items()}
     rows = comparison.layers().dropna(subset=["membrane_mean"])
@@ -211,7 +211,7 @@ def render_comparison(comparison: Comparison, stats: dict[str, Any], plotly_src:
     dataset = next(iter(comparison.meta.values())).get("dataset", "?")
     reference = stats["reference"]
     unit = _unit_of(comparison, stats)
-    interval = _any_interval(stats)
+    interval = any_interval(stats)
     notes = _notes_section(comparison)
     sections = [("Warnings and notes", notes)] if notes else []
     sections += [

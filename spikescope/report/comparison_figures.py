@@ -9,10 +9,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..compare import Comparison
-from .figures import PALETTE, _grid
+from .figures import PALETTE, grid_shape
 
 
-def _plain(text: Any) -> str:
+def escaped(text: Any) -> str:
     """`text` as plotly must be given it to show it literally (plotly reads tags such as <b> and entities)."""
     return html.escape(str(text), quote=False)
 
@@ -41,7 +41,7 @@ def _layer_spreads(stats: dict[str, Any], group: str, layers: list[str], metric:
     return tuple(map(list, zip(*spreads))) if spreads else ([], [], [])
 
 
-def _any_interval(stats: dict[str, Any]) -> bool:
+def any_interval(stats: dict[str, Any]) -> bool:
     """Whether some group has two models or more (so that a 95% CI means something)."""
     return any(group["n"] > 1 for group in stats["groups"].values())
 
@@ -53,12 +53,12 @@ def firing_by_layer(comparison: Comparison, stats: dict[str, Any]) -> go.Figure:
     reference = stats["reference"]
     fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45],
                         subplot_titles=("firing rate per layer",
-                                        f"relative change against {_plain(reference)} (%)"))
-    x = [_plain(layer) for layer in layers]
+                                        f"relative change against {escaped(reference)} (%)"))
+    x = [escaped(layer) for layer in layers]
     for index, group in enumerate(comparison.groups):
         means, minus, plus = _layer_spreads(stats, group, layers, "firing_rate")
-        style = dict(marker_color=PALETTE[index % len(PALETTE)], legendgroup=_plain(group))
-        fig.add_bar(x=x, y=means, error_y=_error_bars(minus, plus), name=_plain(group), row=1, col=1, **style)
+        style = dict(marker_color=PALETTE[index % len(PALETTE)], legendgroup=escaped(group))
+        fig.add_bar(x=x, y=means, error_y=_error_bars(minus, plus), name=escaped(group), row=1, col=1, **style)
         change = stats["changes"].get(group)
         if change is None:
             continue
@@ -67,7 +67,7 @@ def firing_by_layer(comparison: Comparison, stats: dict[str, Any]) -> go.Figure:
         scale = [100 / b if b else np.nan for b in base]
         minus = [(r["mean"] - r.get("ci_low", np.nan)) * s for r, s in zip(rows, scale)]
         plus = [(r.get("ci_high", np.nan) - r["mean"]) * s for r, s in zip(rows, scale)]
-        fig.add_bar(x=x, y=[r["percent"] for r in rows], error_y=_error_bars(minus, plus), name=_plain(group),
+        fig.add_bar(x=x, y=[r["percent"] for r in rows], error_y=_error_bars(minus, plus), name=escaped(group),
                     showlegend=False, row=1, col=2, **style)
     fig.update_yaxes(title_text="spikes / (T x samples x neurons)", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="% of the reference's rate", row=1, col=2)
@@ -80,7 +80,7 @@ def energy_split(comparison: Comparison, stats: dict[str, Any], unit: tuple[str,
     with two models or more in a group, the 95% CI of its total."""
     pj = next(iter(comparison.results.values())).info.get("energy_pj", {"mac": float("nan"), "ac": float("nan")})
     groups = list(comparison.groups)
-    x = [_plain(group) for group in groups]
+    x = [escaped(group) for group in groups]
     means = {m: [stats["groups"][g]["totals"][m]["mean"] / unit[1] for g in groups]
              for m in ("sops_per_image", "macs_per_image", "fsta_macs_per_image")}
     fig = go.Figure()
@@ -89,7 +89,7 @@ def energy_split(comparison: Comparison, stats: dict[str, Any], unit: tuple[str,
                                  ("FSTA's MACs", "fsta_macs_per_image", pj["mac"])):
         fig.add_bar(x=x, y=[per_op * v for v in means[metric]], name=name,
                     hovertemplate=f"%{{x}}: %{{y:.4g}} {unit[0]}<extra>{name}</extra>")
-    if _any_interval(stats):
+    if any_interval(stats):
         means, minus, plus = zip(*(_spread(stats["groups"][g]["totals"]["energy_pj_per_image"]) for g in groups))
         fig.add_scatter(x=x, y=[m / unit[1] for m in means], mode="markers", name="total: 95% CI over models",
                         marker=dict(color="black", symbol="line-ew-open", size=14),
@@ -106,8 +106,8 @@ def orientation_by_depth(comparison: Comparison, stats: dict[str, Any]) -> go.Fi
     for index, group in enumerate(comparison.groups):
         for split, dash in (("axis", "solid"), ("wedge", "dash")):
             means, minus, plus = _layer_spreads(stats, group, layers, f"{split}_OI")
-            fig.add_scatter(x=[_plain(layer) for layer in layers], y=means, error_y=_error_bars(minus, plus),
-                            mode="lines+markers", name=f"{_plain(group)}, {split}",
+            fig.add_scatter(x=[escaped(layer) for layer in layers], y=means, error_y=_error_bars(minus, plus),
+                            mode="lines+markers", name=f"{escaped(group)}, {split}",
                             line=dict(dash=dash, color=PALETTE[index % len(PALETTE)]))
     fig.add_hline(y=0, line_color="#999999")
     fig.update_yaxes(title_text="OI: + vertical variation, - horizontal", range=[-1.05, 1.05])
@@ -123,9 +123,9 @@ def similarity_summary(comparison: Comparison, stats: dict[str, Any]) -> go.Figu
     for index, group in enumerate(comparison.groups):
         for col, metric in ((1, "spike_cosine_mean_off_diagonal"), (2, "spectral_cosine_ac_mean_off_diagonal")):
             means, minus, plus = _layer_spreads(stats, group, layers, metric)
-            fig.add_bar(x=[_plain(layer) for layer in layers], y=means, error_y=_error_bars(minus, plus),
-                        name=_plain(group), row=1, col=col, marker_color=PALETTE[index % len(PALETTE)],
-                        legendgroup=_plain(group), showlegend=col == 1)
+            fig.add_bar(x=[escaped(layer) for layer in layers], y=means, error_y=_error_bars(minus, plus),
+                        name=escaped(group), row=1, col=col, marker_color=PALETTE[index % len(PALETTE)],
+                        legendgroup=escaped(group), showlegend=col == 1)
     fig.update_yaxes(title_text="mean cosine", range=[0, 1.05])
     fig.update_layout(height=400, barmode="group", margin=dict(t=60, b=40))
     return fig
@@ -157,20 +157,20 @@ def spectrum_difference(comparison: Comparison, group: str, reference: str, colu
             differences[layer] = np.log10(np.maximum(shares, 1e-8)) - np.log10(np.maximum(ref, 1e-8))
     if not differences:
         return None
-    rows, columns = _grid(len(differences), columns)
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[_plain(layer) for layer in differences],
+    rows, columns = grid_shape(len(differences), columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[escaped(layer) for layer in differences],
                         horizontal_spacing=0.06, vertical_spacing=0.3 / rows if rows > 1 else 0.0)
     for index, (layer, difference) in enumerate(differences.items()):
         row, col = index // columns + 1, index % columns + 1
         fig.add_heatmap(z=difference, coloraxis="coloraxis", row=row, col=col,
-                        hovertemplate=f"{_plain(layer)}<br>u %{{y}}, v %{{x}}<br>difference %{{z:.2f}}<extra></extra>")
+                        hovertemplate=f"{escaped(layer)}<br>u %{{y}}, v %{{x}}<br>difference %{{z:.2f}}<extra></extra>")
         axes = fig.get_subplot(row, col)
         fig.update_xaxes(title_text="v (horizontal)", constrain="domain", row=row, col=col)
         fig.update_yaxes(title_text="u (vertical)" if col == 1 else None, autorange="reversed", constrain="domain",
                          scaleanchor=_axis_id(axes.xaxis), scaleratio=1, row=row, col=col)
     limit = max(float(np.abs(d).max()) for d in differences.values()) or 1.0
     fig.update_layout(height=250 * rows + 90, margin=dict(t=70, b=40),
-                      title=dict(text=f"{_plain(group)} minus {_plain(reference)}", x=0, font_size=14),
+                      title=dict(text=f"{escaped(group)} minus {escaped(reference)}", x=0, font_size=14),
                       coloraxis=dict(colorscale="RdBu_r", cmin=-limit, cmax=limit,
                                      colorbar_title="log10 share<br>difference"))
     return fig
@@ -181,19 +181,19 @@ def cka_heatmaps(comparison: Comparison, columns: int = 3) -> go.Figure:
     and every layer of the model (columns), on the same images."""
     labels = list(comparison.cka)
     reference = comparison.groups[comparison.reference][0]
-    rows, columns = _grid(len(labels), columns)
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[_plain(label) for label in labels],
+    rows, columns = grid_shape(len(labels), columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[escaped(label) for label in labels],
                         horizontal_spacing=0.12, vertical_spacing=0.3 / rows if rows > 1 else 0.0)
     for index, label in enumerate(labels):
         entry, row, col = comparison.cka[label], index // columns + 1, index % columns + 1
-        fig.add_heatmap(z=entry["matrix"], x=[_plain(x) for x in entry["layers"]],
-                        y=[_plain(y) for y in entry["reference_layers"]], coloraxis="coloraxis",
+        fig.add_heatmap(z=entry["matrix"], x=[escaped(x) for x in entry["layers"]],
+                        y=[escaped(y) for y in entry["reference_layers"]], coloraxis="coloraxis",
                         text=np.round(entry["matrix"], 2), texttemplate="%{text}", row=row, col=col,
-                        hovertemplate=f"{_plain(label)} %{{x}} vs {_plain(reference)} %{{y}}: "
+                        hovertemplate=f"{escaped(label)} %{{x}} vs {escaped(reference)} %{{y}}: "
                                       "%{z:.3f}<extra></extra>")
         axes = fig.get_subplot(row, col)
-        fig.update_xaxes(title_text=f"layers of {_plain(label)}", constrain="domain", row=row, col=col)
-        fig.update_yaxes(title_text=f"layers of {_plain(reference)} (reference)" if col == 1 else None,
+        fig.update_xaxes(title_text=f"layers of {escaped(label)}", constrain="domain", row=row, col=col)
+        fig.update_yaxes(title_text=f"layers of {escaped(reference)} (reference)" if col == 1 else None,
                          autorange="reversed",
                          constrain="domain", scaleanchor=_axis_id(axes.xaxis), row=row, col=col)
     fig.update_layout(height=400 * rows + 60, margin=dict(t=60, b=60),

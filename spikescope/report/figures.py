@@ -13,7 +13,8 @@ from ..metrics.membrane import EDGES
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
 
-def _grid(count: int, columns: int) -> tuple[int, int]:
+def grid_shape(count: int, columns: int) -> tuple[int, int]:
+    """`(rows, columns)` of a grid of `count` panels at most `columns` wide (fewer columns for fewer panels)."""
     columns = max(1, min(columns, count))
     return math.ceil(count / columns), columns
 
@@ -57,7 +58,7 @@ def _row_spacing(rows: int, row_px: int, gap_px: int) -> tuple[float, int]:
 def spectra(result: AnalysisResult, columns: int = 4, row_px: int = 240, gap_px: int = 90) -> go.Figure:
     """Per-layer DCT power (summed over time), as log10 of its share of the layer's power, on normalised axes."""
     names = list(result.spectra)
-    rows, columns = _grid(len(names), columns)
+    rows, columns = grid_shape(len(names), columns)
     spacing, area = _row_spacing(rows, row_px, gap_px)
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, horizontal_spacing=0.06,
                         vertical_spacing=spacing)
@@ -175,7 +176,7 @@ def membrane_histograms(histograms: dict[str, dict[str, np.ndarray]], columns: i
     one line per entry of `histograms[label][layer]` (`[T, bins]` counts; per timestep, or per model). The
     catch-all bin below the first edge is a marker apart from the line, left of it; the threshold is labelled."""
     layers = list(dict.fromkeys(layer for per_layer in histograms.values() for layer in per_layer))
-    rows, columns = _grid(len(layers), columns)
+    rows, columns = grid_shape(len(layers), columns)
     spacing, area = _row_spacing(rows, row_px, gap_px)
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=layers, horizontal_spacing=0.06,
                         vertical_spacing=spacing)
