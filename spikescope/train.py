@@ -219,7 +219,7 @@ def train(config: TrainConfig | None = None, resume_from: str | Path | None = No
     if config.track and config.track < processes:
         raise SpikescopeError(f"--track {config.track} gives fewer images than the {processes} processes that share "
                               "them out: track at least one image per process")
-    run_folder = check_folder_creatable(config.out)
+    run_folder = check_folder_creatable(config.out, deepest_entry=".checkpoint.pt.XXXXXXXX.tmp")  # atomic_path
     if state is None and (run_folder / "checkpoint.pt").exists():
         raise SpikescopeError(f"--out {run_folder} already holds a run (checkpoint.pt): continue it with --resume "
                               f"{run_folder / 'checkpoint.pt'}, or choose another --out")

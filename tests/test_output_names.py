@@ -125,8 +125,34 @@ def test_an_out_too_long_for_the_file_system_is_refused_in_one_line_before_any_w
     out = tmp_path / ("r" * name_length)
     with pytest.raises(SpikescopeError, match=r"this file system takes \d+ at most"):
         check_output_folder(out, "analyze")
-    one_line_error(spikescope("analyze", tmp_path / "no-such-model.pt", "--out", out), "choose a shorter --out")
+    one_line_error(spikescope("analyze", tmp_path / "no-such-model.pt", "--out", out), "choose a shorter name")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_training_run_folder_too_long_for_the_file_system_is_refused_before_any_work(tmp_path):
+    from spikescope.train import TrainConfig, train
+
+    with pytest.raises(SpikescopeError, match="has a name of 300 bytes"):
+        train(TrainConfig(data="fashion-mnist-sample", out=str(tmp_path / ("r" * 300))), progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_names_are_bounded_in_bytes_not_characters(tmp_path):
+    wide = tmp_path / ("模" * 80 + ".pt")  # 240 bytes: a legal file name
+    folder = default_report_folder("analyze", [wide], root=tmp_path / "reports")
+    assert len(folder.name.encode()) <= 100 and folder.name.startswith("模")
+    assert check_output_folder(folder, "analyze") == folder
+
+
+def test_a_default_folder_holding_the_users_files_is_left_alone_for_a_new_one(tmp_path):
+    reports = tmp_path / "reports"
+    model = runs(tmp_path, "base")[0]
+    first = default_report_folder("analyze", [model], root=reports)
+    with report_folder(first, report_marker("analyze", [model])) as staging:
+        (staging / "report.html").write_text("report")
+    assert default_report_folder("analyze", [model], root=reports) == first  # its own report: replaced
+    (first / "my_notes.txt").write_text("mine")
+    assert default_report_folder("analyze", [model], root=reports) == reports / "base-2"
 
 
 def test_a_path_too_long_in_total_is_refused(tmp_path):

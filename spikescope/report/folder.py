@@ -27,8 +27,8 @@ MARKER = ".spikescope-report"
 GENERIC_WORDS = r"checkpoint|ckpt|model|weights|state_dict|last|best|final|latest|epoch|step|\d+"
 GENERIC_STEM = re.compile(rf"(?:(?:{GENERIC_WORDS})[-_.]?)+", re.IGNORECASE)  # model_best, checkpoint-epoch10, ...
 STAGING_AFFIXES = len(".") + len(".") + 8 + len(".partial")  # `.{name}.XXXXXXXX.partial`: mkdtemp's 8 random letters
-LONGEST_ENTRY = len("/figures/membrane_potentials.png")  # room for the deepest file a report writes
-DEFAULT_NAME_MAX = 100  # characters of a default folder name; longer names are cut and end in a hash of the whole
+DEEPEST_ENTRY = "figures/membrane_potentials.png"  # the longest path a report writes inside its folder
+DEFAULT_NAME_MAX = 100  # bytes of a default folder name; longer names are cut and end in a hash of the whole
 WRITTEN_BEFORE_FILE_LISTS = {  # what each kind of report wrote when markers did not yet list their files
     "analyze": {"report.html", "plotly.min.js", "layers.csv", "timesteps.csv", "channels.csv", "energy.csv",
                 "spectra.npz", "similarity.npz", "spikes.npz", "summary.json", "attributions.npz", "sam.npz",
@@ -65,52 +65,6 @@ def _entries(folder: Path) -> set[str]:
     return {entry.name + ("/" if entry.is_dir() else "") for entry in folder.iterdir() if entry.name != MARKER}
 
 
-def _existing_ancestor(path: Path) -> Path:
-    """The nearest folder above `path` that exists (or a file in its place)."""
-    ancestor = path.absolute().parent
-    while True:
-        try:
-            if ancestor.exists():
-                return ancestor
-        except OSError:  # a name too long to look up does not exist either
-            pass
-        ancestor = ancestor.parent
-
-
-def _check_path_length(out: Path) -> None:
-    """A one-line error if the file system cannot hold `out`, its staging sibling or the files inside it."""
-    ancestor = _existing_ancestor(out)
-    name_max, path_max = os.pathconf(ancestor, "PC_NAME_MAX"), os.pathconf(ancestor, "PC_PATH_MAX")
-    target = out.absolute()
-    too_long = [part for part in target.parts[1:] if len(os.fsencode(part)) > name_max]
-    if len(os.fsencode(target.name)) + STAGING_AFFIXES > name_max and not too_long:
-        too_long = [target.name]
-    if too_long:
-        limit = name_max - STAGING_AFFIXES if too_long == [target.name] else name_max
-        raise SpikescopeError(f"--out {_shorten(str(out))} has a name of {len(os.fsencode(too_long[0]))} bytes "
-                              f"({_shorten(too_long[0])}); this file system takes {limit} at most: choose a shorter "
-                              "--out (or --label)")
-    if len(os.fsencode(str(target))) + LONGEST_ENTRY >= path_max:
-        raise SpikescopeError(f"--out {_shorten(str(out))} is too long a path for this file system "
-                              f"({path_max} bytes with the files inside): choose a shorter one")
-
-
-def _shorten(text: str, keep: int = 60) -> str:
-    """`text` cut to about `keep` characters for an error message."""
-    return text if len(text) <= keep else f"{text[:keep // 2]}...{text[-keep // 2:]}"
-
-
-def _check_writable(out: Path) -> None:
-    """A one-line error unless a folder can be made where `out` goes: tried for real (a probe folder is made and
-    removed), since permission bits do not stop root but a read-only or virtual file system does."""
-    ancestor = _existing_ancestor(out)
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".spikescope-probe.", dir=ancestor))
-    except OSError as error:
-        raise SpikescopeError(f"--out {_shorten(str(out))} cannot be created: {ancestor} does not take new folders "
-                              f"({error.strerror})") from None
-
-
 def check_output_folder(out: str | os.PathLike, kind: str) -> Path:
     """`out` as a Path if a report of `kind` may be written there; otherwise a one-line error, before any work.
 
@@ -118,11 +72,9 @@ def check_output_folder(out: str | os.PathLike, kind: str) -> Path:
     report of the same kind holding nothing but the entries its marker lists (markers written before the
     lists existed: the entries that kind of report writes), so a rerun never deletes a user's files.
     """
-    _check_path_length(Path(out))
-    out = check_folder_creatable(out)
+    out = check_folder_creatable(out, sibling_bytes=STAGING_AFFIXES, deepest_entry=DEEPEST_ENTRY)
     if out.is_dir() and any(out.iterdir()):
         _check_replaceable(out, kind)
-    _check_writable(out)
     return out
 
 
@@ -135,13 +87,18 @@ def _check_replaceable(out: Path, kind: str) -> None:
     if marker.get("kind") != kind:
         raise SpikescopeError(f"--out {out} holds a report of spikescope {marker.get('kind')}, which spikescope {kind} "
                               "would replace: choose another --out")
-    listed = marker.get("files")
-    written = set(listed) if isinstance(listed, list) else WRITTEN_BEFORE_FILE_LISTS.get(kind, set())
-    foreign = sorted(_entries(out) - written)
+    foreign = _foreign_entries(out, marker)
     if foreign:
         raise SpikescopeError(f"--out {out} holds files that the report did not write ({', '.join(foreign[:3])}"
                               f"{', ...' if len(foreign) > 3 else ''}); rewriting the report would delete them: "
                               "move them out or choose another --out")
+
+
+def _foreign_entries(folder: Path, marker: dict[str, Any]) -> list[str]:
+    """The entries of a report folder that its report did not write (the user's own files)."""
+    listed = marker.get("files")
+    written = set(listed) if isinstance(listed, list) else WRITTEN_BEFORE_FILE_LISTS.get(marker.get("kind"), set())
+    return sorted(_entries(folder) - written)
 
 
 def model_label(source: Path) -> str:
@@ -156,8 +113,9 @@ def _folder_name(text: str) -> str:
     """`text` as a safe folder name: other characters than letters, digits, `_`, `.` and `-` become `_`, it never
     starts with a dot (hidden, or `..`), and a long one is cut and ends in a hash of the whole."""
     name = re.sub(r"[^\w.-]", "_", text).lstrip(".") or "report"
-    if len(name) > DEFAULT_NAME_MAX:
-        name = f"{name[:DEFAULT_NAME_MAX - 9]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    if len(name.encode()) > DEFAULT_NAME_MAX:  # bytes, not characters: the file system counts bytes
+        kept = name.encode()[:DEFAULT_NAME_MAX - 9].decode(errors="ignore")  # never half a character
+        name = f"{kept}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
     return name
 
 
@@ -165,8 +123,8 @@ def default_report_folder(kind: str, sources: Sequence[str | Path], variant: str
                           names: Sequence[str] | None = None, root: Path = Path("reports")) -> Path:
     """Where a report goes by default: `root/<label>` for analyze, `root/<label>-<method>` for attribute (the
     method is the `variant`), `root/compare-<first>-<last>` for compare, labels taken from `names` or else from
-    the model files. A folder is reused only by a report of the same kind, files and variant; otherwise
-    `-2`, `-3`, ... is appended, so two reports never share one."""
+    the model files. A folder is reused only by a report of the same kind, files and variant that holds nothing
+    of the user's; otherwise `-2`, `-3`, ... is appended, so two reports never share one."""
     labels = list(names) if names is not None else [model_label(Path(source)) for source in sources]
     if kind == "compare":
         name = "compare-" + "-".join(dict.fromkeys([labels[0], labels[-1]]))
@@ -177,8 +135,8 @@ def default_report_folder(kind: str, sources: Sequence[str | Path], variant: str
     candidate, number = root / name, 1
     while candidate.exists():
         marker = read_marker(candidate)
-        if (marker is not None and _identity(marker) == identity) or (candidate.is_dir()
-                                                                       and not any(candidate.iterdir())):
+        if (marker is not None and _identity(marker) == identity and not _foreign_entries(candidate, marker)) or (
+                candidate.is_dir() and not any(candidate.iterdir())):
             break
         number += 1
         candidate = root / f"{name}-{number}"
