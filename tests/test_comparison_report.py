@@ -6,10 +6,14 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 import spikescope
+from spikescope.checkpoint import load
 from spikescope.compare import compare
+from spikescope.data import load_dataset, make_loader
 from spikescope.groupstats import summarize
+from spikescope.report.comparison import qualifies_accuracy
 from spikescope.train import TrainConfig
 from test_report_polish import column, table_with
 
@@ -74,6 +78,28 @@ def test_accuracy_cells_of_models_whose_accuracy_a_warning_qualifies_are_marked(
     _, _, page = pair
     assert all(cell.endswith("†") for cell in column(table_with(page, "SOPs"), "accuracy"))
     assert "† The accuracy is qualified by a warning" in page
+
+
+class FlatOutput(torch.nn.Module):
+    """The bundled model with its logits flattened into one vector: labelled batches cannot be scored."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images).flatten()
+
+
+def test_the_warnings_that_qualify_accuracy_are_the_label_mismatch_and_the_missing_logits(pair):
+    comparison, _, _ = pair
+    warnings = comparison.results["a&b"].info["warnings"]
+    assert [w for w in warnings if qualifies_accuracy(w)] == [w for w in warnings if CAVEAT in w] != []
+    model, _ = load(spikescope.bundled_checkpoint("baseline"), torch.device("cpu"))
+    loader = make_loader(load_dataset("fashion-mnist-sample", "test", limit=4), 4)
+    unscored = spikescope.analyze(FlatOutput(model), loader)
+    assert unscored.info["accuracy"] is None
+    assert [qualifies_accuracy(w) for w in unscored.info["warnings"]].count(True) == 1
 
 
 def test_energy_is_in_one_unit_in_tables_figure_and_terminal(pair):
@@ -209,4 +235,4 @@ def test_groups_show_n_and_intervals_that_stay_in_range_and_the_energy_chart_has
         y = numbers(trace["y"])
         assert np.all(y - numbers(trace["error_y"]["arrayminus"]) >= -1e-9)
         assert np.all(y + numbers(trace["error_y"]["array"]) <= 1 + 1e-9)
-    assert "pairs, by recorded seed" in column(change_table(page), "models compared")[0]
+    assert column(change_table(page), "models compared") == ["2 pairs, by recorded seed"]

@@ -26,6 +26,7 @@ ENERGY_DECIMALS = {"µJ": 3, "nJ": 1}
 ENERGY_METRICS = ("energy_pj_per_image", "energy_pj_per_image_without_fsta")
 SHARE_METRICS = ("accuracy", "silent_fraction", "near_threshold_share", "reset_share")  # fractions shown in %
 CAVEAT = "†"  # marks a number that a warning of the report qualifies (`*` in the terminal, which may lack "†")
+ACCURACY_WARNINGS = ("its accuracy there is meaningless", "no accuracy is reported")  # see `qualifies_accuracy`
 
 
 def energy_unit(energies_pj: Iterable[float]) -> tuple[str, float]:
@@ -47,17 +48,25 @@ def _formats(unit: tuple[str, float]) -> dict[str, Callable[[Any], str]]:
     return {**COLUMN_FORMATS, **{m: (lambda v: _energy(v, unit)) for m in ENERGY_METRICS}}
 
 
-def _unit_of(comparison: Comparison, stats: dict[str, Any]) -> tuple[str, float]:
+def _unit_of(stats: dict[str, Any]) -> tuple[str, float]:
+    """The energy unit of a comparison (see `energy_unit`) from its statistics' group means."""
     return energy_unit(g["totals"]["energy_pj_per_image"]["mean"] for g in stats["groups"].values())
 
 
+def qualifies_accuracy(warning: str) -> bool:
+    """Whether a model's warning qualifies its accuracy: one of `ACCURACY_WARNINGS`, the endings of the warnings
+    that the data's labels are not those the model was trained on (pipeline) and that the model gives no logits to
+    score (analyze)."""
+    return any(ending in warning for ending in ACCURACY_WARNINGS)
+
+
 def _accuracy_caveats(comparison: Comparison) -> dict[str, list[str]]:
-    """Per group, the warnings of its models that qualify their accuracy (data with other labels than the model
-    was trained on, ...): its accuracy cells are marked with `CAVEAT`."""
+    """Per group, the warnings of its models that qualify their accuracy (`qualifies_accuracy`): its accuracy cells
+    are marked with `CAVEAT`."""
     caveats: dict[str, list[str]] = {}
     for group, members in comparison.groups.items():
         found = [w for label in members for w in comparison.results[label].info.get("warnings", [])
-                 if "accuracy" in w]
+                 if qualifies_accuracy(w)]
         if found:
             caveats[group] = list(dict.fromkeys(found))
     return caveats
@@ -95,10 +104,9 @@ def _change_cell(change: dict[str, Any], metric: str, fmt: Callable[[Any], str])
 
 
 def _pairing(change: dict[str, Any]) -> str:
-    """How a group was paired with the reference (the lead's `pairing`, else paired / unpaired), with n."""
-    totals = change["totals"]["accuracy"]
-    how = change.get("pairing") or ("paired in the order given" if totals.get("paired") else "unpaired")
-    return f"{totals['n']} pair{'s' if totals['n'] != 1 else ''}, {how}" if totals.get("paired") else how
+    """How a group was paired with the reference (a change of `Comparison.statistics`), with the number of pairs."""
+    pairs = len(change["pairs"])
+    return f"{pairs} pair{'s' if pairs != 1 else ''}, {change['pairing']}" if pairs else change["pairing"]
 
 
 TOTAL_HEADERS = {"accuracy": "accuracy", "firing_rate": "firing rate", "sops_per_image": "SOPs",
@@ -169,7 +177,7 @@ def _notes_section(comparison: Comparison) -> str:
     for label, result in comparison.results.items():
         for message in result.info.get("warnings", []):
             shared.setdefault(message, []).append(label)
-    items = [html.escape(message) for message in getattr(comparison, "warnings", [])]
+    items = [html.escape(message) for message in comparison.warnings]
     items += [f"{html.escape(message)} <i>({html.escape(', '.join(labels))})</i>" for message, labels in shared.items()]
     if not items:
         return ""
@@ -210,7 +218,7 @@ def render_comparison(comparison: Comparison, stats: dict[str, Any], plotly_src:
     first = next(iter(comparison.results.values()))
     dataset = next(iter(comparison.meta.values())).get("dataset", "?")
     reference = stats["reference"]
-    unit = _unit_of(comparison, stats)
+    unit = _unit_of(stats)
     interval = any_interval(stats)
     notes = _notes_section(comparison)
     sections = [("Warnings and notes", notes)] if notes else []
@@ -262,7 +270,7 @@ def comparison_summary(comparison: Comparison, stats: dict[str, Any]) -> str:
     rate, energy in the report's unit, and the change against the reference)."""
     first = next(iter(comparison.results.values()))
     dataset = next(iter(comparison.meta.values())).get("dataset", "?")
-    reference, unit = stats["reference"], _unit_of(comparison, stats)
+    reference, unit = stats["reference"], _unit_of(stats)
     caveats = _accuracy_caveats(comparison)
     width = max(len(name) for name in [*comparison.groups, "group"])
     lines = [f"{first.info['samples']:,} images of {dataset}, T = {first.info['T']}; reference: {reference}",
@@ -298,7 +306,7 @@ def write_comparison(comparison: Comparison, out: str | Path, plotly_src: str | 
                                                           .to_dict(orient="records"))}
     summary = {"spikescope_version": __version__, "command": command, "definitions": DEFINITIONS,
                "samples": next(iter(comparison.results.values())).info["samples"],
-               "warnings": getattr(comparison, "warnings", []), "models": models, **stats,
+               "warnings": comparison.warnings, "models": models, **stats,
                "cka": {"reference": next(iter(comparison.groups[stats["reference"]])), "models": comparison.cka}}
     contents = {
         "comparison.csv": comparison.layers().to_csv(index=False).encode(),
@@ -308,7 +316,7 @@ def write_comparison(comparison: Comparison, out: str | Path, plotly_src: str | 
     if plotly_src is None:
         contents[PLOTLY_JS] = plotly_js().encode()
     marker = report_marker("compare", [meta["checkpoint"] for meta in comparison.meta.values()],
-                           getattr(comparison, "folder_variant", ""), spikescope_version=__version__)
+                           comparison.folder_variant, spikescope_version=__version__)
     with report_folder(out, marker) as staging:
         for name, data in contents.items():
             (staging / name).write_bytes(data)
