@@ -42,6 +42,7 @@ from .errors import SpikescopeError, note
 from .models import build
 from .models.registry import data_kwargs
 from .metrics.firing import FiringRate
+from .modes import modes_kept
 from .record import SpikeRecorder
 from .tracking import track_layers
 
@@ -101,26 +102,23 @@ class TrainConfig:
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu",
              progress: bool = False) -> dict[str, float]:
-    """Accuracy, mean cross-entropy and mean firing rate (`FIRING_RATE_DEFINITION`) of `model` on `batches`.
+    """Accuracy, mean cross-entropy and mean firing rate (`FIRING_RATE_DEFINITION`) of `model` on `batches`, in
+    eval mode; every module's own mode is restored afterwards.
 
     In a process group the batches are shared out as in `analyze` (batch i to process i % N) and the
     sums reduced, so every process returns the numbers of all batches.
     """
-    was_training = model.training
-    model.eval()
     correct = total = 0
     loss_sum = 0.0
-    try:
-        with distributed.together("evaluating"), SpikeRecorder(model, metrics=[FiringRate()]) as recorder:
-            bar = tqdm(batches, desc="evaluate", disable=not progress or not distributed.is_main(), leave=False)
-            for images, labels in distributed.shard(bar):
-                images, labels = images.to(device), labels.to(device)
-                logits = model(images)
-                loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-                correct += (logits.argmax(1) == labels).sum().item()
-                total += len(labels)
-    finally:
-        model.train(was_training)
+    with modes_kept(model), distributed.together("evaluating"), SpikeRecorder(model.eval(),
+                                                                            metrics=[FiringRate()]) as recorder:
+        bar = tqdm(batches, desc="evaluate", disable=not progress or not distributed.is_main(), leave=False)
+        for images, labels in distributed.shard(bar):
+            images, labels = images.to(device), labels.to(device)
+            logits = model(images)
+            loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+            correct += (logits.argmax(1) == labels).sum().item()
+            total += len(labels)
     loss_sum, correct, total = distributed.summed(loss_sum, correct, total)
     if total == 0:
         raise SpikescopeError("the evaluation set is empty")

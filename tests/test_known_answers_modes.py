@@ -1,5 +1,5 @@
-"""Modes with known answers: tracking during training hands the model back in the modes it found, every
-module's own; `analyze` leaves the network in eval(), as docs/metrics.md ("Attribution") says."""
+"""Modes with known answers: tracking and evaluation during training hand the model back in the modes they
+found, every module's own; `analyze` leaves the network in eval(), as docs/metrics.md ("Attribution") says."""
 import torch
 
 import spikescope
@@ -31,6 +31,17 @@ def test_tracking_keeps_a_module_frozen_in_eval_inside_a_training_model():
     model.get_submodule(frozen).eval()  # BatchNorm statistics frozen for fine-tuning
     before = modes(model)
     track_layers(model, BATCHES, epoch=1)
+    assert modes(model) == before
+
+
+def test_evaluation_during_training_keeps_a_frozen_module_frozen_and_the_rest_training():
+    from spikescope.train import evaluate
+
+    model = bundled().train()
+    frozen = next(name for name, module in model.named_modules() if isinstance(module, torch.nn.BatchNorm2d))
+    model.get_submodule(frozen).eval()
+    before = modes(model)
+    assert evaluate(model, BATCHES)["samples"] == 8
     assert modes(model) == before
 
 
