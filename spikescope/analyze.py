@@ -36,9 +36,10 @@ class AnalysisResult:
     `definitions`: each metric's formula; `sam[layer]`: mean spike activation map `[T, H, W]` (with the
     `SpikeActivationMap` metric); `membrane[layer]`: membrane-potential histogram counts `[T, bins]`
     (with `membrane=True`; bins in `metrics.membrane.COLUMNS`); `attribution`: attributions of example
-    images (if asked for); `info`: samples, T, accuracy, runtime, warnings, the synaptic modules that
-    could not be costed (`uncosted`), and the number of `processes` with the `samples_per_process` each
-    analysed.
+    images (if asked for); `info`: samples, T, accuracy, `runtime_s` (the seconds this model's batches took
+    under the recorder, data loading excluded: the same whether other models ran beside it), warnings, the
+    synaptic modules that could not be costed (`uncosted`), and the number of `processes` with the
+    `samples_per_process` each analysed.
     """
 
     layers: pd.DataFrame
