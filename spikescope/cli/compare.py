@@ -11,7 +11,7 @@ from ..errors import SpikescopeError
 from ..metrics.energy import ENERGY_PRESETS_PJ
 from ..report.comparison import comparison_summary
 from .analyze import layers_argument
-from .common import add_data_flags, add_model_flags, command_line
+from .common import add_data_flags, add_model_flags, command_line, warn_trust_pickle
 
 EXAMPLES = """examples:
   spikescope compare runs/baseline/checkpoint.pt runs/fsta/checkpoint.pt --limit 2000
@@ -66,8 +66,7 @@ def run_compare(args: argparse.Namespace) -> None:
     if out is None:
         out = default_comparison_folder(parse_groups(args.checkpoints, args.label, groups))
         print(f"spikescope: report folder: {out}", file=sys.stderr)
-    if args.trust_pickle:
-        print("spikescope: warning: --trust-pickle: unpickling the model files runs code from them", file=sys.stderr)
+    warn_trust_pickle(args, "the model files")
     comparison, files = compare(args.checkpoints, args.label, groups, data=args.data, data_root=args.data_root,
                                 limit=args.limit, batch_size=args.batch_size, device=args.device,
                                 energy=args.energy, layers=layers_argument(args.layers), out=out,
