@@ -2,12 +2,17 @@
 
 One module per command family registers its subcommands; `main` runs the chosen one. This module imports
 nothing heavy at the top, so that Ctrl-C is caught (exit 130, one line) wherever it lands, even while torch
-is being imported.
+is being imported: until the command starts, Ctrl-C ends the process at once (nothing has been written yet,
+and an interrupt raised inside the import machinery can be swallowed by it); from then on it raises
+KeyboardInterrupt, so that cleanup code runs.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 import warnings
 from typing import Callable, Sequence
 
@@ -47,19 +52,40 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command in `argv` (default: the command line); returns the exit status."""
     try:
-        return _run(argv)
+        args, runners = _parse(argv)
+        return _run(args, runners, argv)
     except KeyboardInterrupt:
         print("spikescope: interrupted", file=sys.stderr)
         return 130
 
 
-def _run(argv: Sequence[str] | None) -> int:
+def _interrupted_while_starting(number: int, frame: object) -> None:
+    """Ctrl-C before the command started: say so and end (no file has been written yet)."""
+    os.write(2, b"spikescope: interrupted\n")
+    os._exit(130)
+
+
+def _parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str, Callable[[argparse.Namespace], None]]]:
+    """The parsed command line and the runners, with Ctrl-C ending the process while the modules import."""
+    ours = threading.current_thread() is threading.main_thread() and signal.getsignal(
+        signal.SIGINT) is signal.default_int_handler  # not where SIGINT is ignored or handled by a host program
+    if ours:
+        signal.signal(signal.SIGINT, _interrupted_while_starting)
+    try:
+        parser, runners = build_parser()  # imports torch and every command's modules: most of the start-up
+        return parser.parse_args(argv), runners
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _run(args: argparse.Namespace, runners: dict[str, Callable[[argparse.Namespace], None]],
+         argv: Sequence[str] | None) -> int:
+    """Run the parsed command; user errors end in one line and their exit code."""
     from .. import distributed
     from ..errors import SpikescopeError
     from .common import command_line
 
-    parser, runners = build_parser()
-    args = parser.parse_args(argv)
     shown, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         if distributed.requested_processes() > 1 and args.command not in SEVERAL_PROCESSES:
