@@ -38,7 +38,8 @@ from .metrics.membrane import MembranePotential
 from .metrics.spectrum import Spectrum
 from .metrics.temporal import TemporalSimilarity
 from .synapses import synapse_cost
-from .timelayout import FOLD_ORDERS, WHOLE_SEQUENCE, FirstPass, Layout, batch_size_of, decide_layouts, to_time_first
+from .timelayout import (FOLD_ORDERS, WHOLE_SEQUENCE, FirstPass, Layout, batch_size_of, candidate_layouts,
+                         decide_layouts, to_time_first)
 
 OUTPUT_ORDER = (OUTPUT_SPIKES, OUTPUT_COUNTS, OUTPUT_ANALOG)  # a layer's kind is the worst any batch showed
 
@@ -148,6 +149,9 @@ class SpikeRecorder:
         self._batch = 0
         self._input_shape: tuple[int, ...] = ()
         self._first_pass = True
+        self._first_calls = 0  # forward calls finished in the first sequence (see `_first_sequence_calls`)
+        self._in_call = False  # a call of the first sequence began and has not ended yet
+        self._stepped: dict[str, list[torch.Tensor]] = {}  # first sequence: tensors of the calls after the first
         self._opened = False
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -235,11 +239,13 @@ class SpikeRecorder:
         self._batch = batch_size_of(model_input, self.T or 1)
         self._input_shape = tuple(model_input.shape)
         self._spike_tensors.clear()
-        if self._first_pass:  # a first pass that raised starts over
-            self._buffers.clear()
-            self._potentials.clear()
-            self._probes.clear()
-            self._order.clear()
+        if self._first_pass:
+            if self._in_call or not self._first_calls:  # a new first sequence, or one whose last call raised
+                self._first_calls = 0
+                for state in (self._buffers, self._potentials, self._probes, self._stepped):
+                    state.clear()
+                self._order.clear()
+            self._in_call = True
             return
         for key, info in self._watched.items():
             if info.layout in (Layout.PER_CALL, Layout.CALLS) and self._buffers.get(key):
@@ -290,21 +296,30 @@ class SpikeRecorder:
         self._potentials.setdefault(key, []).append(potential.detach())
 
     def _observe(self, key: str, info: LayerInfo, tensor: torch.Tensor) -> None:
-        """First pass: buffer the tensor; for probed modules also judge binarity over all calls."""
+        """First sequence: buffer the tensor (the first call's apart, as they decide the layouts); for probed
+        modules also judge binarity over all calls."""
         if info.role == ROLE_PASS_THROUGH or info.found_by == FOUND_BY_PROBE:
             probe = self._probes.setdefault(key, _Probe())
             probe.zero_one = probe.zero_one and zero_one(tensor)
             probe.fired = probe.fired or bool(tensor.any())
             if not probe.zero_one or info.role == ROLE_PASS_THROUGH:
                 self._buffers.pop(key, None)
+                self._stepped.pop(key, None)
                 return
+        if self._first_calls:
+            if key in self._buffers:
+                self._stepped.setdefault(key, []).append(tensor)
+            return
         if key not in self._buffers:
             self._order.append(key)
         self._buffers.setdefault(key, []).append(tensor)
 
     def _end_pass(self, module: nn.Module, args: tuple, output) -> None:
         if self._first_pass:
-            self._finish_first_pass()
+            self._first_calls += 1
+            if self._first_calls >= self._first_sequence_calls():
+                self._finish_first_pass()
+            self._in_call = False
             return
         for key, info in self._watched.items():
             pending = self._buffers.get(key)
@@ -316,6 +331,26 @@ class SpikeRecorder:
                                       f"with T={self.T} it should run {self.T} times")
 
     # --- the first pass decides layers and layouts ------------------------------------------------
+    def _first_sequence_calls(self) -> int:
+        """Forward calls the first pass spans: T when the caller steps the model one timestep per call, so that a
+        neuron silent at t = 0 that fires later is found, else one (the model loops over time itself).
+
+        Stepped means what `decide_layouts` calls external: after the first call, some spiking layer fits only one
+        step per forward and none fits only a whole sequence. Unless the user said otherwise, a `[B, T, ...]`
+        output may be a batch-first sequence: it is left to the first call's layouts to ask."""
+        self._read_geometry()
+        readings = []
+        for key, tensors in self._buffers.items():
+            info = self._watched[key]
+            if info.role == ROLE_SPIKING:
+                module = self._modules[info.name]
+                batch_first = self.batch_first is not False or Layout.BATCH_FIRST in declared_layouts(module)
+                readings.append(candidate_layouts(tensors[0].shape, len(tensors), self.T, self._batch,
+                                                  sample_rank(module), batch_first))
+        stepped = (any(r == [Layout.PER_FORWARD] for r in readings)
+                   and all(Layout.PER_FORWARD in r for r in readings if r))
+        return self.T if stepped else 1
+
     def _binary(self, key: str) -> bool:
         probe = self._probes.get(key)
         return probe is not None and probe.zero_one and probe.fired
@@ -349,9 +384,10 @@ class SpikeRecorder:
                              f"neurons only; no membrane statistics for {', '.join(unread)}")
         self._first_pass = False
         buffered, self._buffers = self._buffers, {}
+        stepped, self._stepped = self._stepped, {}
         spiking_first = sorted(selected, key=lambda k: self._watched[k].role != ROLE_SPIKING)  # kinds before costs
         for key in spiking_first:
-            tensors = buffered[key]
+            tensors = buffered[key] + stepped.get(key, [])
             if self._watched[key].layout is Layout.PER_FORWARD:
                 self._buffers[key] = tensors
                 if len(tensors) == self.T:
