@@ -19,8 +19,13 @@ from .metrics.base import Metric
 from .errors import SpikescopeError
 from .metrics.capture import SpikeCapture
 from .metrics.energy import ENERGY_PRESETS_PJ, Energy
-from .record import OUTPUT_ORDER, SpikeRecorder, default_metrics
+from .record import OUTPUT_ORDER, LayerInfo, SpikeRecorder, default_metrics
 from .timelayout import batch_size_of
+from .tokens import TOKENS, head_rates
+
+
+TOKEN_COLUMNS = ("layer", "token", "row", "column", "firing_rate", "silent_fraction")
+HEAD_COLUMNS = ("layer", "head", "firing_rate")
 
 
 @dataclass
@@ -29,7 +34,10 @@ class AnalysisResult:
 
     `layers`: one row per spiking layer (depth order; `output` says spikes, spike counts or analog,
     and analog layers have no firing rate); `timesteps`: one row per layer and timestep; `channels`:
-    one row per layer and channel (firing rate, silent share); `energy`: one row per synaptic layer,
+    one row per layer and channel (firing rate, silent share; channels are features, D or C, in every layout);
+    `tokens`: one row per token layer and token (firing rate, silent share, the token's row and column on the patch
+    grid); `heads`: one row per attention layer and head (firing rate) for head-split layers and the Q/K/V token
+    layers split into heads; `energy`: one row per synaptic layer,
     per image; `spectra[layer]`: DCT power `[T, H, W]` (layers with 2D maps); `similarity[layer]`:
     `T x T` arrays "spike_cosine", "left_out", "spectral_cosine", "spectral_cosine_ac";
     `captured[layer]`: raw spikes `[T, K, ...]` of the first K samples (if asked for);
@@ -54,6 +62,8 @@ class AnalysisResult:
     sam: dict[str, np.ndarray] = field(default_factory=dict)
     membrane: dict[str, np.ndarray] = field(default_factory=dict)
     attribution: Any = None  # an `attribution.Attribution` of example images, when asked for
+    tokens: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TOKEN_COLUMNS))
+    heads: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HEAD_COLUMNS))
 
     def energy_totals(self) -> dict[str, float]:
         """Per-image totals over all synaptic layers: SOPs (exact and approx.), MACs and energy in pJ."""
@@ -129,7 +139,7 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
             device: str | torch.device = "cpu", energy: str = "fp32", capture: int = 0,
             metrics: Sequence[Metric] | None = None, run: Callable[[nn.Module, torch.Tensor], Any] | None = None,
             fold: str | None = None, batch_first: bool | None = None, membrane: bool = False,
-            progress: bool = False) -> AnalysisResult:
+            progress: bool = False, tokens: str | Sequence[int] | None = None) -> AnalysisResult:
     """Run `model` over `loader` and measure its spiking layers.
 
     Batches may be input tensors, `(inputs,)` or `(inputs, labels)` tuples, or dicts with an input key
@@ -138,7 +148,8 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
     snnTorch and sinabs models are reset before every batch. `fold` and `batch_first` tell
     `SpikeRecorder` how neurons that no framework declares lay out time. `membrane` also measures where
     the neurons' membrane potentials sit relative to their thresholds (`result.membrane`; see
-    `SpikeRecorder`). Accuracy is reported when
+    `SpikeRecorder`). `tokens=(h, w)` declares the patch grid of a transformer's token layers (see
+    `spikescope.tokens`; inferred from the model when not given). Accuracy is reported when
     batches carry labels and the output is `[B, classes]` logits (or `[T, B, classes]` /
     `[B, T, classes]`, averaged over time); see docs/metrics.md, "Accuracy".
 
@@ -152,7 +163,7 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
     device = resolve_device(device)
     _check_unsharded(loader)
     analysis = ModelAnalysis(model.to(device).eval(), layers, T, device, metrics if metrics is not None else
-                             default_metrics(energy), capture, run, fold, batch_first, membrane)
+                             default_metrics(energy), capture, run, fold, batch_first, membrane, tokens)
     with distributed.together("analyzing its batches"), torch.no_grad(), analysis.recorder:
         batches = tqdm(loader, desc="analyze", unit="batch", disable=not progress or not distributed.is_main(),
                        delay=1.0)
@@ -169,10 +180,11 @@ class ModelAnalysis:
     def __init__(self, model: nn.Module, layers: str | Sequence[str], T: int | None, device: torch.device,
                  metrics: Sequence[Metric], capture: int = 0,
                  run: Callable[[nn.Module, torch.Tensor], Any] | None = None, fold: str | None = None,
-                 batch_first: bool | None = None, membrane: bool = False) -> None:
+                 batch_first: bool | None = None, membrane: bool = False,
+                 tokens: str | Sequence[int] | None = None) -> None:
         self.model, self.device, self.run = model, device, run or default_run
         self.recorder = SpikeRecorder(model, layers=layers, metrics=list(metrics), T=T, capture=capture, fold=fold,
-                                      batch_first=batch_first, membrane=membrane)
+                                      batch_first=batch_first, membrane=membrane, tokens=tokens)
         self.tally = {"batches": 0, "samples": 0, "correct": 0, "labelled": 0}
         self.seconds = 0.0  # spent in `step`: this model's own runtime, however many models run beside it
 
@@ -239,7 +251,7 @@ def _combine_processes(recorder: SpikeRecorder, tally: dict[str, int]) -> list[d
     for other in tallies:
         for message in other["warnings"]:
             recorder.add_warning(message)
-        recorder.uncosted += [name for name in other["uncosted"] if name not in recorder.uncosted]
+        recorder.uncosted += [tuple(key) for key in other["uncosted"] if tuple(key) not in recorder.uncosted]
     for info in recorder.layers:  # a layer's kind is the worst any process saw
         info.output = max((t["outputs"][info.name] for t in tallies), key=OUTPUT_ORDER.index)
     if recorder.capture is not None:
@@ -275,7 +287,8 @@ def _assemble(recorder: SpikeRecorder, runtime: float, accuracy: float | None,
               samples_per_process: list[int]) -> AnalysisResult:
     results = recorder.compute()
     layers = pd.DataFrame([{"layer": i.name, "depth": d, "type": i.type, "found_by": i.found_by,
-                            "layout": i.layout.value, "output": i.output} for d, i in enumerate(recorder.layers)])
+                            "layout": i.layout.value, "geometry": i.geometry.label(), "output": i.output}
+                           for d, i in enumerate(recorder.layers)])
     timesteps: pd.DataFrame | None = None
     arrays: dict[str, dict[str, np.ndarray]] = {}
     for name, result in results.items():
@@ -296,8 +309,8 @@ def _assemble(recorder: SpikeRecorder, runtime: float, accuracy: float | None,
     info = {"samples": int(layers["samples"].max()) if "samples" in layers and len(layers) else 0,
             "T": recorder.T, "accuracy": accuracy, "runtime_s": runtime, "warnings": list(recorder.warnings),
             "processes": len(samples_per_process), "samples_per_process": samples_per_process,
-            "uncosted": [{"module": name, "type": type(recorder.model.get_submodule(name)).__name__}
-                         for name in recorder.uncosted]}
+            "uncosted": [{"module": name, "type": type(recorder.model.get_submodule(name)).__name__,
+                          "operator": operator} for name, operator in recorder.uncosted]}
     energy_metric = next((m for m in recorder.metrics if isinstance(m, Energy)), None)
     if energy_metric is not None:
         info["energy_preset"] = energy_metric.preset
@@ -305,6 +318,7 @@ def _assemble(recorder: SpikeRecorder, runtime: float, accuracy: float | None,
     capture = recorder.capture
     return AnalysisResult(
         layers=layers, timesteps=timesteps, channels=_channels(arrays, analog),
+        tokens=_tokens(arrays, recorder.layers, analog), heads=_heads(arrays, recorder.layers, analog),
         energy=results["Energy"].layers if "Energy" in results else pd.DataFrame(),
         spectra=arrays.get("spectrum", {}), similarity=similarity,
         captured={layer: capture.spikes(layer) for layer in capture.layers() if layer not in analog} if capture else {},
@@ -331,3 +345,30 @@ def _channels(arrays: dict[str, dict[str, np.ndarray]], analog: list[str]) -> pd
               for layer, rate in rates.items() if layer not in analog]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["layer", "channel", "firing_rate", "silent_fraction", "silent"])
+
+
+def _tokens(arrays: dict[str, dict[str, np.ndarray]], layers: Sequence[LayerInfo], analog: list[str]) -> pd.DataFrame:
+    """One row per token layer and token: firing rate and the share of its neurons (features) that never fired,
+    with the token's row and column on the patch grid (empty off the grid)."""
+    rates, silence = arrays.get("position_firing_rate", {}), arrays.get("position_silent_fraction", {})
+    frames = []
+    for info in layers:
+        if info.geometry.kind != TOKENS or info.name in analog or info.name not in rates:
+            continue
+        token = np.arange(len(rates[info.name]))
+        grid = info.geometry.grid
+        frames.append(pd.DataFrame({
+            "layer": info.name, "token": token,
+            "row": pd.array(token // grid[1] if grid else [None] * len(token), dtype="Int64"),
+            "column": pd.array(token % grid[1] if grid else [None] * len(token), dtype="Int64"),
+            "firing_rate": rates[info.name], "silent_fraction": silence[info.name]}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TOKEN_COLUMNS)
+
+
+def _heads(arrays: dict[str, dict[str, np.ndarray]], layers: Sequence[LayerInfo], analog: list[str]) -> pd.DataFrame:
+    """One row per attention layer (head-split, or Q/K/V tokens split into heads) and head: its firing rate."""
+    rates = arrays.get("channel_firing_rate", {})
+    rows = [{"layer": info.name, "head": head, "firing_rate": rate} for info in layers
+            if info.geometry.heads and info.name not in analog and info.name in rates
+            for head, rate in enumerate(head_rates(rates[info.name], info.geometry.heads))]
+    return pd.DataFrame(rows, columns=HEAD_COLUMNS)

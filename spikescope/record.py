@@ -24,7 +24,7 @@ from torch import nn
 
 from .detect import (FOUND_BY_NAME, FOUND_BY_PROBE, OUTPUT_ANALOG, OUTPUT_COUNTS, OUTPUT_SPIKES, ROLE_PASS_THROUGH,
                      ROLE_SPIKING, ROLE_SYNAPTIC, declared_geometry, declared_layouts, declared_output, first_tensor,
-                     framework_fold, innermost, neuron_framework, neurons_by_class, output_kind, probe_candidates,
+                     framework_fold, innermost, neurons_by_class, output_kind, probe_candidates,
                      sample_rank, sums_spikes)
 from .errors import SpikescopeError, describe, warn
 from .fsta import FSTA
@@ -37,7 +37,10 @@ from .metrics.firing import FiringRate
 from .metrics.membrane import MembranePotential
 from .metrics.spectrum import Spectrum
 from .metrics.temporal import TemporalSimilarity
+from .energy.conventions import MODEL_ROW
+from .energy.operators import OperatorCounter
 from .synapses import synapse_cost
+from .tokens import Geometry, as_features, declared_grid, decide_geometries, model_evidence
 from .timelayout import (FOLD_ORDERS, WHOLE_SEQUENCE, FirstPass, Layout, batch_size_of, candidate_layouts,
                          decide_layouts, to_time_first)
 
@@ -74,6 +77,7 @@ class LayerInfo:
     role: str  # ROLE_SPIKING, ROLE_SYNAPTIC or ROLE_PASS_THROUGH
     layout: Layout | None = None
     output: str = OUTPUT_SPIKES
+    geometry: Geometry | None = None  # spiking layers, after the first batch: image, tokens, head-split, vector
 
 
 @dataclass
@@ -107,14 +111,17 @@ class SpikeRecorder:
     `capture=K` keeps the raw spikes of the first K samples (compact, on the CPU). `membrane=True` also
     reads the membrane potential of every neuron of a known framework at every timestep (see
     `membrane`) into the metrics fed potentials (a `MembranePotential` is added if none is given).
+    `tokens=(h, w)` declares the patch grid of a transformer's token layers (see `tokens`; by default the last 2D
+    map before the first token layer).
     A recorder records one run. `warnings` lists what the user should know (each is also issued as a
-    `SpikescopeWarning`); `uncosted` names modules with synaptic weights that the energy metric
-    cannot cost.
+    `SpikescopeWarning`); `uncosted` lists `(module, operator)` for operations on spikes or weights that the energy
+    metric cannot cost.
     """
 
     def __init__(self, model: nn.Module, layers: str | Sequence[str] = "all", metrics: Sequence[Metric] | None = None,
                  T: int | None = None, capture: int = 0, fold: str | None = None,
-                 batch_first: bool | None = None, membrane: bool = False) -> None:
+                 batch_first: bool | None = None, membrane: bool = False,
+                 tokens: str | Sequence[int] | None = None) -> None:
         if fold is not None and fold not in FOLD_ORDERS:
             raise SpikescopeError(f"fold must be one of {', '.join(FOLD_ORDERS)}, got {fold!r}")
         if T is not None and T < 1:
@@ -132,10 +139,11 @@ class SpikeRecorder:
         self.T = T if T is not None else getattr(model, "T", None)
         self.fold = fold
         self.batch_first = batch_first
+        self.tokens = declared_grid(tokens)
         self.capture = SpikeCapture(capture) if capture else None
         self.layers: list[LayerInfo] = []
         self.warnings: list[str] = []
-        self.uncosted: list[str] = []
+        self.uncosted: list[tuple[str, str]] = []
         self._selection = layers
         self._modules = dict(model.named_modules())
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -144,6 +152,8 @@ class SpikeRecorder:
         self._probes: dict[str, _Probe] = {}
         self._order: list[str] = []
         self._costs = {}
+        self._operations: OperatorCounter | None = None
+        self._sequence_batch = 0  # the batch of the last sequence handed to the metrics
         self._checked: set[str] = set()  # keys whose output kind is checked on every batch (named non-neurons)
         self._spike_tensors: set[tuple[int, int, int]] = set()  # this pass's spike outputs (see `_fingerprint`)
         self._batch = 0
@@ -184,27 +194,23 @@ class SpikeRecorder:
         for name, found_by in candidates.items():
             self._watch(name, found_by, ROLE_SPIKING)
         if any(m.inputs == "synapses" for m in self.metrics):
-            self._watch_synapses()
+            self._watch_synapses(set(candidates) - {n for n, f in candidates.items() if f == FOUND_BY_PROBE})
         self._install_model_hooks()
         if self.membrane:  # last: nothing above can fail and leave the frameworks' records switched on
             self._exposed.enter_context(potentials_exposed(self.model))
 
-    def _watch_synapses(self) -> None:
-        """Watch every module the energy metric can cost; name the ones with weights that it cannot."""
-        fsta_roots = [n for n, m in self._modules.items() if isinstance(m, FSTA)]
-        for name, module in self._modules.items():
-            if any(name.startswith(root + ".") for root in fsta_roots):
-                continue
-            cost = synapse_cost(module)
-            if cost is not None:
-                self._costs[name] = cost
-                self._watch(name, type(cost).__name__, ROLE_SYNAPTIC)
-            elif neuron_framework(module) is None and carries_weights(module):
-                self.uncosted.append(name)
-        if self.uncosted:
-            named = ", ".join(f"{name} ({type(self._modules[name]).__name__})" for name in self.uncosted)
-            self.add_warning(f"spikescope cannot cost the synaptic operations of {named}; they are not in the energy "
-                             "total")
+    def _watch_synapses(self, neurons: set[str]) -> None:
+        """Cost every operation of each forward pass (`energy.operators`) and watch FSTA modules, which are costed
+        as modules. Operations inside `neurons` (their dynamics), normalisation layers and FSTA are not synaptic."""
+        fsta = {name for name, module in self._modules.items() if isinstance(module, FSTA)}
+        for name in fsta:
+            self._costs[name] = synapse_cost(self._modules[name])
+            self._watch(name, type(self._costs[name]).__name__, ROLE_SYNAPTIC)
+        norms = {name for name, module in self._modules.items() if isinstance(module, NORMALISATIONS)}
+        sinks = [m for m in self.metrics if m.inputs == "synapses"]
+        counts = any(sums_spikes(m) or declared_output(m) == OUTPUT_COUNTS for m in self._modules.values())
+        self._operations = OperatorCounter(self.model, lambda rows, samples: [m.add(rows, samples) for m in sinks],
+                                           neurons | fsta | norms, counts_everywhere=counts)
 
     def add_warning(self, message: str) -> None:
         """Issue a `SpikescopeWarning` about this run once, and keep it in `warnings` (it reaches the report)."""
@@ -216,6 +222,8 @@ class SpikeRecorder:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        if self._operations is not None:
+            self._operations.close()
         self._exposed.close()
         self._potentials.clear()
         if any(self._buffers.values()) and not self._first_pass:
@@ -224,7 +232,42 @@ class SpikeRecorder:
 
     def _install_model_hooks(self) -> None:
         self._handles.append(self.model.register_forward_pre_hook(self._begin_pass))
+        if self._operations is not None:  # counting starts after `_begin_pass` and stops before `_end_pass`
+            self._handles.append(self.model.register_forward_pre_hook(self._begin_operations))
+            self._handles.append(self.model.register_forward_hook(self._end_operations))
         self._handles.append(self.model.register_forward_hook(self._end_pass))
+
+    def _begin_operations(self, module: nn.Module, args: tuple) -> None:
+        self._operations.begin()
+
+    def _end_operations(self, module: nn.Module, args: tuple, output) -> None:
+        self._operations.end(self._pass_samples())
+        self._name_uncosted()
+
+    def _pass_samples(self) -> float:
+        """Images one forward pass covers: the batch of the spiking layers' sequences (a framework may fold time
+        into the model input's batch), a T-th of the model input's batch when the caller steps time."""
+        if any(info.layout is Layout.PER_FORWARD for info in self.layers):
+            return self._batch / self.T
+        return float(self._sequence_batch)
+
+    def _name_uncosted(self) -> None:
+        """Warn once about every operation on spikes or weights that no rule costs (`energy.operators`)."""
+        new = [key for key in self._operations.uncosted if key not in self.uncosted]
+        if not new:
+            return
+        self.uncosted += new
+        named = ", ".join(f"{module or MODEL_ROW} ({type(self._modules[module]).__name__}): {operator}"
+                          for module, operator in new)
+        self.add_warning(f"spikescope cannot cost {named}; these operations are not in the energy total")
+
+    def _settle_operations(self) -> None:
+        """The neurons are known: their operations are not costed; a model stepped one timestep per forward pass
+        sees a T-th of each image per pass."""
+        if self._operations is None:
+            return
+        self._operations.settle({info.name for info in self.layers}, self._pass_samples())
+        self._name_uncosted()
 
     def _watch(self, name: str, found_by: str, role: str) -> None:
         key = f"{role}:{name}"
@@ -254,6 +297,13 @@ class SpikeRecorder:
                 self._potentials.pop(key, None)
 
     def _on_forward(self, key: str, module: nn.Module, args: tuple, output) -> None:
+        if self._operations is None:
+            self._record(key, module, args, output)
+            return
+        with self._operations.paused():  # the recorder's own work is not the model's
+            self._record(key, module, args, output)
+
+    def _record(self, key: str, module: nn.Module, args: tuple, output) -> None:
         info = self._watched[key]
         tensor = first_tensor(args if info.role == ROLE_SYNAPTIC else output)
         if tensor is None:
@@ -378,6 +428,7 @@ class SpikeRecorder:
         self._rehook()
         self.layers = [info for info in self._watched.values() if info.role == ROLE_SPIKING]
         self._set_outputs()
+        self._set_geometry()
         unread = [i.name for i in self.layers if potential_reader(self._modules[i.name]) is None]
         if self.membrane and unread:
             self.add_warning(f"membrane potentials are read from spikescope, SpikingJelly, snnTorch and sinabs "
@@ -395,6 +446,7 @@ class SpikeRecorder:
                     self._buffers[key] = []
             else:
                 self._dispatch(key, tensors, live=False)
+        self._settle_operations()
 
     def _check_named_layers_ran(self) -> None:
         """A layer the user named must have produced a tensor on the first batch."""
@@ -428,6 +480,27 @@ class SpikeRecorder:
         if any(info.output == OUTPUT_COUNTS for info in self.layers) or any(map(sums_spikes, self.model.modules())):
             self._count_spikes_in_synapses()
 
+    def _set_geometry(self) -> None:
+        """Each spiking layer's geometry (`tokens.decide_geometries`) from the first pass: the layers' per-sample
+        shapes, the 2D maps (spiking outputs, synaptic inputs) before the first token layer, the declared grid."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        maps: list[tuple[int, ...]] = []
+        for key in self._order:
+            info = self._watched.get(key)
+            if info is None or not self._buffers.get(key):
+                continue
+            shape = tuple(self._buffers[key][0].shape)
+            sample = shape[2:] if info.layout in (Layout.TIME_FIRST, Layout.BATCH_FIRST) else shape[1:]
+            if info.role == ROLE_SPIKING:
+                shapes[info.name] = sample
+            if not any(len(s) == 2 for s in shapes.values()):
+                maps.append(sample)
+        geometries, warnings = decide_geometries(shapes, maps, self.tokens, model_evidence(self.model))
+        for info in self.layers:
+            info.geometry = geometries.get(info.name)
+        for message in warnings:
+            self.add_warning(message)
+
     def _observe_output(self, info: LayerInfo, tensor: torch.Tensor) -> None:
         kind = output_kind(tensor)
         if OUTPUT_ORDER.index(kind) <= OUTPUT_ORDER.index(info.output):
@@ -446,6 +519,8 @@ class SpikeRecorder:
         """Multi-spike neurons in the model: synaptic inputs of whole numbers are spike counts, costed per spike."""
         for cost in self._costs.values():
             cost.accepts_counts = True
+        if self._operations is not None:
+            self._operations.operands.counts_everywhere = True
 
     def _read_geometry(self) -> None:
         """T (if unknown) and the batch size from the first layer whose framework fixes its layout; the model
@@ -494,7 +569,7 @@ class SpikeRecorder:
         unaligned = [k for k, layout in layouts.items() if layout is None]
         for key in unaligned:
             name = self._watched[key].name
-            self.uncosted.append(name)
+            self.uncosted.append((name, "fsta"))
             calls = len(self._buffers[key])
             self.add_warning(f"spikescope cannot cost {name} ({self._watched[key].type}): its {calls} calls in one "
                              "forward pass do not line up with the neurons' timesteps")
@@ -520,13 +595,14 @@ class SpikeRecorder:
         if info.layout in (Layout.FOLDED, Layout.FOLDED_BATCH_MAJOR) and tensors[0].shape[0] % self.T:
             raise SpikescopeError(f"layer {info.name} saw {tensors[0].shape[0]} rows, not a multiple of T={self.T}")
         x = to_time_first(tensors, info.layout, self.T)
+        self._sequence_batch = x.shape[1]
         if info.role == ROLE_SYNAPTIC:
             known_spikes = _fingerprint(x) in self._spike_tensors
             for metric in self.metrics:
                 if metric.inputs == "synapses":
                     metric.update(info.name, x, self._costs[info.name], known_spikes=known_spikes)
             return
-        spikes = x if x.is_floating_point() else x.float()
+        spikes = as_features(x if x.is_floating_point() else x.float(), info.geometry)
         if key in self._checked:
             self._observe_output(info, spikes)
         if info.output == OUTPUT_SPIKES and live:
@@ -538,7 +614,7 @@ class SpikeRecorder:
             self.capture.update(info.name, spikes)
         potentials = self._potentials.get(key)
         if potentials:
-            potential = to_time_first(potentials[:len(tensors)], info.layout, self.T)
+            potential = as_features(to_time_first(potentials[:len(tensors)], info.layout, self.T), info.geometry)
             del potentials[:len(tensors)]
             threshold = threshold_of(self._modules[info.name])
             for metric in self.metrics:

@@ -116,7 +116,7 @@ def test_multi_spike_outputs_are_spike_counts_and_synaptic_operations_count_ever
         torch.cat(counts["3"]).double().mean().item(), rel=1e-12)  # mean count per neuron and timestep
     assert 0 <= layers.loc["3", "silent_fraction"] <= 1
     readout = result.energy.set_index("layer").loc["5"]
-    assert readout["input"] == "spikes"
+    assert readout["input"] == "spike sums"  # whole numbers: each count k is k events
     expected_sops = sum(float(c.sum()) for c in counts["3"]) * 5 / (len(inputs) * B)  # every count x 5 outputs
     assert readout["sops_per_image"] == pytest.approx(expected_sops, rel=1e-12)
 
@@ -164,7 +164,7 @@ def test_sum_pooling_of_spikes_feeds_the_next_layer_spike_counts_costed_per_spik
     pooled = []
     net[2].register_forward_hook(lambda m, i, o: pooled.append(o))
     row = spikescope.analyze(net, inputs, T=T).energy.set_index("layer").loc["3"]
-    assert row["input"] == "spikes" and row["macs_per_image"] == 0
+    assert row["input"] == "spike sums" and row["macs_per_image"] == 0
     counts = pooled[0]  # [B*T, 4, 4, 4] spike counts; each reaches 4 output channels x its 3x3 neighbourhood
     reached = torch.nn.functional.conv2d(counts, torch.ones(1, 4, 3, 3), padding=1).sum() * 4
     assert row["sops_per_image"] == pytest.approx(float(reached) / B, rel=1e-12)

@@ -1,16 +1,18 @@
 """Synaptic operations and compute energy (docs/metrics.md, "Synaptic operations and energy").
 
-A synaptic layer fed spikes performs one accumulate (AC) per input spike per target it
-reaches: exact SOPs = sum over input spikes of that spike's fan-out (a spike count of n, from a
-multi-spike neuron, counts n times). A layer fed real values (the encoding layer, anything after
-average pooling, FSTA's own convolutions) performs dense multiply-accumulates (MACs).
-Energy = E_MAC * MACs + E_AC * SOPs: compute only, no memory access.
+One row per costed operation site (`energy.operators` counts them; a synaptic module can also be fed
+directly with `update`). An event operand (spikes, spike sums) costs one accumulate (AC) per event per
+target it reaches; operations without one cost dense multiply-accumulates (MACs). Beside it: the
+paper-style fr x FLOPs and the dense reading of spike sums. Energy = E_MAC * MACs + E_AC * SOPs:
+compute only, no memory access.
 """
 from __future__ import annotations
 
 import pandas as pd
 import torch
 
+from ..energy.conventions import DENSE, SPIKES, SUMS, Operation, row_module
+from ..energy.parts import part_of
 from ..errors import SpikescopeError
 from .base import Metric, MetricResult, spike_counts, zero_one
 
@@ -22,19 +24,29 @@ ENERGY_PRESETS_PJ = {
 }
 
 DEFINITIONS = {
-    "SOPs (exact)": "sum over input spikes of each spike's fan-out (the number of weights it is multiplied by; "
-                    "zero-padding taps never receive a spike); a spike count n (multi-spike neurons) counts n times",
-    "SOPs (approx.)": "paper-style fr_in x T x FLOPs, fr_in = input firing rate, FLOPs = MACs of one dense "
-                      "timestep counted as C_out x H_out x W_out x C_in/groups x k^2 (padding taps included); for a "
-                      "transposed convolution C_in x H_in x W_in x C_out/groups x k^2",
-    "MACs": "dense multiply-accumulates (FLOPs as above, times T) of layers whose input is not binary: the "
-            "encoding layer, layers after average pooling, FSTA's convolutions and gates; a layer counts as "
-            "analog if any analysed batch fed it non-binary values",
+    "SOPs (exact)": "accumulates under spikescope's convention (docs/metrics.md, 'Operators and conventions'): each "
+                    "event of a spike operand meets its fan-out (the weights or values it is combined with; zero-"
+                    "padding taps never receive a spike); a spike sum of k (residual sums, multi-spike counts) is k "
+                    "events; two spike operands cost one accumulate per coincidence",
+    "SOPs (approx.)": "paper-style fr_in x FLOPs summed over timesteps, fr_in = mean value of the event operand, "
+                      "FLOPs = MACs of the operation run densely (convolution: C_out x H_out x W_out x C_in/groups x "
+                      "k^2, padding taps included; transposed: C_in x H_in x W_in x C_out/groups x k^2; matmul: m x k "
+                      "x n)",
+    "MACs": "dense multiply-accumulates of operations with no event operand: the encoding layer, layers after "
+            "average pooling, FSTA's convolutions and gates; a row counts as dense if any analysed batch fed it "
+            "dense values",
     "energy": "E = E_MAC x MACs + E_AC x SOPs(exact), per image; compute only (memory access not included)",
-    "dense ops": "multiply-accumulates of a dense pass over all T timesteps (FLOPs x T): what the layer would cost "
-                 "as a non-spiking network",
+    "dense reading": "the same operations with spike sums read as dense values (MACs), as SpikingJelly's "
+                     "MACCounter and most papers cost a residual sum of spikes",
+    "dense ops": "multiply-accumulates of the operation run densely over all T timesteps: what it would cost in a "
+                 "non-spiking network",
+    "output sparsity": "for products of two spike operands (Q·Kᵀ): the share of outputs that are zero",
 }
-KINDS = ("conv", "linear", "fsta", "transposed conv")
+KINDS = ("conv", "linear", "fsta", "transposed conv", "matmul", "attention", "product", "add", "reduction",
+         "pooling")
+OPERATORS = ("convolution", "linear", "fsta", "mm", "addmm", "bmm", "baddbmm", "sdpa", "mul", "add", "sub", "sum",
+             "mean", "avg_pool", "adaptive_avg_pool")
+INPUTS = (SPIKES, SUMS, DENSE)
 
 
 def check_preset(preset: str) -> str:
@@ -52,6 +64,7 @@ class SynapseCost:
     """
 
     kind: str = "conv"  # one of KINDS
+    operator: str = "convolution"  # one of OPERATORS
     accepts_spikes: bool = True
     accepts_counts: bool = False
 
@@ -64,14 +77,17 @@ class SynapseCost:
 
 
 class Energy(Metric):
-    """States per synaptic layer: exact SOPs, dense MACs of analog and of binary inputs, input spikes and
-    elements of binary inputs, samples and the layer kind (an index into `KINDS`).
+    """States per costed row (an operation site, `energy.operators`, or a synaptic module fed to `update`):
+    accumulates, dense MACs of every call and of dense calls, events and elements of the event operand, the
+    accumulates and dense MACs of calls fed spike sums, output non-zeros of coincidence products, samples, and
+    indices into `KINDS`, `OPERATORS` and `INPUTS` (the worst input seen) and whether two operands were events.
 
     `preset` picks the energy per operation (`ENERGY_PRESETS_PJ`).
     """
 
-    reductions = {"sops": "sum", "macs": "sum", "dense_binary": "sum", "input_spikes": "sum",
-                  "input_elements": "sum", "samples": "sum", "kind": "max"}
+    reductions = {"acs": "sum", "dense": "sum", "macs": "sum", "events": "sum", "elements": "sum", "sums_acs": "sum",
+                  "sums_dense": "sum", "out_nonzero": "sum", "out_elements": "sum", "samples": "sum", "kind": "max",
+                  "operator": "max", "input": "max", "both": "max"}
     inputs = "synapses"
 
     def __init__(self, preset: str = "fp32") -> None:
@@ -79,25 +95,43 @@ class Energy(Metric):
         self.preset = check_preset(preset)
 
     def update(self, layer: str, inputs: torch.Tensor, cost: SynapseCost, known_spikes: bool = False) -> None:
-        """`inputs: [T, B, ...]`, the synaptic layer's input; `cost` describes the layer. `known_spikes`: the
+        """`inputs: [T, B, ...]`, a synaptic module's input; `cost` describes the module. `known_spikes`: the
         inputs are a spiking layer's output, unchanged (`SpikeRecorder` knows), so they need no check."""
         T, B = inputs.shape[:2]
-        sample_shape = inputs.shape[2:]
-        dense = float(cost.dense_ops(T, sample_shape) * B)
-        binary = cost.accepts_spikes and (known_spikes or zero_one(inputs)
-                                          or (cost.accepts_counts and spike_counts(inputs)))
-        zero = torch.zeros((), dtype=torch.float64, device=inputs.device)
-        if binary:
-            counts = inputs.float().sum(dim=(0, 1)).double()  # float32 is exact below 2**24 spikes per element
-            sops = (counts * cost.fan_out(sample_shape, inputs.device)).sum()
-            spikes, elements, macs, dense_binary = counts.sum(), inputs.numel(), zero, dense
+        dense = float(cost.dense_ops(T, inputs.shape[2:]) * B)
+        kind = DENSE
+        if cost.accepts_spikes and (known_spikes or zero_one(inputs)):
+            kind = SPIKES
+        elif cost.accepts_spikes and cost.accepts_counts and spike_counts(inputs):
+            kind = SUMS
+        if kind == DENSE:
+            operation = Operation(layer, cost.operator, cost.kind, DENSE, False, 0.0, dense)
         else:
-            sops, spikes, elements, macs, dense_binary = zero, zero, 0, zero + dense, 0.0
-        self._accumulate(layer, {
-            "sops": sops, "macs": macs, "dense_binary": zero + dense_binary, "input_spikes": spikes,
-            "input_elements": zero + elements, "samples": zero + B,
-            "kind": torch.tensor(KINDS.index(cost.kind), dtype=torch.int64, device=inputs.device),
-        })
+            counts = inputs.float().sum(dim=(0, 1)).double()  # float32 is exact below 2**24 spikes per element
+            acs = float((counts * cost.fan_out(inputs.shape[2:], inputs.device)).sum())
+            operation = Operation(layer, cost.operator, cost.kind, kind, False, acs, dense, float(counts.sum()),
+                                  inputs.numel())
+        self.add({layer: [operation]}, B, inputs.device)
+
+    def add(self, rows: dict[str, list[Operation]], samples: float, device: torch.device | str = "cpu") -> None:
+        """Add one forward pass over `samples` images: every row's operation calls (a module stepped T times in
+        one pass calls its operations T times)."""
+        for row, calls in rows.items():
+            total = {name: 0.0 for name in ("acs", "dense", "macs", "events", "elements", "sums_acs", "sums_dense",
+                                            "out_nonzero", "out_elements")}
+            for op in calls:
+                for name in ("acs", "dense", "events", "elements", "out_nonzero", "out_elements"):
+                    total[name] += getattr(op, name)
+                total["macs"] += op.dense if op.input == DENSE else 0.0
+                total["sums_acs"] += op.acs if op.input == SUMS else 0.0
+                total["sums_dense"] += op.dense if op.input == SUMS else 0.0
+            first = calls[0]
+            indices = {"kind": KINDS.index(first.kind), "operator": OPERATORS.index(first.operator),
+                       "input": max(INPUTS.index(op.input) for op in calls), "both": int(any(op.both for op in calls))}
+            self._accumulate(row, {
+                **{name: torch.tensor(x, dtype=torch.float64, device=device) for name, x in total.items()},
+                "samples": torch.tensor(float(samples), dtype=torch.float64, device=device),
+                **{name: torch.tensor(i, dtype=torch.int64, device=device) for name, i in indices.items()}})
 
     def merge(self, other: "Energy") -> "Energy":
         if getattr(other, "preset", self.preset) != self.preset:
@@ -107,21 +141,40 @@ class Energy(Metric):
     def compute(self) -> MetricResult:
         pj = ENERGY_PRESETS_PJ[self.preset]
         rows = []
-        for layer, s in self.states.items():
-            v = {name: float(value) for name, value in s.items()}
+        for name, s in self.states.items():
+            v = {key: float(value) for key, value in s.items()}
             samples = v["samples"]
-            if v["macs"] > 0:  # analog on some batch: the layer multiplies real values on every batch
-                sops, approx, macs, fr_in = 0.0, 0.0, v["macs"] + v["dense_binary"], float("nan")
+            kind, source = KINDS[int(v["kind"])], INPUTS[int(v["input"])]
+            if v["macs"] > 0:  # dense on some batch: the operation multiplies real values on every batch
+                source, sops, approx, macs, fr_in = DENSE, 0.0, 0.0, v["dense"], float("nan")
+                sops_dense_reading, macs_dense_reading = 0.0, macs
             else:
-                fr_in = v["input_spikes"] / v["input_elements"] if v["input_elements"] else float("nan")
-                sops, approx, macs = v["sops"], fr_in * v["dense_binary"], 0.0
-            per_image = {"sops": sops / samples, "sops_approx": approx / samples, "macs": macs / samples}
+                fr_in = v["events"] / v["elements"] if v["elements"] else float("nan")
+                sops, approx, macs = v["acs"], fr_in * v["dense"], 0.0
+                sops_dense_reading, macs_dense_reading = v["acs"] - v["sums_acs"], v["sums_dense"]
+            both = bool(v["both"]) and source != DENSE
+            per_image = {"sops": sops / samples, "sops_approx": approx / samples, "macs": macs / samples,
+                         "sops_dense_reading": sops_dense_reading / samples,
+                         "macs_dense_reading": macs_dense_reading / samples}
             rows.append({
-                "layer": layer, "kind": KINDS[int(v["kind"])], "input": "analog" if macs else "spikes",
+                "layer": name, "module": row_module(name), "operator": OPERATORS[int(v["operator"])], "kind": kind,
+                "input": source, "operands": DENSE if source == DENSE else (
+                    f"{source} x {source}" if both else f"{source} x weights"),
+                "part": part_of(name, kind, source),
                 "input_firing_rate": fr_in, **{f"{k}_per_image": x for k, x in per_image.items()},
-                "dense_ops_per_image": (v["macs"] + v["dense_binary"]) / samples,
+                "dense_ops_per_image": v["dense"] / samples,
                 "energy_pj_per_image": pj["mac"] * per_image["macs"] + pj["ac"] * per_image["sops"],
+                "energy_pj_dense_reading_per_image": (pj["mac"] * per_image["macs_dense_reading"]
+                                                      + pj["ac"] * per_image["sops_dense_reading"]),
+                "output_sparsity": 1 - v["out_nonzero"] / v["out_elements"] if both and v["out_elements"] else (
+                    float("nan")),
             })
         definitions = {**DEFINITIONS, "preset": f"{self.preset}: E_MAC = {pj['mac']} pJ, E_AC = {pj['ac']} pJ "
                                                   "(Horowitz 2014, 45 nm)"}
-        return MetricResult(pd.DataFrame(rows), None, {}, definitions)
+        return MetricResult(pd.DataFrame(rows, columns=COLUMNS), None, {}, definitions)
+
+
+COLUMNS = ["layer", "module", "operator", "kind", "input", "operands", "part", "input_firing_rate", "sops_per_image",
+           "sops_approx_per_image", "macs_per_image", "sops_dense_reading_per_image",
+           "macs_dense_reading_per_image", "dense_ops_per_image", "energy_pj_per_image",
+           "energy_pj_dense_reading_per_image", "output_sparsity"]

@@ -100,7 +100,7 @@ def _energy_section(result: AnalysisResult) -> str:
                                **totals}])
     uncosted = result.info.get("uncosted", [])
     missing = ("<p class='caption'><b>Not costed</b> (their operations are missing from the total): "
-               + html.escape(", ".join(f"{u['module']} ({u['type']})" for u in uncosted)) + ".</p>") if uncosted else ""
+               + html.escape(", ".join(f"{u['module'] or '(model)'} ({u['type']}): {u['operator']}" for u in uncosted)) + ".</p>") if uncosted else ""
     return (figure_block("energy", figures.energy(result),
                     f"Compute energy per image with the {preset} preset (E_MAC = {pj.get('mac')} pJ, E_AC = "
                     f"{pj.get('ac')} pJ, Horowitz 2014, 45 nm); memory access is not included.")
@@ -125,6 +125,28 @@ def render_attribution(attribution: Attribution, meta: dict[str, Any], plotly_sr
     return page("spikescope attribution", title, sections, plotly_src)
 
 
+def _token_tables(result: AnalysisResult) -> str:
+    """Per attention head, its firing rate; per token layer, how its tokens' firing rates spread (every token's is
+    in tokens.csv). Empty for a model without token layers."""
+    parts = []
+    if len(result.heads):
+        parts.append("<p>Firing rate of every attention head: head-split layers, and the Q, K and V token layers "
+                     "split into heads (features head by head). The numbers are in heads.csv.</p>"
+                     + table(result.heads, {"layer": "layer", "head": "head", "firing_rate": "firing rate"}))
+    if len(result.tokens):
+        rates = result.tokens.groupby("layer", sort=False)
+        spread = pd.DataFrame({"tokens": rates.size(), "lowest": rates["firing_rate"].min().map("{:.4f}".format),
+                               "highest": rates["firing_rate"].max().map("{:.4f}".format),
+                               "silent": rates["silent_fraction"].apply(lambda s: f"{(s == 1).sum()}")}).reset_index()
+        parts.append("<p>Token layers: channels are features, and each token (patch) has its own firing rate, spikes "
+                     "at the token / (T x samples x features). The rate of every token, with its row and column on "
+                     "the patch grid, is in tokens.csv.</p>"
+                     + table(spread, {"layer": "layer", "tokens": "tokens", "lowest": "lowest token rate",
+                                      "highest": "highest token rate", "silent": "tokens that never fired"},
+                             numbers=False))
+    return "".join(parts)
+
+
 def render(result: AnalysisResult, meta: dict[str, Any], plotly_src: str = PLOTLY_JS) -> str:
     """The report page as a string; it loads plotly.js from `plotly_src` (by default the copy beside it)."""
     layers = result.layers
@@ -135,11 +157,13 @@ def render(result: AnalysisResult, meta: dict[str, Any], plotly_src: str = PLOTL
                                  "Firing rate = spikes / (T x samples x neurons). Lines: per timestep. Right: share "
                                  "of neurons that never fired on the analysed samples. Analog layers (named "
                                  "explicitly, not spiking) have no firing rate.")
-         + table(layers, {"layer": "layer", "found_by": "found by", "layout": "time layout", "output": "output",
-                          "neurons": "neurons", "firing_rate": "firing rate", "silent_fraction": "silent neurons"})
+         + table(layers, {"layer": "layer", "found_by": "found by", "layout": "time layout", "geometry": "geometry",
+                          "output": "output", "neurons": "neurons", "firing_rate": "firing rate",
+                          "silent_fraction": "silent neurons"})
          + figure_block("channels", figures.channel_rates(result),
                    "Firing rate of every channel (for linear layers, every neuron), per layer: how evenly a layer's "
-                   "firing is spread. The numbers are in channels.csv.")),
+                   "firing is spread. The numbers are in channels.csv.")
+         + _token_tables(result)),
         ("Frequency content (2D DCT)", _frequency_section(result)),
         ("Similarity across timesteps", figure_block("similarity", figures.similarity(result),
                                                 "T x T cosine similarity per layer: of the spike vectors (mean "
