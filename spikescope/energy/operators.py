@@ -107,6 +107,7 @@ class OperatorCounter(TorchDispatchMode):
         self._settled = False
         self._skip_cache: dict[str, bool] = {}
         self._paused = 0
+        self._depth = 0
         self._handles = [h for n, m in modules.items() if n for h in (
             m.register_forward_pre_hook(self._enter_module), m.register_forward_hook(self._leave_module))]
 
@@ -156,14 +157,14 @@ class OperatorCounter(TorchDispatchMode):
         return _Paused(self)
 
     def _counting(self) -> bool:
-        return getattr(self, "_entered", False)
+        return self._depth > 0
 
     def __enter__(self):
-        self._entered = True
+        self._depth += 1  # also re-entered while a composite operator is decomposed
         return super().__enter__()
 
     def __exit__(self, *exc):
-        self._entered = False
+        self._depth -= 1
         return super().__exit__(*exc)
 
     def _deliver(self, rows: dict[str, list[c.Operation]], uncosted: dict[tuple[str, str], None],
@@ -321,11 +322,19 @@ def _batches(x: torch.Tensor) -> int:
 
 
 class _Paused:
+    """Leaves the dispatch mode for the recorder's own work inside hooks, so that it costs no dispatch overhead."""
+
     def __init__(self, counter: OperatorCounter) -> None:
         self.counter = counter
+        self.depth = 0
 
     def __enter__(self) -> None:
         self.counter._paused += 1
+        while self.counter._depth:
+            self.counter.__exit__(None, None, None)
+            self.depth += 1
 
     def __exit__(self, *exc) -> None:
+        for _ in range(self.depth):
+            self.counter.__enter__()
         self.counter._paused -= 1

@@ -1,0 +1,194 @@
+"""Known answers per operator and convention (docs/metrics.md, "Operators and conventions"), counted by hand here."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import spikescope
+from spikescope.metrics.energy import Energy
+from spikescope.models.layers import over_time
+from spikescope.neurons import LIF
+
+T, B = 2, 3
+
+
+def spikes(*shape: int, rate: float = 0.4, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(*shape, generator=generator) < rate).float()
+
+
+class Fire(nn.Module):
+    """A neuron stand-in that passes binary inputs through (its output is the spikes the test chose)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+
+class Attention(nn.Module):
+    """`[T, B, 3, N, D]` spikes in (q, k, v): q @ kᵀ of spikes, a constant scale, the probabilities @ v, a
+    Hadamard mask and a column sum, all functional, in the model's own forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.k, self.v = Fire(), Fire(), Fire()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.q(x[:, :, 0]), self.k(x[:, :, 1]), self.v(x[:, :, 2])
+        scores = q @ k.transpose(-2, -1) * 0.125
+        mixed = scores @ v
+        masked = q * v
+        column = k.sum(dim=-2, keepdim=True)
+        return mixed + masked + column
+
+
+def energy_of(model: nn.Module, *inputs: torch.Tensor, inference: bool = False) -> "pd.DataFrame":  # noqa: F821
+    context = torch.inference_mode() if inference else torch.no_grad()
+    with context, spikescope.SpikeRecorder(model, layers=[n for n, m in model.named_modules()
+                                                          if isinstance(m, (Fire, LIF))], T=T,
+                                           metrics=[Energy()]) as recorder:
+        for x in inputs:
+            model(x)
+    return recorder.compute()["Energy"].layers.set_index("layer")
+
+
+def test_products_of_two_spike_operands_cost_one_accumulate_per_coincidence_and_say_how_sparse_they_are():
+    x = spikes(T, B, 3, 5, 4)  # q, k, v: [T, B, N=5, D=4]
+    energy = energy_of(Attention(), x)
+    q, k, v = x[:, :, 0], x[:, :, 1], x[:, :, 2]
+    coincidences = sum(int(q[t, b, i, d] and k[t, b, j, d]) for t in range(T) for b in range(B)
+                       for i in range(5) for j in range(5) for d in range(4))
+    scores = energy.loc["(model): matmul 1"]
+    assert scores["operands"] == "spikes x spikes" and scores["kind"] == "matmul"
+    assert scores["sops_per_image"] == coincidences / B
+    qk = torch.einsum("tbid,tbjd->tbij", q, k)
+    assert scores["output_sparsity"] == pytest.approx(float((qk == 0).double().mean()), rel=1e-12)
+    # probabilities (dense after the scale) @ v: every spike of v meets the 5 query rows
+    values = energy.loc["(model): matmul 2"]
+    assert values["input"] == "spikes" and values["sops_per_image"] == float(v.sum()) * 5 / B
+    assert values["dense_ops_per_image"] == T * 5 * 5 * 4  # m x k x n per (t, b)
+    mask = energy.loc["(model): product 1"]
+    assert mask["operands"] == "spikes x spikes" and mask["sops_per_image"] == float((q * v).sum()) / B
+    column = energy.loc["(model): sum 1"]
+    assert column["kind"] == "reduction" and column["sops_per_image"] == float(k.sum()) / B
+    assert not any("product 2" in name for name in energy.index)  # the constant scale is folded, not costed
+
+
+class Residual(nn.Module):
+    """Two spiking branches summed (values 0, 1, 2), padded and concatenated, then a linear readout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = Fire(), Fire()
+        self.readout = nn.Linear(12, 7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = self.a(x[..., :5]) + self.b(x[..., 5:])  # [T, B, 5]
+        padded = torch.cat([F.pad(total, (0, 1)), total], dim=-1)  # [T, B, 11] ... + 1 = 12
+        return self.readout(F.pad(padded, (0, 1)))
+
+
+def test_a_sum_of_spikes_feeding_a_layer_is_k_events_per_element_and_its_dense_reading_is_every_mac():
+    x = spikes(T, B, 10, rate=0.6, seed=1)
+    energy = energy_of(Residual(), x)
+    total = x[..., :5] + x[..., 5:]
+    assert float(total.max()) == 2  # a real spike sum
+    readout = energy.loc["readout"]
+    assert readout["input"] == "spike sums" and readout["kind"] == "linear"
+    assert readout["sops_per_image"] == 2 * float(total.sum()) * 7 / B  # every event twice (cat) x 7 outputs
+    assert readout["macs_dense_reading_per_image"] == T * 12 * 7  # every element, zeros included
+    assert readout["sops_dense_reading_per_image"] == 0 and readout["macs_per_image"] == 0
+    add = energy.loc["(model): add 1"]
+    assert add["part"] == "residual" and add["sops_per_image"] == float(x.sum()) / B  # one accumulate per spike
+    pj = spikescope.metrics.energy.ENERGY_PRESETS_PJ["fp32"]
+    assert readout["energy_pj_dense_reading_per_image"] == pytest.approx(pj["mac"] * T * 12 * 7, rel=1e-12)
+
+
+class Functional(nn.Module):
+    """A convolution and a linear map called functionally with the module's own parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.kernel = nn.Parameter(torch.randn(6, 2, 3, 3))
+        self.matrix = nn.Parameter(torch.randn(5, 6 * 4 * 4))
+        self.fire = Fire()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        folded = self.fire(x).flatten(0, 1)  # [T*B, 2, 8, 8]
+        mapped = F.conv2d(folded, self.kernel, stride=2, padding=1)  # [T*B, 6, 4, 4]
+        return F.linear((mapped > 0).float().flatten(1), self.matrix)
+
+
+def test_functional_convolutions_and_linear_maps_cost_each_spike_its_exact_fan_out():
+    x = spikes(T, B, 2, 8, 8, seed=2)
+    model = Functional()
+    energy = energy_of(model, x)
+    conv = energy.loc["(model): conv 1"]
+    reached = F.conv2d(x.flatten(0, 1), torch.ones_like(model.kernel), stride=2, padding=1)
+    assert conv["input"] == "spikes" and conv["sops_per_image"] == float(reached.sum()) / B
+    assert conv["dense_ops_per_image"] == T * 6 * 4 * 4 * 2 * 9
+    linear = energy.loc["(model): matmul 1"]
+    fed = (F.conv2d(x.flatten(0, 1), model.kernel, stride=2, padding=1) > 0).float()
+    assert linear["input"] == "spikes" and linear["sops_per_image"] == float(fed.sum()) * 5 / B
+
+
+class FusedAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.k, self.v = Fire(), Fire(), Fire()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(self.q(x[:, :, 0]), self.k(x[:, :, 1]), self.v(x[:, :, 2]))
+
+
+def test_fused_attention_costs_q_kt_coincidences_and_each_value_spike_once_per_query():
+    x = spikes(T, B, 3, 6, 4, seed=3)  # [T, B, N=6, D=4] per operand
+    energy = energy_of(FusedAttention(), x)
+    scores, values = energy.loc["(model): attention q·kᵀ 1"], energy.loc["(model): attention p·v 1"]
+    assert scores["operands"] == "spikes x spikes"
+    assert scores["sops_per_image"] == float(torch.einsum("tbid,tbjd->", x[:, :, 0], x[:, :, 1])) / B
+    assert values["sops_per_image"] == float(x[:, :, 2].sum()) * 6 / B
+    assert scores["dense_ops_per_image"] == values["dense_ops_per_image"] == T * 6 * 6 * 4
+
+
+def test_inference_mode_and_grad_mode_give_the_same_table():
+    x = spikes(T, B, 3, 5, 4, seed=4)
+    assert energy_of(Attention(), x).equals(energy_of(Attention(), x, inference=True))
+    assert energy_of(Functional(), spikes(T, B, 2, 8, 8)).equals(
+        energy_of(Functional(), spikes(T, B, 2, 8, 8), inference=True))
+
+
+def test_two_halves_merged_equal_the_whole():
+    model = Residual()
+    first, second = spikes(T, B, 10, seed=5), spikes(T, B, 10, seed=6)
+
+    def measured(*batches: torch.Tensor) -> Energy:
+        metric = Energy()
+        with torch.no_grad(), spikescope.SpikeRecorder(model, layers=["a", "b"], T=T, metrics=[metric]):
+            for x in batches:
+                model(x)
+        return metric
+
+    merged = measured(first).merge(measured(second)).compute().layers
+    whole = measured(first, second).compute().layers
+    assert merged.equals(whole)
+
+
+class ConvLIF(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.lif, self.readout = nn.Conv2d(1, 3, 3), LIF(), nn.Linear(108, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return over_time(self.readout, self.lif(over_time(self.conv, x)).flatten(2))
+
+
+def test_a_neurons_own_dynamics_are_not_costed_but_the_synapses_around_it_are():
+    model = ConvLIF().eval()
+    with torch.no_grad(), spikescope.SpikeRecorder(model, T=T, metrics=[Energy()]) as recorder:
+        model(torch.rand(T, B, 1, 8, 8) * 3)
+    energy = recorder.compute()["Energy"].layers
+    assert list(energy["layer"]) == ["conv", "readout"]  # LIF's decay, reset and threshold are no synapses
+    assert list(energy["input"]) == ["analog", "spikes"]
