@@ -36,8 +36,9 @@ DEFINITIONS = {
             "average pooling, FSTA's convolutions and gates; a row counts as dense if any analysed batch fed it "
             "dense values",
     "energy": "E = E_MAC x MACs + E_AC x SOPs(exact), per image; compute only (memory access not included)",
-    "dense reading": "the same operations with spike sums read as dense values (MACs), as SpikingJelly's "
-                     "MACCounter and most papers cost a residual sum of spikes",
+    "dense reading": "the same operations with spike sums read as dense values, as SpikingJelly's MACCounter and "
+                     "most papers cost a residual sum of spikes: products fed spike sums cost dense MACs, sums and "
+                     "reductions of them are dense elementwise work and are not costed",
     "dense ops": "multiply-accumulates of the operation run densely over all T timesteps: what it would cost in a "
                  "non-spiking network",
     "output sparsity": "for products of two spike operands (Q·Kᵀ): the share of outputs that are zero",
@@ -47,6 +48,7 @@ KINDS = ("conv", "linear", "fsta", "transposed conv", "matmul", "attention", "pr
 OPERATORS = ("convolution", "linear", "fsta", "mm", "addmm", "bmm", "baddbmm", "sdpa", "mul", "add", "sub", "sum",
              "mean", "avg_pool", "adaptive_avg_pool")
 INPUTS = (SPIKES, SUMS, DENSE)
+PRODUCTS = ("conv", "linear", "transposed conv", "matmul", "attention")  # kinds that multiply weights or values
 
 
 def check_preset(preset: str) -> str:
@@ -124,7 +126,7 @@ class Energy(Metric):
                     total[name] += getattr(op, name)
                 total["macs"] += op.dense if op.input == DENSE else 0.0
                 total["sums_acs"] += op.acs if op.input == SUMS else 0.0
-                total["sums_dense"] += op.dense if op.input == SUMS else 0.0
+                total["sums_dense"] += op.dense if op.input == SUMS and op.kind in PRODUCTS else 0.0
             first = calls[0]
             indices = {"kind": KINDS.index(first.kind), "operator": OPERATORS.index(first.operator),
                        "input": max(INPUTS.index(op.input) for op in calls), "both": int(any(op.both for op in calls))}
