@@ -66,9 +66,26 @@ class AnalysisResult:
     heads: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HEAD_COLUMNS))
 
     def energy_totals(self) -> dict[str, float]:
-        """Per-image totals over all synaptic layers: SOPs (exact and approx.), MACs and energy in pJ."""
-        columns = ["sops_per_image", "sops_approx_per_image", "macs_per_image", "energy_pj_per_image"]
-        return {c: float(self.energy[c].sum()) if len(self.energy) else 0.0 for c in columns}
+        """Per-image totals over all costed operations: SOPs (exact and paper-style), MACs and energy in pJ under
+        spikescope's convention, the paper-style fr x FLOPs and the dense reading of spike sums."""
+        return {c: float(self.energy[c].sum()) if len(self.energy) else 0.0 for c in ENERGY_TOTALS}
+
+    def energy_by_part(self) -> pd.DataFrame:
+        """The totals per part of the network (stem, attention, MLP, conv, residual, head, FSTA, other), with each
+        part's share of the energy under each reading."""
+        columns = [c for c in ENERGY_TOTALS if c in self.energy]
+        parts = self.energy.groupby("part", sort=False)[columns].sum().reset_index() if len(self.energy) else (
+            pd.DataFrame(columns=["part", *columns]))
+        for energy in ("energy_pj_per_image", "energy_pj_approx_per_image", "energy_pj_dense_reading_per_image"):
+            total = parts[energy].sum()
+            parts[energy.replace("energy_pj", "share").replace("_per_image", "")] = (
+                parts[energy] / total if total else float("nan"))
+        return parts
+
+
+ENERGY_TOTALS = ("sops_per_image", "sops_approx_per_image", "macs_per_image", "energy_pj_per_image",
+                 "energy_pj_approx_per_image", "sops_dense_reading_per_image", "macs_dense_reading_per_image",
+                 "energy_pj_dense_reading_per_image")
 
 
 def default_run(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:

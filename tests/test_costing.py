@@ -54,7 +54,7 @@ def test_a_transposed_convolution_fed_spikes_costs_exactly_its_fan_out_and_an_un
     files = write_outputs(result, {"checkpoint": None}, tmp_path / "r")
     summary = json.loads(files["summary.json"].read_text())
     assert summary["energy"]["uncosted_modules"] == [{"module": "mix", "type": "Bilinear", "operator": "_trilinear"}]
-    assert "Not costed</b> (their operations are missing from the total): mix (Bilinear): _trilinear" in files[
+    assert "Not costed</b> (missing from the totals): mix (Bilinear): _trilinear" in files[
         "report.html"].read_text()
 
 

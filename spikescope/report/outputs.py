@@ -65,6 +65,9 @@ ATTRIBUTION_FILE = {"attributions.npz": "images [K, ...], attributions [K, T, ..
                                         "attribution_sum [K] and convergence_delta [K] (their difference), and "
                                         "sam:<layer> [K, T, h, w] per layer"}
 SAM_FILE = {"sam.npz": "mean spike activation map [T, H, W] per layer over the analysed images"}
+TOKEN_FILE = {"tokens.csv": "one row per token layer and token: firing rate, silent share, row and column on the "
+                            "patch grid"}
+HEAD_FILE = {"heads.csv": "one row per attention layer and head: firing rate"}
 
 
 def summary(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, Any]:
@@ -76,13 +79,16 @@ def summary(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, Any]:
         "samples_per_process": result.info.get("samples_per_process", [result.info["samples"]]),
         "definitions": result.definitions, "units": UNITS,
         "files": {**FILES, **(ATTRIBUTION_FILE if result.attribution is not None else {}),
-                  **(SAM_FILE if result.sam else {}),
+                  **(SAM_FILE if result.sam else {}), **(TOKEN_FILE if len(result.tokens) else {}),
+                  **(HEAD_FILE if len(result.heads) else {}),
                   **(MEMBRANE_FILE if result.membrane else {})},
         "layers": result.layers.to_dict(orient="records"),
         "timesteps": result.timesteps.to_dict(orient="records"),
         "channels": result.channels.to_dict(orient="records"),
+        "heads": result.heads.to_dict(orient="records"),
         "energy": {"preset": result.info.get("energy_preset"), "pj_per_operation": result.info.get("energy_pj"),
                    "layers": result.energy.to_dict(orient="records"), "total_per_image": result.energy_totals(),
+                   "by_part": result.energy_by_part().to_dict(orient="records"),
                    "uncosted_modules": result.info.get("uncosted", [])},
         "spectra": result.spectra,
         "similarity": result.similarity,
@@ -119,6 +125,8 @@ def render_outputs(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, by
         "layers.csv": result.layers.to_csv(index=False).encode(),
         "timesteps.csv": result.timesteps.to_csv(index=False).encode(),
         "channels.csv": result.channels.to_csv(index=False).encode(),
+        **({"tokens.csv": result.tokens.to_csv(index=False).encode()} if len(result.tokens) else {}),
+        **({"heads.csv": result.heads.to_csv(index=False).encode()} if len(result.heads) else {}),
         "energy.csv": result.energy.to_csv(index=False).encode(),
         "spectra.npz": npz_bytes(result.spectra),
         "similarity.npz": npz_bytes({f"{layer}:{key}": matrix for layer, matrices in result.similarity.items()
