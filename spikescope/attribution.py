@@ -29,6 +29,7 @@ from .errors import SpikescopeError, warn
 from .metrics.sam import DEFAULT_GAMMA, spike_activation_map
 from .metrics.sam import DEFINITION as SAM_DEFINITION
 from .record import LayerInfo, SpikeRecorder
+from .tokens import IMAGE
 
 METHODS = (*INPUT_METHODS, *LAYER_METHODS, "sam")
 DEFINITIONS = {
@@ -108,7 +109,7 @@ def plan_attribution(model: nn.Module, images: torch.Tensor, method: str = "sali
                      baseline: float = 0.0, gamma: float = DEFAULT_GAMMA, infidelity: bool = True,
                      fold: str | None = None, batch_first: bool | None = None, layers: str | Sequence[str] = "all",
                      classes: Sequence[str] | None = None, device: str | torch.device = "cpu",
-                     progress: bool = False) -> AttributionPlan:
+                     progress: bool = False, tokens: str | Sequence[int] | None = None) -> AttributionPlan:
     """Check an attribution of `model`'s predictions on `images` and probe the model once without gradients; warn
     when the report will be large or the attribution long. `run()` on the plan does the attribution.
 
@@ -121,7 +122,8 @@ def plan_attribution(model: nn.Module, images: torch.Tensor, method: str = "sali
     `internal_batch_size` images per pass; occlusion slides a `window` (default: a seventh of the image
     side) by half its size. Both replace the input by `baseline` (default 0: the dataset mean, after
     normalisation). Spike activation maps with decay `gamma` come with every method. `classes` names the
-    classes in the report.
+    classes in the report. `tokens` declares the patch grid of token layers (see `spikescope.tokens`): token
+    layers on it have maps; head-split and other non-spatial layers never do, and are never the default layer.
     """
     if method not in METHODS:
         raise SpikescopeError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
@@ -138,7 +140,7 @@ def plan_attribution(model: nn.Module, images: torch.Tensor, method: str = "sali
             raise SpikescopeError("time-first input repeats images T times, but T is unknown for this model: pass T")
     function = SpikingFunction(model, T, time_first_input, run)
     batches = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
-    probe = _probe(function, batches, layers, fold, batch_first, gamma, device, progress)
+    probe = _probe(function, batches, layers, fold, batch_first, gamma, device, progress, tokens)
     if layer is not None and method in INPUT_METHODS:
         warn(f"--layer {layer} is ignored: it names the layer of gradcam, layer-ig and sam, and {method} attributes "
              "to the input")
@@ -215,12 +217,13 @@ class ProbeResult:
 
 
 def _probe(function: SpikingFunction, batches: list[torch.Tensor], layers: str | Sequence[str], fold: str | None,
-           batch_first: bool | None, gamma: float, device: torch.device, progress: bool) -> ProbeResult:
+           batch_first: bool | None, gamma: float, device: torch.device, progress: bool,
+           tokens: str | Sequence[int] | None = None) -> ProbeResult:
     """One gradient-free pass over the images under a SpikeRecorder: the spiking layers and their layouts, T, the
     predictions, and every 2D layer's spike activation maps from the captured spikes."""
     samples = sum(len(b) for b in batches)
     recorder = SpikeRecorder(function.model, layers, metrics=[], T=function.T, capture=samples, fold=fold,
-                             batch_first=batch_first)
+                             batch_first=batch_first, tokens=tokens)
     outputs = []
     started = time.perf_counter()
     with torch.no_grad(), recorder:
@@ -257,13 +260,15 @@ def _learn_time_axis(function: SpikingFunction, outputs: list[Any], batches: lis
 
 def _chosen_layer(layers: list[LayerInfo], name: str | None, sam: dict[str, np.ndarray],
                   method: str) -> LayerInfo | None:
-    """The spiking layer a layer method or SAM looks at: `name`, or the deepest one with 2D maps (for "layer-ig",
-    the deepest of all when none has them)."""
+    """The spiking layer a layer method or SAM looks at: `name`, or the deepest one with 2D maps, images or tokens
+    on the patch grid (images only for "gradcam": Captum reads channels on the second axis of the layer's output),
+    never a head-split or other non-spatial layer (for "layer-ig", the deepest of all when none has them)."""
     if method in INPUT_METHODS:
         return None
     by_name = {i.name: i for i in layers}
     if name is None:
-        deepest = [i for i in layers if i.name in sam]
+        deepest = [i for i in layers if i.name in sam and (i.geometry.kind == IMAGE if method == "gradcam"
+                                                            else i.geometry.spatial)]
         if deepest:
             return deepest[-1]
         if method == "layer-ig":
@@ -275,6 +280,9 @@ def _chosen_layer(layers: list[LayerInfo], name: str | None, sam: dict[str, np.n
                               f"{', '.join(by_name)}")
     if method in ("gradcam", "sam") and name not in sam:
         raise SpikescopeError(f"{method} needs 2D spike maps [T, B, C, H, W]; layer {name} has none")
+    if method == "gradcam" and by_name[name].geometry.kind != IMAGE:
+        raise SpikescopeError(f"gradcam needs image maps [T, B, C, H, W]; layer {name} holds "
+                              f"{by_name[name].geometry.label()}: use sam or layer-ig")
     return by_name[name]
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .tokens import spatial_label
+
 SIMILAR = 0.9  # a cosine at or above this counts as "barely differs"
 NO_DATA = "no data"
 
@@ -18,9 +20,12 @@ def orientation_claim(layers: pd.DataFrame) -> dict[str, str]:
     """Claim 1: shallow layers learn vertical variations, deeper layers horizontal ones."""
     claim = "shallow layers learn vertical variations, deeper layers horizontal ones"
     rule = ("consistent if the shallowest and the deepest measured layer's OI have opposite signs in the claimed "
-            "direction, for both splits; layers without spikes (no orientation energy) are left out")
+            "direction, for both splits; only layers with 2D maps count (images, tokens on the patch grid: never "
+            "head-split or other non-spatial layers); layers without spikes (no orientation energy) are left out")
     maps = spiking(layers)
     maps = maps[maps["height"].notna()] if "height" in maps else maps.iloc[0:0]
+    if "geometry" in maps:
+        maps = maps[maps["geometry"].map(spatial_label).astype(bool)]  # bool: an empty mask selects no columns
     measured = maps.dropna(subset=["axis_OI", "wedge_OI"])
     silent = [name for name in maps["layer"] if name not in set(measured["layer"])]
     left_out = f" Left out (no data: no spike or no orientation energy): {', '.join(silent)}." if silent else ""

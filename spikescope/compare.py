@@ -318,7 +318,7 @@ def compare(models: Sequence[str | Path] = (), labels: Sequence[str] | None = No
     models run once, batch by batch in lockstep, each under its own recorder (`lockstep.analyze_together`),
     which also gives the linear CKA between the layers of every model and those of the first
     (`comparison.cka`). `model_options` (`arch`, `arch_kwargs`, `T`, `trust_pickle`, `time_first_input`,
-    `fold`, `batch_first`) apply to every model, as in `analyze_file`. Groups are paired with the reference
+    `fold`, `batch_first`, `tokens`) apply to every model, as in `analyze_file`. Groups are paired with the reference
     group by the seed each checkpoint records (see `Comparison.pairing`). `out` defaults to
     `reports/compare-<first>-<last>` (see `default_comparison_folder`); it is written whole or not at all.
     `plotly_js` is the path of a plotly.js the page should load instead of its own copy. `membrane` adds the

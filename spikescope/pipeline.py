@@ -69,7 +69,8 @@ def _load(checkpoint: str | Path | None, device: str, **load_options: Any) -> tu
 @dataclass
 class PreparedModel:
     """A model file loaded and checked against its test images, before any pass runs: what `analyze_file` and
-    `compare` run. `run` feeds a multi-step model `[T, B, ...]`; `fold` and `batch_first` as for `analyze`."""
+    `compare` run. `run` feeds a multi-step model `[T, B, ...]`; `fold`, `batch_first` and `tokens` as for
+    `analyze`."""
 
     path: Path
     model: nn.Module
@@ -79,6 +80,7 @@ class PreparedModel:
     run: Callable[[nn.Module, torch.Tensor], Any] | None = None
     fold: str | None = None
     batch_first: bool | None = None
+    tokens: str | Sequence[int] | None = None
 
     def analysis(self, layers: str | Sequence[str], device: str, energy: str, capture: int = 0,
                  metrics: Sequence[Metric] | None = None, membrane: bool = False) -> ModelAnalysis:
@@ -86,7 +88,7 @@ class PreparedModel:
         device_ = resolve_device(device)
         return ModelAnalysis(self.model.to(device_).eval(), layers, self.T, device_,
                              metrics if metrics is not None else default_metrics(energy), capture, self.run,
-                             self.fold, self.batch_first, membrane)
+                             self.fold, self.batch_first, membrane, self.tokens)
 
     def description(self, result: AnalysisResult) -> dict[str, Any]:
         """What the model and its data are, for reports."""
@@ -103,7 +105,7 @@ def prepare_file(checkpoint: str | Path | None = None, data: str | None = None, 
                  limit: int | None = None, device: str = "cpu", arch: str | None = None,
                  arch_kwargs: dict[str, Any] | None = None, T: int | None = None, trust_pickle: bool = False,
                  time_first_input: bool = False, fold: str | None = None,
-                 batch_first: bool | None = None) -> PreparedModel:
+                 batch_first: bool | None = None, tokens: str | Sequence[int] | None = None) -> PreparedModel:
     """Load a model file (see `checkpoint.load`) and its test images (`evaluation_set`), checking every option on
     the way: one-line errors before any pass runs."""
     resolve_device(device)
@@ -113,7 +115,7 @@ def prepare_file(checkpoint: str | Path | None = None, data: str | None = None, 
         raise SpikescopeError("--time-first-input repeats images T times, but T is unknown for this model: pass --T")
     dataset = evaluation_set(meta, data, data_root, limit)
     return PreparedModel(path, model, meta, dataset, meta["T"], repeated_input(meta["T"]) if time_first_input else None,
-                         fold, batch_first)
+                         fold, batch_first, tokens)
 
 
 def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[str] = "all", data: str | None = None,
@@ -122,29 +124,33 @@ def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[st
                  T: int | None = None, trust_pickle: bool = False, time_first_input: bool = False,
                  fold: str | None = None, batch_first: bool | None = None, capture: int = 3,
                  attribution: str | None = None, attribution_samples: int = 8, membrane: bool = False,
-                 progress: bool = False) -> tuple[AnalysisResult, dict[str, Any]]:
+                 progress: bool = False, tokens: str | Sequence[int] | None = None
+                 ) -> tuple[AnalysisResult, dict[str, Any]]:
     """Load a model file and analyze it on its test images; returns `(result, what the model and data are)`.
 
     The images are those of `evaluation_set`; warnings issued on the way reach `result.info["warnings"]`.
     With `attribution` (a method of `attribution.METHODS`), the first `attribution_samples` images are
     attributed too (`result.attribution`; planned, with its size warning, before the analysis) and the mean
     spike activation map of every layer is measured on all of them (`result.sam`). `membrane` adds the
-    membrane-potential statistics (`result.membrane`).
+    membrane-potential statistics (`result.membrane`). `tokens` declares the patch grid of token layers (`HxW`
+    or `(h, w)`; see `spikescope.tokens`).
     """
     check_preset(energy)
     _check_counts(attribution_samples=attribution_samples)
     with recorded_warnings() as warnings_seen:
         prepared = prepare_file(checkpoint, data, data_root, limit, device, arch, arch_kwargs, T, trust_pickle,
-                                time_first_input, fold, batch_first)
+                                time_first_input, fold, batch_first, tokens)
         dataset = prepared.dataset
         try:
             plan = _plan_examples(prepared.model, dataset, attribution, attribution_samples,
                                   time_first_input=time_first_input, T=prepared.T, layers=layers, fold=fold,
-                                  batch_first=batch_first, device=device, progress=progress) if attribution else None
+                                  batch_first=batch_first, tokens=tokens, device=device,
+                                  progress=progress) if attribution else None
             metrics = default_metrics(energy) + ([SpikeActivationMap()] if attribution else [])
             result = analyze(prepared.model, make_loader(dataset, batch_size), layers=layers, T=prepared.T,
                              device=device, energy=energy, capture=capture, progress=progress, fold=fold,
-                             batch_first=batch_first, run=prepared.run, metrics=metrics, membrane=membrane)
+                             batch_first=batch_first, run=prepared.run, metrics=metrics, membrane=membrane,
+                             tokens=tokens)
             if plan is not None:
                 result.attribution = plan.run()
         except RuntimeError as error:  # shape and dtype mismatches between the user's model and the data
@@ -206,7 +212,8 @@ def attribute_checkpoint(checkpoint: str | Path | None = None, method: str = "sa
                          arch: str | None = None, arch_kwargs: dict[str, Any] | None = None, T: int | None = None,
                          trust_pickle: bool = False, time_first_input: bool = False, fold: str | None = None,
                          batch_first: bool | None = None, layers: str | Sequence[str] = "all",
-                         command: str | None = None, progress: bool = False) -> tuple[Attribution, dict[str, Path]]:
+                         command: str | None = None, progress: bool = False,
+                         tokens: str | Sequence[int] | None = None) -> tuple[Attribution, dict[str, Path]]:
     """What `spikescope attribute` does: attribute the first `samples` test images of a model file with `method`
     (see `attribution.plan_attribution`; `layers` selects the layers its recorder looks at, as in `analyze`) and
     write the report folder `out` (default `reports/<name>-<method>`); returns `(attribution, files)`. With no
@@ -217,12 +224,12 @@ def attribute_checkpoint(checkpoint: str | Path | None = None, method: str = "sa
     _check_counts(samples=samples)
     with recorded_warnings() as warnings_seen:
         prepared = prepare_file(checkpoint, data, data_root, samples, device, arch, arch_kwargs, T, trust_pickle,
-                                time_first_input, fold, batch_first)
+                                time_first_input, fold, batch_first, tokens)
         dataset = prepared.dataset
         try:
             result = _plan_examples(prepared.model, dataset, method, samples, time_first_input, layer=layer,
                                     target=target, T=prepared.T, layers=layers, fold=fold, batch_first=batch_first,
-                                    device=device, progress=progress).run()
+                                    tokens=tokens, device=device, progress=progress).run()
         except RuntimeError as error:
             raise _cannot_run(dataset, error) from None
     description = {"model": prepared.meta.get("arch", type(prepared.model).__name__), "checkpoint": str(prepared.path),

@@ -12,12 +12,19 @@ def _cell(value: float, format_spec: str = ".3f") -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, format_spec)
 
 
+def _geometry(label: str) -> str:
+    """The layers table's geometry, short: "tokens on 8 x 8 grid" is "tokens 8x8"."""
+    return label.replace(" on ", " ").replace(" x ", "x").replace(" grid", "")
+
+
 def summary_table(result: AnalysisResult) -> str:
-    """One line per spiking layer (firing rate, silent share, orientation, similarity) plus totals."""
-    header = f"{'layer':<22}{'output':>8}{'firing':>8}{'silent':>8}{'OI axis':>9}{'OI wedge':>9}{'cos(t,t`)':>10}"
+    """One line per spiking layer (geometry, firing rate, silent share, orientation, similarity) plus totals."""
+    header = (f"{'layer':<22}{'geometry':>12}{'output':>8}{'firing':>8}{'silent':>8}{'OI axis':>9}{'OI wedge':>9}"
+              f"{'cos(t,t`)':>10}")
     lines = [header, "-" * len(header)]
     for _, row in result.layers.iterrows():
-        lines.append(f"{row['layer']:<22}{OUTPUT_LABELS.get(row['output'], row['output']):>8}"
+        lines.append(f"{row['layer']:<22}{_geometry(row.get('geometry', '')):>12}"
+                     f"{OUTPUT_LABELS.get(row['output'], row['output']):>8}"
                      f"{_cell(row['firing_rate']):>8}{_cell(row['silent_fraction'], '.1%'):>8}"
                      f"{_cell(row.get('axis_OI'), '+.3f'):>9}{_cell(row.get('wedge_OI'), '+.3f'):>9}"
                      f"{_cell(row.get('spike_cosine_mean_off_diagonal')):>10}")

@@ -274,6 +274,32 @@ def spike_driven_block(T: int = 2, dim: int = 32, heads: int = 4, neuron: str = 
                                SpikeDrivenMLP(dim, make)))
 
 
+class PatchTokens(nn.Module):
+    """A ViT-style linear patch embedding with no 2D map before its tokens: 3 x 3 patches of the central 24 x 24
+    pixels (an 8 x 8 grid, 64 tokens) -> linear -> LIF on tokens `[T, B, N, D]` -> linear -> LIF -> readout. Only a
+    declared grid (`tokens=(8, 8)`) lays its tokens out on the grid."""
+
+    def __init__(self, T: int, dim: int, neuron: Callable[[], nn.Module]) -> None:
+        super().__init__()
+        self.T = T
+        self.embed, self.embed_lif = nn.Linear(9, dim), neuron()
+        self.fc, self.fc_lif = nn.Linear(dim, dim), neuron()
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        patches = nn.functional.unfold(images[:, :, 2:26, 2:26], 3, stride=3).transpose(1, 2)  # [B, 64, 9]
+        x = self.embed_lif(self.embed(patches.unsqueeze(0).expand(self.T, *patches.shape)))
+        x = self.fc_lif(self.fc(x))
+        return self.head(x.mean(dim=2).mean(dim=0))
+
+
+def patch_tokens(T: int = 2, dim: int = 16, neuron: str = "lif") -> PatchTokens:
+    """Tokens `[T, B, 64, dim]` from a linear patch embedding, with nothing in the model that shows their grid."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return PatchTokens(T, dim, make_neuron(neuron)).eval()
+
+
 def fashion_images(count: int = 8) -> torch.Tensor:
     """The first `count` test images of the bundled Fashion-MNIST sample, normalised, `[count, 1, 28, 28]`."""
     from spikescope.data import load_dataset

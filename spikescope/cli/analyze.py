@@ -101,7 +101,7 @@ def run_analyze(args: argparse.Namespace) -> None:
         args.checkpoint, layers=layers_argument(args.layers), data=args.data, data_root=args.data_root,
         limit=args.limit, batch_size=args.batch_size, device=args.device, energy=args.energy, out=out, png=args.png,
         arch=args.arch, arch_kwargs=dict(args.arch_kw), T=args.T, trust_pickle=args.trust_pickle,
-        time_first_input=args.time_first_input, fold=args.fold, batch_first=args.batch_first,
+        time_first_input=args.time_first_input, fold=args.fold, batch_first=args.batch_first, tokens=args.tokens,
         attribution=args.attribution, attribution_samples=args.attribution_samples, membrane=args.membrane,
         command=command_line(),
         progress=True)

@@ -70,7 +70,8 @@ def run_attribute(args: argparse.Namespace) -> None:
         args.checkpoint, method=args.method, layer=args.layer, samples=args.samples, target=args.target, out=out,
         data=args.data, data_root=args.data_root, device=args.device, arch=args.arch, arch_kwargs=dict(args.arch_kw),
         T=args.T, trust_pickle=args.trust_pickle, time_first_input=args.time_first_input, fold=args.fold,
-        batch_first=args.batch_first, layers=layers_argument(args.layers), command=command_line(), progress=True)
+        batch_first=args.batch_first, tokens=args.tokens, layers=layers_argument(args.layers), command=command_line(),
+        progress=True)
     scores = "" if result.infidelity is None else f", median infidelity {float(np.median(result.infidelity)):.3g}"
     images = len(result.images)
     print(f"{result.method}: {images} image{'' if images == 1 else 's'} in {result.seconds:.1f} s{scores}")

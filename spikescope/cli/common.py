@@ -8,7 +8,9 @@ import sys
 from typing import Any, Sequence
 
 from ..data import DATASETS
+from ..errors import SpikescopeError
 from ..timelayout import FOLD_ORDERS
+from ..tokens import parse_grid
 
 DEVICE_HELP = "cpu, or cuda / cuda:N where this machine has a GPU (default: %(default)s)"
 
@@ -52,6 +54,14 @@ def _whole_number(text: str, minimum: int) -> int:
     return value
 
 
+def grid(text: str) -> tuple[int, int]:
+    """An argparse type for --tokens: the patch grid `HxW`, refused while parsing if malformed."""
+    try:
+        return parse_grid(text)
+    except SpikescopeError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def add_data_flags(parser: argparse.ArgumentParser, batch_size: int, what: str) -> None:
     """--data, --data-root, --limit, --batch-size and --device, as every analysing command takes them."""
     parser.add_argument("--data", choices=DATASETS, help="dataset (default: the checkpoint's; the bundled sample "
@@ -82,6 +92,9 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-first", action=argparse.BooleanOptionalAction,
                         help="whether neurons no framework declares return [B, T, ...] (asked for when an output could "
                              "also be one step of a loop over time outside the model)")
+    parser.add_argument("--tokens", type=grid, metavar="HxW",
+                        help="the patch grid of a transformer's token layers (e.g. 8x8 for 64 tokens): they get "
+                             "spectra and maps on it; by default the model's last 2D map before its tokens")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="allow loading a whole pickled model; unpickling runs code from the file")
 

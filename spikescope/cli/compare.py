@@ -72,6 +72,7 @@ def run_compare(args: argparse.Namespace) -> None:
                                 energy=args.energy, layers=layers_argument(args.layers), out=out,
                                 membrane=args.membrane, command=command_line(), progress=True, arch=args.arch,
                                 arch_kwargs=dict(args.arch_kw), T=args.T, trust_pickle=args.trust_pickle,
-                                time_first_input=args.time_first_input, fold=args.fold, batch_first=args.batch_first)
+                                time_first_input=args.time_first_input, fold=args.fold, batch_first=args.batch_first,
+                                tokens=args.tokens)
     print(comparison_summary(comparison, comparison.statistics()))
     print(f"report: {files['comparison.html']}")

@@ -9,7 +9,8 @@ from .base import Metric, MetricResult
 DEFINITION = ("firing rate = spikes / (T x samples x neurons): the mean of the binary output over time, "
               "samples and neurons (for multi-spike neurons, the mean spike count); per timestep it is spikes at "
               "t / (samples x neurons); per channel, spikes in the channel / (T x samples x neurons per channel); "
-              "a neuron is silent if it never fired at any timestep on any analysed sample")
+              "a neuron is silent if it never fired at any timestep on any analysed sample; per position (token), "
+              "spikes at the position / (T x samples x channels)")
 
 
 def as_channel_maps(spikes: torch.Tensor) -> torch.Tensor:
@@ -18,21 +19,24 @@ def as_channel_maps(spikes: torch.Tensor) -> torch.Tensor:
 
 
 class FiringRate(Metric):
-    """States per layer: spike counts `[T, C]`, samples seen, and which neurons ever fired (`[C, rest]`, max)."""
+    """States per layer: spike counts `[T, C]` and per position (`[positions]`: tokens, pixels), samples seen, and
+    which neurons ever fired (`[C, positions]`, max)."""
 
-    reductions = {"spikes": "sum", "samples": "sum", "ever_fired": "max"}
+    reductions = {"spikes": "sum", "position_spikes": "sum", "samples": "sum", "ever_fired": "max"}
 
     def update(self, layer: str, spikes: torch.Tensor) -> None:
         """`spikes: [T, B, C, H, W]` or `[T, B, N]`, in {0, 1} or spike counts."""
         x = as_channel_maps(spikes)
+        counts = x.sum(dim=1).double()  # [T, C, positions]; exact: float32 counts below 2**24
         self._accumulate(layer, {
-            "spikes": x.sum(dim=3).double().sum(dim=1),  # exact: float32 counts below 2**24 per map
+            "spikes": counts.sum(dim=2),
+            "position_spikes": counts.sum(dim=(0, 1)),
             "samples": torch.tensor(x.shape[1], dtype=torch.int64, device=x.device),
             "ever_fired": (x.amax(dim=(0, 1)) > 0).to(torch.uint8),
         })
 
     def compute(self) -> MetricResult:
-        rows, steps, channels, channel_silence = [], [], {}, {}
+        rows, steps, channels, channel_silence, positions, position_silence = [], [], {}, {}, {}, {}
         for layer, s in self.states.items():
             T, C = s["spikes"].shape
             neurons = s["ever_fired"].numel()
@@ -45,6 +49,9 @@ class FiringRate(Metric):
             steps += [{"layer": layer, "t": t, "firing_rate": float(r)} for t, r in enumerate(per_step)]
             channels[layer] = (s["spikes"].sum(dim=0) / (T * samples * (neurons // C))).cpu().numpy()
             channel_silence[layer] = 1.0 - s["ever_fired"].double().mean(dim=1).cpu().numpy()
+            positions[layer] = (s["position_spikes"] / (T * samples * C)).cpu().numpy()
+            position_silence[layer] = 1.0 - s["ever_fired"].double().mean(dim=0).cpu().numpy()
         return MetricResult(pd.DataFrame(rows), pd.DataFrame(steps),
-                            {"channel_firing_rate": channels, "channel_silent_fraction": channel_silence},
+                            {"channel_firing_rate": channels, "channel_silent_fraction": channel_silence,
+                             "position_firing_rate": positions, "position_silent_fraction": position_silence},
                             {"firing_rate": DEFINITION})

@@ -1,0 +1,159 @@
+"""Token layers read as what they are: tokens on the stem's patch grid get spectra like images of the same spikes,
+`[N, D]` and `[D, N]` give the same tables, head-split layers get no spectrum, no claim-1 reading and no Grad-CAM
+default, per-head rates are the heads' own, and `--tokens HxW` declares the grid (docs/metrics.md, "Token layers")."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import spikescope
+from attention_blocks import fashion_images, patch_tokens, spike_driven_block, spikformer_block, spikformer_block_nd
+from spikescope.attribution import plan_attribution
+from spikescope.claims import orientation_claim
+from spikescope.errors import SpikescopeError
+from spikescope.neurons import LIF
+
+TESTS = Path(__file__).parent
+
+
+class StripesAsTokens(nn.Module):
+    """An LIF on `[T, B, C, 8, 8]` maps (the stem's grid), then the very same spikes as tokens through a second LIF:
+    `[T, B, C, 64]`, or `[T, B, 64, C]` with `tokens_last`. Currents of 10 make each LIF fire exactly where they are
+    non-zero, at every timestep."""
+
+    def __init__(self, tokens_last: bool = False) -> None:
+        super().__init__()
+        self.T, self.tokens_last = 2, tokens_last
+        self.image_lif, self.token_lif = LIF(), LIF()
+
+    def forward(self, currents: torch.Tensor) -> torch.Tensor:
+        maps = self.image_lif(currents.unsqueeze(0).expand(self.T, *currents.shape))
+        tokens = maps.flatten(3)
+        return self.token_lif(10 * (tokens.transpose(2, 3) if self.tokens_last else tokens)).mean(dim=0).flatten(1)
+
+
+def vertical_stripes(samples: int = 3, channels: int = 4) -> torch.Tensor:
+    """Currents `[B, C, 8, 8]`: 10 in every odd column, 0 elsewhere (variation along the width only)."""
+    currents = torch.zeros(samples, channels, 8, 8)
+    currents[..., 1::2] = 10.0
+    return currents
+
+
+def test_tokens_of_vertical_stripes_on_the_grid_have_their_energy_where_the_image_of_the_stripes_has_it():
+    result = spikescope.analyze(StripesAsTokens(), [vertical_stripes()])
+    layers = result.layers.set_index("layer")
+    assert layers.loc["token_lif", "geometry"] == "tokens on 8 x 8 grid"
+    np.testing.assert_array_equal(result.spectra["token_lif"], result.spectra["image_lif"])
+    power = result.spectra["token_lif"].sum(axis=0)
+    assert power[0, 7] > 0 and power[1:, :].sum() < 1e-9 * power.sum()  # DC and the stripes' horizontal frequency
+    assert layers.loc["token_lif", "axis_OI"] == pytest.approx(-1.0)
+
+
+def test_tokens_laid_out_n_by_d_and_d_by_n_give_identical_per_feature_and_per_token_tables():
+    currents = 10.0 * (torch.rand(5, 4, 8, 8, generator=torch.Generator().manual_seed(0)) > 0.7)
+    results = [spikescope.analyze(StripesAsTokens(tokens_last), [currents]) for tokens_last in (False, True)]
+    channels = [r.channels[r.channels["layer"] == "token_lif"].reset_index(drop=True) for r in results]
+    assert len(channels[0]) == 4  # features, not the 64 tokens
+    pd.testing.assert_frame_equal(channels[0], channels[1])
+    pd.testing.assert_frame_equal(results[0].tokens, results[1].tokens)
+    tokens = results[0].tokens
+    expected = (currents > 0).double().mean(dim=(0, 1)).flatten().numpy()  # spikes per token / (T x B x features)
+    np.testing.assert_allclose(tokens["firing_rate"].to_numpy(), expected)
+    assert list(tokens["row"][:9]) == [0] * 8 + [1] and list(tokens["column"][:9]) == [*range(8), 0]
+
+
+def test_a_layout_nothing_tells_apart_is_named_in_a_warning_and_read_as_non_spatial():
+    with pytest.warns(UserWarning, match=r"cannot tell whether layer token_lif's output \[T, B, 64, 64\]"):
+        result = spikescope.analyze(StripesAsTokens(), [vertical_stripes(channels=64)])
+    layers = result.layers.set_index("layer")
+    assert layers.loc["token_lif", "geometry"] == "unknown" and "token_lif" not in result.spectra
+    assert len(result.tokens) == 0
+
+
+@pytest.mark.parametrize("build, head_split", [(spikformer_block, "attn.attn_lif"),
+                                                (spikformer_block_nd, "attn.attn_lif"),
+                                                (spike_driven_block, "attn.talking_heads_lif")])
+def test_head_split_layers_get_no_spectrum_and_stay_out_of_the_claim_1_verdict(build, head_split):
+    result = spikescope.analyze(build(), [(fashion_images(4),)])
+    layers = result.layers.set_index("layer")
+    assert layers.loc[head_split, "geometry"] == "head-split"
+    assert head_split not in result.spectra and np.isnan(layers.loc[head_split, "height"])
+    assert layers.loc["attn.q_lif", "geometry"] == "tokens on 8 x 8 grid" and "attn.q_lif" in result.spectra
+    assert head_split not in orientation_claim(result.layers)["evidence"]
+    assert len(result.channels[result.channels["layer"] == head_split]) == 32  # heads x d features
+
+
+def test_claim_1_ignores_a_head_split_row_even_when_it_carries_an_orientation():
+    layers = pd.DataFrame({"layer": ["conv1", "conv2", "heads"], "output": "spikes", "height": 8.0,
+                           "geometry": ["image", "tokens on 8 x 8 grid", "head-split"],
+                           "axis_OI": [0.5, -0.5, 0.9], "wedge_OI": [0.5, -0.5, 0.9]})
+    verdict = orientation_claim(layers)
+    assert verdict["verdict"].startswith("consistent") and "heads" not in verdict["evidence"]
+
+
+def test_head_split_and_token_layers_are_never_grad_cams_default():
+    images = fashion_images(2)
+    gradcam = plan_attribution(spikformer_block(), images, "gradcam", infidelity=False)
+    sam = plan_attribution(spikformer_block(), images, "sam", infidelity=False)
+    assert gradcam.layer.name == "stem.rpe_lif"  # the deepest image map
+    assert sam.layer.name == "mlp.fc2_lif"  # the deepest layer with maps: tokens on the grid
+    assert sam.probe.sam["mlp.fc2_lif"].shape == (2, 2, 8, 8) and "attn.attn_lif" not in sam.probe.sam
+    with pytest.raises(SpikescopeError, match="gradcam needs image maps"):
+        plan_attribution(spikformer_block(), images, "gradcam", layer="attn.q_lif", infidelity=False)
+
+
+@pytest.mark.parametrize("build", [spikformer_block, spikformer_block_nd])
+def test_per_head_rates_equal_the_mean_of_each_heads_spikes(build):
+    model, seen = build(heads=4, dim=32), {}
+    for name in ("q_lif", "attn_lif"):
+        getattr(model.attn, name).register_forward_hook(lambda m, a, out, name=name: seen.setdefault(name, out))
+    result = spikescope.analyze(model, [(fashion_images(4),)])
+    features_last = build is spikformer_block_nd  # q: [T, B, N, D] rather than [T, B, D, N]
+    q, attn = seen["q_lif"].double(), seen["attn_lif"].double()  # attn: [T, B, heads, ...] in both
+    by_hand = {"attn.attn_lif": [attn[:, :, h].mean().item() for h in range(4)],
+               "attn.q_lif": [(q[..., 8 * h:8 * h + 8] if features_last else q[:, :, 8 * h:8 * h + 8]).mean().item()
+                              for h in range(4)]}
+    for layer, rates in by_hand.items():
+        measured = result.heads[result.heads["layer"] == layer]
+        assert list(measured["head"]) == [0, 1, 2, 3]
+        np.testing.assert_allclose(measured["firing_rate"].to_numpy(), rates, rtol=1e-12)
+    assert "attn.proj_lif" not in set(result.heads["layer"])  # it feeds no head split
+
+
+def spikescope_cli(*args):
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    return subprocess.run([sys.executable, "-m", "spikescope", *map(str, args)], capture_output=True, text=True,
+                          env=env)
+
+
+def test_tokens_declared_on_the_command_line_lay_tokens_out_on_the_grid(tmp_path):
+    torch.save(patch_tokens().state_dict(), tmp_path / "weights.pt")
+    common = ["analyze", tmp_path / "weights.pt", "--arch", "attention_blocks:patch_tokens", "--T", 2,
+              "--data", "fashion-mnist-sample", "--limit", 20]
+    plain = spikescope_cli(*common, "--out", tmp_path / "plain")
+    declared = spikescope_cli(*common, "--tokens", "8x8", "--out", tmp_path / "grid")
+    assert plain.returncode == 0 and declared.returncode == 0, plain.stderr + declared.stderr
+    before = pd.read_csv(tmp_path / "plain" / "layers.csv").set_index("layer")
+    after = pd.read_csv(tmp_path / "grid" / "layers.csv").set_index("layer")
+    assert list(before["geometry"]) == ["tokens", "tokens"] and before["height"].isna().all()
+    assert list(after["geometry"]) == ["tokens on 8 x 8 grid"] * 2 and list(after["height"]) == [8, 8]
+    tokens = pd.read_csv(tmp_path / "grid" / "tokens.csv")
+    assert len(tokens) == 2 * 64 and tokens["row"].max() == 7
+
+
+def test_a_declared_grid_that_no_token_layer_has_is_a_one_line_error(tmp_path):
+    torch.save(patch_tokens().state_dict(), tmp_path / "weights.pt")
+    result = spikescope_cli("analyze", tmp_path / "weights.pt", "--arch", "attention_blocks:patch_tokens", "--T", 2,
+                            "--data", "fashion-mnist-sample", "--limit", 20, "--tokens", "7x7",
+                            "--out", tmp_path / "r")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("spikescope: error: ")]
+    assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "--tokens 7x7 declares 49 tokens, but no token layer" in errors[0] and not (tmp_path / "r").exists()
+    malformed = spikescope_cli("analyze", "--tokens", "8by8")
+    assert malformed.returncode == 2 and "--tokens takes the patch grid as HxW" in malformed.stderr
