@@ -92,23 +92,70 @@ def _membrane_section(result: AnalysisResult) -> str:
               "timesteps.</p>")
 
 
+ENERGY_COLUMNS = {"sops_per_image": "SOPs (exact)", "sops_approx_per_image": "SOPs (fr x T x FLOPs)",
+                  "macs_per_image": "MACs", "energy_pj_per_image": "energy (pJ)"}
+DENSE_READING_COLUMNS = {"macs_dense_reading_per_image": "MACs, spike sums dense",
+                         "energy_pj_dense_reading_per_image": "energy (pJ), spike sums dense"}
+OPEN_DETAILS_ROWS = 12  # an energy table this short is shown whole; a longer one folds each part's rows
+
+
 def _energy_section(result: AnalysisResult) -> str:
-    totals = result.energy_totals()
-    preset = result.info.get("energy_preset", "fp32")
-    pj = result.info.get("energy_pj", {})
-    total_row = pd.DataFrame([{"layer": "total", "kind": "", "input": "", "input_firing_rate": float("nan"),
-                               **totals}])
-    uncosted = result.info.get("uncosted", [])
-    missing = ("<p class='caption'><b>Not costed</b> (their operations are missing from the total): "
-               + html.escape(", ".join(f"{u['module'] or '(model)'} ({u['type']}): {u['operator']}" for u in uncosted)) + ".</p>") if uncosted else ""
+    """The energy per part under both readings of spike sums, the attention's products, every costed operation
+    by part (folded for long tables), and what could not be costed."""
+    preset, pj, energy = result.info.get("energy_preset", "fp32"), result.info.get("energy_pj", {}), result.energy
+    if energy.empty:  # no energy metric ran, or nothing was costed
+        return "<p>No synaptic operation was costed.</p>" + _uncosted(result)
+    parts = figures.energy_by_part(energy)
+    total = pd.DataFrame([{"part": "total", "operations": len(energy), **parts[figures.ENERGY_SUMS].sum(),
+                           "energy_share": parts["energy_share"].sum(),
+                           "energy_share_dense_reading": parts["energy_share_dense_reading"].sum()}])
     return (figure_block("energy", figures.energy(result),
-                    f"Compute energy per image with the {preset} preset (E_MAC = {pj.get('mac')} pJ, E_AC = "
-                    f"{pj.get('ac')} pJ, Horowitz 2014, 45 nm); memory access is not included.")
-            + table(pd.concat([result.energy, total_row]),
-                    {"layer": "layer", "kind": "kind", "input": "input", "input_firing_rate": "input firing rate",
-                     "sops_per_image": "SOPs (exact)", "sops_approx_per_image": "SOPs (fr x T x FLOPs)",
-                     "macs_per_image": "MACs", "energy_pj_per_image": "energy (pJ)"})
-            + "<p class='caption'>All counts per image.</p>" + missing)
+                         f"Compute energy per image and part with the {preset} preset (E_MAC = {pj.get('mac')} pJ, "
+                         f"E_AC = {pj.get('ac')} pJ, Horowitz 2014, 45 nm), with spike sums as events (spikescope's "
+                         "convention) and read as dense MACs; memory access is not included.")
+            + table(pd.concat([parts, total]), {"part": "part", "operations": "operations", **ENERGY_COLUMNS,
+                                                "energy_share": "share of energy", **DENSE_READING_COLUMNS,
+                                                "energy_share_dense_reading": "share, spike sums dense"})
+            + "<p class='caption'>All counts per image. Spikes and spike sums are events: a sum of k spikes is k "
+              "accumulates (SOPs (exact)). Read dense, a layer fed spike sums costs MACs over every element, as "
+              "SpikingJelly's MACCounter and most papers cost residual sums. SOPs (fr x T x FLOPs) is the "
+              "paper-style count (docs/metrics.md, Energy).</p>"
+            + _attention_products(energy) + _energy_details(energy, parts) + _uncosted(result))
+
+
+def _attention_products(energy: pd.DataFrame) -> str:
+    """The attention's operations between activations (Q·Kᵀ, attn·V, masks, column sums): operands, SOPs and the
+    share of zero outputs of products of two spike operands. Empty for a network without attention."""
+    rows = energy[(energy["part"] == "attention") & ~energy["kind"].isin(["conv", "transposed conv", "linear"])]
+    if rows.empty:
+        return ""
+    return ("<p>Attention: operations between activations (no weights).</p>"
+            + table(rows, {"layer": "operation", "operator": "operator", "operands": "operands",
+                           "input_firing_rate": "input firing rate", "sops_per_image": "SOPs (exact)",
+                           "sops_approx_per_image": "SOPs (fr x T x FLOPs)", "output_sparsity": "zero outputs",
+                           "energy_pj_per_image": "energy (pJ)"})
+            + "<p class='caption'>Two spike operands cost one accumulate per coincidence; zero outputs is the share "
+              "of the product's outputs that are 0 (of Q·Kᵀ, for example).</p>")
+
+
+def _energy_details(energy: pd.DataFrame, parts: pd.DataFrame) -> str:
+    """Every costed operation, one table per part, folded unless the whole table is short."""
+    shown = " open" if len(energy) <= OPEN_DETAILS_ROWS else ""
+    columns = {"layer": "operation", "operator": "operator", "input": "input", "operands": "operands",
+               "input_firing_rate": "input firing rate", **ENERGY_COLUMNS, **DENSE_READING_COLUMNS}
+    return "".join(f"<details{shown}><summary>{html.escape(part)}: {count:,} operation{'s' * (count != 1)}, "
+                   f"{pj_total:,.0f} pJ per image</summary>{table(energy[energy['part'] == part], columns)}</details>"
+                   for part, count, pj_total in parts[["part", "operations", "energy_pj_per_image"]].itertuples(
+                       index=False))
+
+
+def _uncosted(result: AnalysisResult) -> str:
+    """The operations on spikes or weights that no rule costs: their cost is missing from every total."""
+    uncosted = result.info.get("uncosted", [])
+    if not uncosted:
+        return ""
+    named = ", ".join(f"{u['module'] or '(model)'} ({u['type']}): {u['operator']}" for u in uncosted)
+    return f"<p class='caption'><b>Not costed</b> (missing from the totals): {html.escape(named)}.</p>"
 
 
 def render_attribution(attribution: Attribution, meta: dict[str, Any], plotly_src: str = PLOTLY_JS) -> str:
