@@ -238,6 +238,8 @@ class SpikeRecorder:
         self._handles.append(self.model.register_forward_hook(self._end_pass))
 
     def _begin_operations(self, module: nn.Module, args: tuple) -> None:
+        if self._first_pass and not self._first_calls:  # a first sequence starts (over): nothing of it counts yet
+            self._operations.drop_held()
         self._operations.begin()
 
     def _end_operations(self, module: nn.Module, args: tuple, output) -> None:

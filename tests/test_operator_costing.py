@@ -192,3 +192,45 @@ def test_a_neurons_own_dynamics_are_not_costed_but_the_synapses_around_it_are():
     energy = recorder.compute()["Energy"].layers
     assert list(energy["layer"]) == ["conv", "readout"]  # LIF's decay, reset and threshold are no synapses
     assert list(energy["input"]) == ["analog", "spikes"]
+
+
+class StepCell(nn.Module):
+    """Integrate-and-fire, one timestep per call (soft reset), as a caller-stepped network has it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.v: torch.Tensor | None = None
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        self.v = current if self.v is None else self.v + current
+        spike = (self.v >= 1.0).float()
+        self.v = self.v - spike
+        return spike
+
+
+class Stepped(nn.Module):
+    """A linear layer fed by a cell: stepped by the caller (one call per timestep), silent at t = 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.cell, self.readout = StepCell(), nn.Linear(4, 3)
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.cell(current))
+
+
+def test_a_network_stepped_by_the_caller_costs_each_image_once_over_its_timesteps():
+    currents = [torch.tensor([[0.5, 0.5, 0.25, 0.75], [0.5, 0.25, 0.25, 0.5]]),
+                torch.tensor([[1.0, 0.375, 0.25, 0.25], [1.0, 1.0, 0.5, 0.375]])]
+    model, emitted = Stepped(), []
+    model.cell.register_forward_hook(lambda m, i, o: emitted.append(o))
+    with torch.no_grad(), spikescope.SpikeRecorder(model, T=3, metrics=[Energy()]) as recorder:
+        for current in currents:
+            model.cell.v = None
+            for _ in range(3):
+                model(current)
+    readout = recorder.compute()["Energy"].layers.set_index("layer").loc["readout"]
+    assert readout["input"] == "spikes"
+    assert readout["sops_per_image"] == pytest.approx(float(torch.stack(emitted).sum()) * 3 / 4, rel=1e-12)  # 4 images
+    assert readout["dense_ops_per_image"] == pytest.approx(3 * 4 * 3, rel=1e-12)  # T x in x out

@@ -144,6 +144,10 @@ class OperatorCounter(TorchDispatchMode):
             self._deliver(rows, uncosted, samples)
         self._held.clear()
 
+    def drop_held(self) -> None:
+        """Forget the passes held back for `settle` (their sequence started over)."""
+        self._held.clear()
+
     def close(self) -> None:
         """Remove the module hooks and leave the dispatch mode if a pass was cut short."""
         if self._counting():
@@ -218,7 +222,7 @@ class OperatorCounter(TorchDispatchMode):
     def _count(self, name: str, args, kwargs, out, frame: _Frame) -> None:
         if name in MOVEMENT:
             if any(self.operands.tagged(a) for a in args if isinstance(a, torch.Tensor)) or (
-                    isinstance(args[0], (list, tuple)) and any(self.operands.tagged(a) for a in args[0])):
+                    args and isinstance(args[0], (list, tuple)) and any(self.operands.tagged(a) for a in args[0])):
                 for result in (out if isinstance(out, (list, tuple)) else [out]):
                     self.operands.tag(result)
             return
