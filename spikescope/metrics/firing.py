@@ -27,12 +27,12 @@ class FiringRate(Metric):
     def update(self, layer: str, spikes: torch.Tensor) -> None:
         """`spikes: [T, B, C, H, W]` or `[T, B, N]`, in {0, 1} or spike counts."""
         x = as_channel_maps(spikes)
-        counts = x.sum(dim=1).double()  # [T, C, positions]; exact: float32 counts below 2**24
+        counts = x.sum(dim=1).double()  # [T, C, positions], the one pass over x; exact: float32 sums of B counts
         self._accumulate(layer, {
             "spikes": counts.sum(dim=2),
             "position_spikes": counts.sum(dim=(0, 1)),
             "samples": torch.tensor(x.shape[1], dtype=torch.int64, device=x.device),
-            "ever_fired": (x.amax(dim=(0, 1)) > 0).to(torch.uint8),
+            "ever_fired": (counts.amax(dim=0) > 0).to(torch.uint8),  # counts >= 0: a sum > 0 iff a spike
         })
 
     def compute(self) -> MetricResult:
