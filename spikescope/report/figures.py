@@ -4,12 +4,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..analyze import AnalysisResult
-from ..energy.parts import PARTS
 from ..metrics.membrane import EDGES
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -136,33 +134,18 @@ def similarity(result: AnalysisResult, columns: int = 6, row_px: int = 230, gap_
     return fig
 
 
-ENERGY_SUMS = ["sops_per_image", "sops_approx_per_image", "macs_per_image", "energy_pj_per_image",
-               "sops_dense_reading_per_image", "macs_dense_reading_per_image", "energy_pj_dense_reading_per_image"]
-
-
-def energy_by_part(energy: pd.DataFrame) -> pd.DataFrame:
-    """The energy table summed per `part` (in `PARTS` order, parts without rows left out): its operations and
-    `ENERGY_SUMS`, with each part's share of the energy under both readings (`energy_share`,
-    `energy_share_dense_reading`)."""
-    grouped = energy.groupby("part", sort=False)
-    parts = grouped[ENERGY_SUMS].sum().assign(operations=grouped.size())
-    parts = parts.reindex([p for p in PARTS if p in parts.index] + [p for p in parts.index if p not in PARTS])
-    for reading, share in (("energy_pj_per_image", "energy_share"),
-                           ("energy_pj_dense_reading_per_image", "energy_share_dense_reading")):
-        total = parts[reading].sum()
-        parts[share] = parts[reading] / total if total else float("nan")
-    return parts.rename_axis("part").reset_index()
+ENERGY_READINGS = {"energy_pj_per_image": "spike sums as events (spikescope)",
+                   "energy_pj_approx_per_image": "paper-style fr x FLOPs",
+                   "energy_pj_dense_reading_per_image": "spike sums as dense MACs"}
 
 
 def energy(result: AnalysisResult) -> go.Figure:
-    """Energy per image and part of the network in pJ (the unit of the table) under both readings: spikes and
-    spike sums as events (spikescope's convention), and spike sums read as dense MACs."""
-    parts = energy_by_part(result.energy)
+    """Energy per image and part of the network in pJ (the unit of the table) under each reading: spikescope's
+    events, the paper-style fr x FLOPs, and spike sums read as dense MACs."""
+    parts = result.energy_by_part()
     fig = go.Figure()
-    fig.add_bar(x=parts["part"], y=parts["energy_pj_per_image"], name="spike sums as events (spikescope)",
-                marker_color=PALETTE[0])
-    fig.add_bar(x=parts["part"], y=parts["energy_pj_dense_reading_per_image"], name="spike sums as dense MACs",
-                marker_color=PALETTE[1])
+    for index, (column, name) in enumerate(ENERGY_READINGS.items()):
+        fig.add_bar(x=parts["part"], y=parts[column], name=name, marker_color=PALETTE[index])
     fig.update_yaxes(title_text="pJ per image")
     fig.update_layout(barmode="group", height=380, margin=dict(t=30, b=40), legend=dict(orientation="h", y=1.1))
     return fig

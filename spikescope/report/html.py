@@ -96,30 +96,34 @@ ENERGY_COLUMNS = {"sops_per_image": "SOPs (exact)", "sops_approx_per_image": "SO
                   "macs_per_image": "MACs", "energy_pj_per_image": "energy (pJ)"}
 DENSE_READING_COLUMNS = {"macs_dense_reading_per_image": "MACs, spike sums dense",
                          "energy_pj_dense_reading_per_image": "energy (pJ), spike sums dense"}
+SHARES = {"share": "energy_share", "share_approx": "energy_share_approx",
+          "share_dense_reading": "energy_share_dense_reading"}  # `energy_by_part`'s shares, named for the table
 OPEN_DETAILS_ROWS = 12  # an energy table this short is shown whole; a longer one folds each part's rows
 
 
 def _energy_section(result: AnalysisResult) -> str:
-    """The energy per part under both readings of spike sums, the attention's products, every costed operation
-    by part (folded for long tables), and what could not be costed."""
+    """The energy per part under each reading (spikescope's events, paper-style, spike sums dense), the
+    attention's products, every costed operation by part (folded for long tables), and what could not be
+    costed."""
     preset, pj, energy = result.info.get("energy_preset", "fp32"), result.info.get("energy_pj", {}), result.energy
     if energy.empty:  # no energy metric ran, or nothing was costed
         return "<p>No synaptic operation was costed.</p>" + _uncosted(result)
-    parts = figures.energy_by_part(energy)
-    total = pd.DataFrame([{"part": "total", "operations": len(energy), **parts[figures.ENERGY_SUMS].sum(),
-                           "energy_share": parts["energy_share"].sum(),
-                           "energy_share_dense_reading": parts["energy_share_dense_reading"].sum()}])
+    parts = result.energy_by_part().rename(columns=SHARES)
+    parts["operations"] = parts["part"].map(energy["part"].value_counts())
+    total = pd.DataFrame([{"part": "total", "operations": len(energy), **result.energy_totals(),
+                           **parts[list(SHARES.values())].sum()}])
     return (figure_block("energy", figures.energy(result),
                          f"Compute energy per image and part with the {preset} preset (E_MAC = {pj.get('mac')} pJ, "
-                         f"E_AC = {pj.get('ac')} pJ, Horowitz 2014, 45 nm), with spike sums as events (spikescope's "
-                         "convention) and read as dense MACs; memory access is not included.")
-            + table(pd.concat([parts, total]), {"part": "part", "operations": "operations", **ENERGY_COLUMNS,
-                                                "energy_share": "share of energy", **DENSE_READING_COLUMNS,
-                                                "energy_share_dense_reading": "share, spike sums dense"})
-            + "<p class='caption'>All counts per image. Spikes and spike sums are events: a sum of k spikes is k "
-              "accumulates (SOPs (exact)). Read dense, a layer fed spike sums costs MACs over every element, as "
-              "SpikingJelly's MACCounter and most papers cost residual sums. SOPs (fr x T x FLOPs) is the "
-              "paper-style count (docs/metrics.md, Energy).</p>"
+                         f"E_AC = {pj.get('ac')} pJ, Horowitz 2014, 45 nm) under each reading; memory access is not "
+                         "included.")
+            + table(pd.concat([parts, total]), {
+                "part": "part", "operations": "operations", **ENERGY_COLUMNS, "energy_share": "share of energy",
+                "energy_pj_approx_per_image": "energy (pJ), fr x FLOPs", "energy_share_approx": "share, fr x FLOPs",
+                **DENSE_READING_COLUMNS, "energy_share_dense_reading": "share, spike sums dense"})
+            + "<p class='caption'>All counts per image. spikescope counts spikes and spike sums as events: a sum of "
+              "k spikes is k accumulates (SOPs (exact)). The paper-style reading costs fr x T x FLOPs accumulates "
+              "(SOPs (fr x T x FLOPs)). Read dense, an operation fed spike sums costs MACs over every element, as "
+              "SpikingJelly's MACCounter and most papers cost residual sums (docs/metrics.md, Energy).</p>"
             + _attention_products(energy) + _energy_details(energy, parts) + _uncosted(result))
 
 
