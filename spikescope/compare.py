@@ -2,6 +2,7 @@
 
     comparison, files = spikescope.compare(["runs/baseline/checkpoint.pt", "runs/fsta/checkpoint.pt"])
     comparison, files = spikescope.compare(groups={"baseline": [...seeds...], "fsta": [...seeds...]})
+    comparison, files = spikescope.compare({"before": net_a, "after": net_b}, data="fashion-mnist", T=4)
 
 Every model is analysed exactly as `analyze` would analyse it alone (same code, same images; each
 model normalises them as it was trained), so its rows in `comparison.csv` are its `layers.csv`; all
@@ -16,10 +17,11 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, Sized
+from typing import Any, Mapping, Sequence, Sized
 
 import numpy as np
 import pandas as pd
+from torch import nn
 
 from . import distributed
 from .analyze import AnalysisResult
@@ -29,7 +31,7 @@ from .errors import SpikescopeError, note, recorded_warnings, warn
 from .groupstats import paired_difference, summarize
 from .lockstep import analyze_together
 from .metrics.energy import check_preset
-from .pipeline import PreparedModel, prepare_file
+from .pipeline import MODULE_SOURCE, PreparedModel, prepare_file
 from .report.folder import check_output_folder, default_report_folder, model_label
 
 LAYER_METRICS = ("firing_rate", "silent_fraction", "axis_OI", "wedge_OI", "spike_cosine_mean_off_diagonal",
@@ -223,10 +225,18 @@ def _pair(reference_group: str, reference: list[str], group: str, members: list[
     return Pairing([], how, f"{group} against {reference_group}: {how}, so no paired test")
 
 
-def parse_groups(models: Sequence[str | Path] = (), labels: Sequence[str] | None = None,
-                 groups: dict[str, Sequence[str | Path]] | None = None) -> dict[str, dict[str, Path]]:
-    """`{group: {label: checkpoint}}`: every model of `models` is a group of its own (named by `labels`, or by
-    its file or run folder), followed by `groups`; members of a group are labelled `group/<name>`."""
+Model = str | Path | nn.Module  # a model file, or a module given in Python
+
+
+def parse_groups(models: Sequence[Model] | Mapping[str, Model] = (), labels: Sequence[str] | None = None,
+                 groups: dict[str, Sequence[Model]] | None = None) -> dict[str, dict[str, Path | nn.Module]]:
+    """`{group: {label: checkpoint or module}}`: every model of `models` is a group of its own (named by `labels`
+    or by the keys of a mapping, else by its file or run folder, or a module by its class), followed by `groups`;
+    members of a group are labelled `group/<name>`."""
+    if isinstance(models, Mapping):
+        if labels:
+            raise SpikescopeError("models given as a mapping are named by its keys: give no labels as well")
+        labels, models = list(models), list(models.values())
     labels = list(labels or [])
     if labels and len(labels) != len(models):
         given = "once" if len(labels) == 1 else f"{len(labels)} times"
@@ -239,10 +249,10 @@ def parse_groups(models: Sequence[str | Path] = (), labels: Sequence[str] | None
     twice = next((label for label in labels if labels.count(label) > 1), None)
     if twice is not None:
         raise SpikescopeError(f"--label {twice!r} is given twice: give every model its own name")
-    parsed: dict[str, dict[str, Path]] = {}
+    parsed: dict[str, dict[str, Path | nn.Module]] = {}
     for index, model in enumerate(models):
-        name = _unique(labels[index] if labels else model_label(Path(model)), parsed)
-        parsed[name] = {name: Path(model)}
+        name = _unique(labels[index] if labels else _label(model), parsed)
+        parsed[name] = {name: _member(model)}
     for group, members in (groups or {}).items():
         if group in parsed:
             raise SpikescopeError(f"the name {group!r} is used twice; give each model and group its own name")
@@ -250,10 +260,19 @@ def parse_groups(models: Sequence[str | Path] = (), labels: Sequence[str] | None
             raise SpikescopeError(f"group {group!r} has no model")
         parsed[group] = {}
         for member in members:
-            parsed[group][_unique(f"{group}/{model_label(Path(member))}", parsed[group])] = Path(member)
+            parsed[group][_unique(f"{group}/{_label(member)}", parsed[group])] = _member(member)
     if sum(len(members) for members in parsed.values()) < 2:
         raise SpikescopeError("compare needs at least two models")
     return parsed
+
+
+def _member(model: Model) -> Path | nn.Module:
+    return model if isinstance(model, nn.Module) else Path(model)
+
+
+def _label(model: Model) -> str:
+    """A model's default name: its file's (see `model_label`), or a module's class name."""
+    return type(model).__name__ if isinstance(model, nn.Module) else model_label(Path(model))
 
 
 def _unique(name: str, taken: Sized) -> str:
@@ -266,19 +285,26 @@ def _unique(name: str, taken: Sized) -> str:
     return candidate
 
 
-def check_model_files(parsed: dict[str, dict[str, Path]]) -> None:
+def check_model_files(parsed: dict[str, dict[str, Path | nn.Module]]) -> None:
     """One-line errors for a model file that is missing, a folder, or given twice (the same file, or a copy of it,
-    in one group or in two): a model compared with itself would give statistics that mean nothing."""
+    in one group or in two), and for a module given twice: a model compared with itself would give statistics
+    that mean nothing."""
+    members = {label: member for group in parsed.values() for label, member in group.items()}
+    modules: dict[int, str] = {}
+    for label, module in members.items():
+        if isinstance(module, nn.Module) and modules.setdefault(id(module), label) != label:
+            raise SpikescopeError(f"{label} and {modules[id(module)]} are the same module; compare each model once "
+                                  "(a model against itself gives statistics that mean nothing)")
+    files = {label: path for label, path in members.items() if isinstance(path, Path)}
     seen: dict[tuple[int, str], str] = {}
-    sizes = Counter(check_model_file(path).stat().st_size for members in parsed.values() for path in members.values())
-    for members in parsed.values():
-        for label, path in members.items():
-            size = path.stat().st_size
-            key = (size, _digest(path) if sizes[size] > 1 else "")  # only files of equal size can be copies
-            if key in seen:
-                raise SpikescopeError(f"{label} and {seen[key]} are the same model file ({path}); compare each "
-                                      "model once (a model against itself gives statistics that mean nothing)")
-            seen[key] = label
+    sizes = Counter(check_model_file(path).stat().st_size for path in files.values())
+    for label, path in files.items():
+        size = path.stat().st_size
+        key = (size, _digest(path) if sizes[size] > 1 else "")  # only files of equal size can be copies
+        if key in seen:
+            raise SpikescopeError(f"{label} and {seen[key]} are the same model file ({path}); compare each "
+                                  "model once (a model against itself gives statistics that mean nothing)")
+        seen[key] = label
 
 
 def _digest(path: Path, chunk: int = 1 << 20) -> str:
@@ -290,10 +316,11 @@ def _digest(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def default_comparison_folder(parsed: dict[str, dict[str, Path]]) -> Path:
+def default_comparison_folder(parsed: dict[str, dict[str, Path | nn.Module]]) -> Path:
     """`reports/compare-<first>-<last>` by `report.folder.default_report_folder`'s one rule; the folder's identity is
-    the model files in order and, with groups, how they are grouped."""
-    sources = [path for members in parsed.values() for path in members.values()]
+    the model files in order (`MODULE_SOURCE` for a module) and, with groups, how they are grouped."""
+    sources = [member if isinstance(member, Path) else MODULE_SOURCE
+               for members in parsed.values() for member in members.values()]
     names = [label if len(members) == 1 else group for group, members in parsed.items() for label in members]
     return default_report_folder("compare", sources, folder_variant(parsed), names)
 
@@ -305,15 +332,17 @@ def folder_variant(groups: dict[str, Sized]) -> str:
     return "groups " + " ".join(f"{group}:{len(members)}" for group, members in groups.items())
 
 
-def compare(models: Sequence[str | Path] = (), labels: Sequence[str] | None = None,
-            groups: dict[str, Sequence[str | Path]] | None = None, data: str | None = None,
+def compare(models: Sequence[Model] | Mapping[str, Model] = (), labels: Sequence[str] | None = None,
+            groups: dict[str, Sequence[Model]] | None = None, data: str | None = None,
             data_root: str | None = None, limit: int | None = None, batch_size: int = 100, device: str = "cpu",
             energy: str = "fp32", layers: str | Sequence[str] = "all", out: str | Path | None = None,
             plotly_js: str | None = None, command: str | None = None, membrane: bool = False,
             progress: bool = False, **model_options: Any) -> tuple[Comparison, dict[str, Path]]:
     """Analyze every model on the same images and write the comparison folder; returns `(comparison, files)`.
 
-    The images are the first model's default test set (or `data`), for every model. Every model file,
+    `models` are model files or modules (`torch.nn.Module`s; a mapping names them by its keys:
+    `compare({"before": net_a, "after": net_b}, data="cifar10", T=4)`). The images are the first model's
+    default test set (or `data`, which a module needs: it names no dataset), for every model. Every model file,
     option and the output folder are checked first (one-line errors before any pass runs); then the
     models run once, batch by batch in lockstep, each under its own recorder (`lockstep.analyze_together`),
     which also gives the linear CKA between the layers of every model and those of the first
@@ -359,7 +388,7 @@ def compare(models: Sequence[str | Path] = (), labels: Sequence[str] | None = No
                                         command or "spikescope.compare(...) (Python)")
 
 
-def _prepare(parsed: dict[str, dict[str, Path]], data: str | None, data_root: str | None, limit: int | None,
+def _prepare(parsed: dict[str, dict[str, Path | nn.Module]], data: str | None, data_root: str | None, limit: int | None,
              device: str, model_options: dict[str, Any]) -> tuple[dict[str, PreparedModel], dict[str, list[str]]]:
     """Every model loaded and checked against the first model's images (or `data`) before any pass runs, with the
     warnings each gave on the way."""

@@ -60,7 +60,16 @@ def _is_bundled(path: str | Path | None) -> bool:
     return path is not None and Path(path).resolve() in {bundled_checkpoint(name).resolve() for name in BUNDLED_MODELS}
 
 
-def _load(checkpoint: str | Path | None, device: str, **load_options: Any) -> tuple[Path, nn.Module, dict[str, Any]]:
+MODULE_SOURCE = "(module)"  # where a model given as a module comes from, in reports and folder markers
+
+
+def _load(checkpoint: str | Path | nn.Module | None, device: str,
+          **load_options: Any) -> tuple[Path | None, nn.Module, dict[str, Any]]:
+    if isinstance(checkpoint, nn.Module):  # given in Python: nothing to load; a dataset must be named (--data)
+        T = load_options.get("T") or getattr(checkpoint, "T", None)
+        meta = {"arch": type(checkpoint).__name__, "source": "module", "T": T,
+                "path": f"the {type(checkpoint).__name__} module"}
+        return None, checkpoint.to(resolve_device(device)).eval(), meta
     path = Path(checkpoint) if checkpoint is not None else bundled_checkpoint("baseline")
     model, meta = load(path, resolve_device(device), **load_options)
     return path, model, {**meta, "path": str(path)}
@@ -69,10 +78,10 @@ def _load(checkpoint: str | Path | None, device: str, **load_options: Any) -> tu
 @dataclass
 class PreparedModel:
     """A model file loaded and checked against its test images, before any pass runs: what `analyze_file` and
-    `compare` run. `run` feeds a multi-step model `[T, B, ...]`; `fold`, `batch_first` and `tokens` as for
-    `analyze`."""
+    `compare` run (`path` is None for a model given as a module). `run` feeds a multi-step model `[T, B, ...]`;
+    `fold`, `batch_first` and `tokens` as for `analyze`."""
 
-    path: Path
+    path: Path | None
     model: nn.Module
     meta: dict[str, Any]
     dataset: ImageSet
@@ -94,20 +103,22 @@ class PreparedModel:
         """What the model and its data are, for reports."""
         meta = self.meta
         return {"model": meta.get("arch", type(self.model).__name__), "arch_kwargs": meta.get("arch_kwargs", {}),
-                "parameters": sum(p.numel() for p in self.model.parameters()), "checkpoint": str(self.path),
-                "source": meta["source"], "dataset": f"{self.dataset.name} (test split)",
-                "dataset_name": self.dataset.name, "T": result.info["T"],
+                "parameters": sum(p.numel() for p in self.model.parameters()),
+                "checkpoint": str(self.path or MODULE_SOURCE), "source": meta["source"],
+                "dataset": f"{self.dataset.name} (test split)", "dataset_name": self.dataset.name,
+                "T": result.info["T"],
                 "seed": meta.get("train_config", {}).get("seed"), "training_history": meta.get("history", []),
                 "train_config": meta.get("train_config", {}), "version": __version__}
 
 
-def prepare_file(checkpoint: str | Path | None = None, data: str | None = None, data_root: str | None = None,
-                 limit: int | None = None, device: str = "cpu", arch: str | None = None,
+def prepare_file(checkpoint: str | Path | nn.Module | None = None, data: str | None = None,
+                 data_root: str | None = None, limit: int | None = None, device: str = "cpu", arch: str | None = None,
                  arch_kwargs: dict[str, Any] | None = None, T: int | None = None, trust_pickle: bool = False,
                  time_first_input: bool = False, fold: str | None = None,
                  batch_first: bool | None = None, tokens: str | Sequence[int] | None = None) -> PreparedModel:
-    """Load a model file (see `checkpoint.load`) and its test images (`evaluation_set`), checking every option on
-    the way: one-line errors before any pass runs."""
+    """Load a model file (see `checkpoint.load`), or take a module as it is, and its test images
+    (`evaluation_set`; a module names none, so `data` must), checking every option on the way: one-line errors
+    before any pass runs."""
     resolve_device(device)
     _check_counts(T=T, limit=limit)
     path, model, meta = _load(checkpoint, device, arch=arch, arch_kwargs=arch_kwargs, T=T, trust_pickle=trust_pickle)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -13,6 +14,7 @@ from torch import nn
 import spikescope
 from spikescope.compare import compare
 from spikescope.data import load_dataset, make_loader
+from spikescope.errors import SpikescopeError
 from spikescope.pipeline import attribute_checkpoint
 from test_cli_analyze import error_line
 
@@ -89,6 +91,26 @@ def test_compare_and_attribute_load_state_dicts_with_arch(tmp_path):
     attribution, files = attribute_checkpoint(snn_file, method="sam", samples=4, arch="test_third_party_models:"
                                               "SnnTorchNet", T=T, data="fashion-mnist-sample", out=tmp_path / "a")
     assert files["report.html"].exists() and attribution.layer == "lif1" and attribution.T == T
+
+
+def test_compare_takes_modules_and_finds_what_their_files_give(tmp_path):
+    modules = {"a": sj_net(0), "b": sj_net(1)}
+    options = {"T": T, "time_first_input": True, "data": "fashion-mnist-sample", "limit": 8}
+    with pytest.raises(SpikescopeError, match="the Sequential module does not say which dataset .*pass --data"):
+        compare(modules, **{**options, "data": None}, out=tmp_path / "never")
+    with pytest.raises(SpikescopeError, match="b and a are the same module"):
+        compare({"a": modules["a"], "b": modules["a"]}, **options, out=tmp_path / "never")
+    with pytest.raises(SpikescopeError, match="named by its keys"):
+        compare(modules, labels=["x", "y"], **options, out=tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+    from_modules, files = compare(modules, **options, out=tmp_path / "modules")
+    paths = [saved(tmp_path, module, f"{label}.pt") for label, module in modules.items()]
+    from_files, _ = compare(paths, arch="test_third_party_models:sj_net", **options, out=tmp_path / "files")
+    for label in modules:
+        assert from_modules.meta[label]["checkpoint"] == "(module)" and from_modules.meta[label]["source"] == "module"
+        pd.testing.assert_frame_equal(from_modules.results[label].layers, from_files.results[label].layers)
+        assert from_modules.results[label].energy_totals() == from_files.results[label].energy_totals()
+    assert files["comparison.html"].exists()
 
 
 def test_the_python_api_attributes_a_third_party_module():
