@@ -15,6 +15,7 @@ from spikescope.errors import SpikescopeWarning
 from spikescope.metrics.firing import FiringRate
 from spikescope.record import SpikeRecorder
 from spikescope.timelayout import Layout
+from test_timelayout_order import StepIF  # the custom cell described above, no framework
 
 T = 3
 SILENT_AT_T0 = torch.tensor([[0.5, 0.5, 0.25, 0.75],     # spikes per step: 0, 3, 1
@@ -24,33 +25,19 @@ FIRING_AT_T0 = torch.tensor([[1.0, 0.375, 0.25, 0.25],   # 1, 1, 2
 RATES = [3 / 16, 9 / 16, 6 / 16]  # per step over both batches: 4 samples x 4 neurons
 
 
-class IFCell(nn.Module):
-    """A custom single-step integrate-and-fire cell (no framework): one timestep per call, state kept."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.v: torch.Tensor | None = None
-
-    def forward(self, current: torch.Tensor) -> torch.Tensor:
-        self.v = current if self.v is None else self.v + current
-        spike = (self.v >= 1.0).float()
-        self.v = self.v - spike
-        return spike
-
-
 class OuterLoopNet(nn.Module):
     """A network the caller steps: one forward call is one timestep. `quiet` sees a quarter of the current, so
     (at most 0.25 per step) it never reaches the threshold in T = 3 steps."""
 
     def __init__(self, quiet: bool = False) -> None:
         super().__init__()
-        self.neuron = IFCell()
-        self.quiet = IFCell() if quiet else None
+        self.neuron = StepIF()
+        self.quiet = StepIF() if quiet else None
 
     def reset(self) -> None:
         for cell in (self.neuron, self.quiet):
             if cell is not None:
-                cell.v = None
+                cell.reset()
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         spikes = self.neuron(current)
@@ -67,7 +54,7 @@ def record_outer_loop(model: OuterLoopNet, batches: list[torch.Tensor]) -> Spike
 
 
 def test_the_reference_cell_fires_as_the_docstring_says():
-    cell = IFCell()
+    cell = StepIF()
     trains = torch.stack([cell(torch.tensor([1.0, 0.75, 0.5, 0.375, 0.25])) for _ in range(T)])
     assert trains.T.tolist() == [[1, 1, 1], [0, 1, 1], [0, 1, 0], [0, 0, 1], [0, 0, 0]]
 
@@ -86,7 +73,7 @@ def test_a_custom_neuron_silent_at_t0_is_found_and_keeps_every_timestep(batches)
 
 
 def test_a_neuron_silent_over_the_whole_first_batch_is_still_named():
-    with pytest.warns(SpikescopeWarning, match=r"module quiet \(IFCell\) output only zeros on the first batch.*"
+    with pytest.warns(SpikescopeWarning, match=r"module quiet \(StepIF\) output only zeros on the first batch.*"
                                                r"--layers quiet"):
         recorder = record_outer_loop(OuterLoopNet(quiet=True), [SILENT_AT_T0, FIRING_AT_T0])
     assert [layer.name for layer in recorder.layers] == ["neuron"]
