@@ -38,8 +38,9 @@ def mac_budget() -> pd.DataFrame:
         energy = spikescope.analyze(model, [torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))],
                                     metrics=[spikescope.Energy()]).energy
         fsta = energy["kind"] == "fsta"
-        spiking = ~fsta & (energy["input"] == "spikes")
-        fsta_macs, dense = energy.loc[fsta, "macs_per_image"].sum(), energy.loc[~fsta, "dense_ops_per_image"].sum()
+        weighted = energy["kind"].isin(["conv", "transposed conv", "linear", "matmul", "attention"])  # not adds, pools
+        spiking = weighted & (energy["input"] == "spikes")
+        fsta_macs, dense = energy.loc[fsta, "macs_per_image"].sum(), energy.loc[weighted, "dense_ops_per_image"].sum()
         # how much must FSTA lower the spike-fed layers' input firing rate to pay for its MACs in AC energy?
         break_even = 4.6 * fsta_macs / (0.9 * energy.loc[spiking, "dense_ops_per_image"].sum())
         rows.append({"network (T = 2, 32x32)": name, "FSTA MACs per image (M)": f"{fsta_macs / 1e6:.1f}",

@@ -483,21 +483,15 @@ class SpikeRecorder:
             self._count_spikes_in_synapses()
 
     def _set_geometry(self) -> None:
-        """Each spiking layer's geometry (`tokens.decide_geometries`) from the first pass: the layers' per-sample
-        shapes, the 2D maps (spiking outputs, synaptic inputs) before the first token layer, the declared grid."""
+        """Each spiking layer's geometry (`tokens.decide_geometries`) from its per-sample shape on the first pass, in
+        forward order, and the declared grid."""
         shapes: dict[str, tuple[int, ...]] = {}
-        maps: list[tuple[int, ...]] = []
         for key in self._order:
             info = self._watched.get(key)
-            if info is None or not self._buffers.get(key):
-                continue
-            shape = tuple(self._buffers[key][0].shape)
-            sample = shape[2:] if info.layout in (Layout.TIME_FIRST, Layout.BATCH_FIRST) else shape[1:]
-            if info.role == ROLE_SPIKING:
-                shapes[info.name] = sample
-            if not any(len(s) == 2 for s in shapes.values()):
-                maps.append(sample)
-        geometries, warnings = decide_geometries(shapes, maps, self.tokens, model_evidence(self.model))
+            if info is not None and info.role == ROLE_SPIKING and self._buffers.get(key):
+                shape = tuple(self._buffers[key][0].shape)
+                shapes[info.name] = shape[2:] if info.layout in (Layout.TIME_FIRST, Layout.BATCH_FIRST) else shape[1:]
+        geometries, warnings = decide_geometries(shapes, self.tokens, model_evidence(self.model))
         for info in self.layers:
             info.geometry = geometries.get(info.name)
         for message in warnings:
@@ -627,6 +621,9 @@ class SpikeRecorder:
     def compute(self) -> dict[str, MetricResult]:
         """Every metric's results, keyed by the metric's class name."""
         if self._first_pass:
+            if self._first_calls:
+                raise SpikescopeError(f"nothing was recorded: the model is stepped one timestep per forward call and "
+                                      f"its first sequence ended after {self._first_calls} of T={self.T} calls")
             raise SpikescopeError("nothing was recorded: run at least one forward pass inside the recorder")
         return {type(metric).__name__: metric.compute() for metric in self.metrics}
 

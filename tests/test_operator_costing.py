@@ -234,3 +234,12 @@ def test_a_network_stepped_by_the_caller_costs_each_image_once_over_its_timestep
     assert readout["input"] == "spikes"
     assert readout["sops_per_image"] == pytest.approx(float(torch.stack(emitted).sum()) * 3 / 4, rel=1e-12)  # 4 images
     assert readout["dense_ops_per_image"] == pytest.approx(3 * 4 * 3, rel=1e-12)  # T x in x out
+
+
+def test_a_first_sequence_cut_short_says_how_many_of_its_t_calls_ran():
+    model = Stepped()
+    with torch.no_grad(), spikescope.SpikeRecorder(model, T=3) as recorder:
+        model(torch.full((2, 4), 0.5))
+        model(torch.full((2, 4), 0.5))
+    with pytest.raises(spikescope.errors.SpikescopeError, match="first sequence ended after 2 of T=3 calls"):
+        recorder.compute()
