@@ -25,7 +25,7 @@ from .tokens import TOKENS, head_rates
 
 
 TOKEN_COLUMNS = ("layer", "token", "row", "column", "firing_rate", "silent_fraction")
-HEAD_COLUMNS = ("layer", "head", "firing_rate")
+HEAD_COLUMNS = ("layer", "part", "head", "firing_rate")
 
 
 @dataclass
@@ -36,8 +36,8 @@ class AnalysisResult:
     and analog layers have no firing rate); `timesteps`: one row per layer and timestep; `channels`:
     one row per layer and channel (firing rate, silent share; channels are features, D or C, in every layout);
     `tokens`: one row per token layer and token (firing rate, silent share, the token's row and column on the patch
-    grid); `heads`: one row per attention layer and head (firing rate) for head-split layers and the Q/K/V token
-    layers split into heads; `energy`: one row per synaptic layer,
+    grid); `heads`: one row per attention layer, part (q, k or v of a Q/K/V token layer, fused or not; empty for
+    head-split layers) and head: its firing rate; `energy`: one row per synaptic layer,
     per image; `spectra[layer]`: DCT power `[T, H, W]` (layers with 2D maps); `similarity[layer]`:
     `T x T` arrays "spike_cosine", "left_out", "spectral_cosine", "spectral_cosine_ac";
     `captured[layer]`: raw spikes `[T, K, ...]` of the first K samples (if asked for);
@@ -383,9 +383,9 @@ def _tokens(arrays: dict[str, dict[str, np.ndarray]], layers: Sequence[LayerInfo
 
 
 def _heads(arrays: dict[str, dict[str, np.ndarray]], layers: Sequence[LayerInfo], analog: list[str]) -> pd.DataFrame:
-    """One row per attention layer (head-split, or Q/K/V tokens split into heads) and head: its firing rate."""
+    """One row per attention layer (head-split, or Q/K/V tokens split into heads), part and head: its firing rate."""
     rates = arrays.get("channel_firing_rate", {})
-    rows = [{"layer": info.name, "head": head, "firing_rate": rate} for info in layers
+    rows = [{"layer": info.name, "part": part, "head": head, "firing_rate": rate} for info in layers
             if info.geometry.heads and info.name not in analog and info.name in rates
-            for head, rate in enumerate(head_rates(rates[info.name], info.geometry.heads))]
+            for part, head, rate in head_rates(rates[info.name], info.geometry)]
     return pd.DataFrame(rows, columns=HEAD_COLUMNS)

@@ -4,10 +4,11 @@ Spiking transformers lay tokens out `[T, B, N, D]` or `[T, B, D, N]` and split t
 `[T, B, heads, d, N]` (or `[.., heads, N, d]`). Shapes alone cannot tell these apart, so the geometry of
 each layer is decided once, after the first forward pass, from evidence (docs/metrics.md, "Token layers"):
 
-- the patch grid `h x w` of the stem: declared (`tokens=(8, 8)`, `--tokens 8x8`) or the model's last 2D map
-  before its first token layer; a token axis has `N = h * w` entries;
+- the patch grid `h x w` of the stem: declared (`tokens=(8, 8)`, `--tokens 8x8`) or the last image map before
+  the token layer (so each stage of a multi-stage transformer has its own); a token axis has `N = h * w` entries;
 - which axis the model's own layers treat as features: `nn.Linear` and `nn.LayerNorm` act on the last axis,
-  `nn.Conv1d` on the channel axis of `[.., C, N]`;
+  `nn.Conv1d` on the channel axis of `[.., C, N]`; the layers of the innermost module around a layer that has
+  any speak for it (a classifier's `nn.Linear` elsewhere in the model does not);
 - attention modules' head counts (an int `num_heads` or `heads` attribute).
 
 Where the evidence cannot tell `[N, D]` from `[D, N]`, the layer is named in a warning and read as non-spatial,
@@ -27,19 +28,21 @@ from .errors import SpikescopeError
 
 IMAGE, TOKENS, HEADS, VECTOR, UNKNOWN = "image", "tokens", "head-split", "vector", "unknown"
 FEATURES_LAST, FEATURES_FIRST = "[N, D]", "[D, N]"  # token axes; head-split layers: "[d, N]" or "[N, d]"
-QKV_NAME = re.compile(r"(q|k|v|qkv|query|key|value)(_.*)?$", re.IGNORECASE)  # q_lif, k_lif, qkv_lif, value
+QKV_NAME = re.compile(r"(q|k|v|qk|kv|qkv|query|key|value)(_.*)?$", re.IGNORECASE)  # q_lif, qkv_lif, qk_lif, value
 
 
 @dataclass(frozen=True)
 class Geometry:
     """One layer's geometry: its `kind`, the order of its last two axes (tokens, head-split), the patch grid its
     tokens form (`grid`, tokens only) and its number of attention heads (head-split layers and Q/K/V token layers
-    that are split into heads)."""
+    that are split into heads); `parts` names what a Q/K/V token layer holds, part by part along its features
+    ("q", or "qkv" for fused Q, K and V), each split into `heads` heads."""
 
     kind: str = IMAGE
     order: str = ""
     grid: tuple[int, int] | None = None
     heads: int | None = None
+    parts: str = ""
 
     def label(self) -> str:
         """The `geometry` column of the layers table."""
@@ -60,12 +63,24 @@ def spatial_label(label: str) -> bool:
 
 @dataclass
 class ModelEvidence:
-    """What the model's modules say about token axes: feature sizes read on the last axis (Linear, LayerNorm), on
-    the channel axis (Conv1d), and the head count of every attention module by name."""
+    """What the model's modules say about token axes, by module name: the feature sizes each reads on the last axis
+    (Linear, LayerNorm) or on the channel axis (Conv1d), and the head count of every attention module."""
 
-    last_axis: set[int] = field(default_factory=set)
-    channel_axis: set[int] = field(default_factory=set)
+    last_axis: dict[str, set[int]] = field(default_factory=dict)
+    channel_axis: dict[str, set[int]] = field(default_factory=dict)
     heads: dict[str, int] = field(default_factory=dict)
+
+    def near(self, name: str) -> tuple[set[int], set[int]]:
+        """The feature sizes read on the last axis and on the channel axis by the modules inside the innermost
+        module around layer `name` that holds any (at most the whole model)."""
+        prefix = name
+        while True:
+            prefix = prefix.rpartition(".")[0]
+            last, channel = (set().union(*(sizes for module, sizes in axis.items()
+                                            if not prefix or module.startswith(prefix + ".")))
+                             for axis in (self.last_axis, self.channel_axis))
+            if last or channel or not prefix:
+                return last, channel
 
 
 def parse_grid(text: str) -> tuple[int, int]:
@@ -93,33 +108,28 @@ def model_evidence(model: nn.Module) -> ModelEvidence:
     evidence = ModelEvidence()
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear):
-            evidence.last_axis |= {module.in_features, module.out_features}
+            evidence.last_axis[name] = {module.in_features, module.out_features}
         elif isinstance(module, nn.LayerNorm):
-            evidence.last_axis.add(module.normalized_shape[-1])
+            evidence.last_axis[name] = {module.normalized_shape[-1]}
         elif isinstance(module, nn.Conv1d):
-            evidence.channel_axis |= {module.in_channels, module.out_channels}
+            evidence.channel_axis[name] = {module.in_channels, module.out_channels}
         heads = getattr(module, "num_heads", getattr(module, "heads", None))
         if isinstance(heads, int) and not isinstance(heads, bool) and heads > 0:
             evidence.heads[name] = heads
     return evidence
 
 
-def stem_grid(maps: Sequence[Sequence[int]]) -> tuple[int, int] | None:
-    """The patch grid: the `(H, W)` of the last 2D map `[C, H, W]` among the per-sample shapes `maps`, in forward
-    order up to the first token layer; None if there is none."""
-    shapes = [tuple(shape) for shape in maps if len(shape) == 3]
-    return shapes[-1][1:] if shapes else None
-
-
-def _token_order(shape: Sequence[int], grid: tuple[int, int] | None, evidence: ModelEvidence) -> str | None:
-    """`[N, D]` or `[D, N]` for a per-sample shape `(a, b)`: by the patch grid when exactly one axis has its
-    `h * w` entries, else by the axis the model's layers read as features; None when nothing tells."""
+def _token_order(name: str, shape: Sequence[int], grid: tuple[int, int] | None,
+                 evidence: ModelEvidence) -> str | None:
+    """`[N, D]` or `[D, N]` for layer `name`'s per-sample shape `(a, b)`: by the axis the layers near it read as
+    features, else by the patch grid when exactly one axis has its `h * w` entries; None when nothing tells."""
     a, b = shape
-    if grid is not None and (a == grid[0] * grid[1]) != (b == grid[0] * grid[1]):
-        return FEATURES_LAST if a == grid[0] * grid[1] else FEATURES_FIRST
-    last, first = b in evidence.last_axis, a in evidence.channel_axis
+    last_axis, channel_axis = evidence.near(name)
+    last, first = b in last_axis, a in channel_axis
     if last != first:
         return FEATURES_LAST if last else FEATURES_FIRST
+    if grid is not None and (a == grid[0] * grid[1]) != (b == grid[0] * grid[1]):
+        return FEATURES_LAST if a == grid[0] * grid[1] else FEATURES_FIRST
     return None
 
 
@@ -129,53 +139,59 @@ def _heads_of(name: str, evidence: ModelEvidence) -> int | None:
     return evidence.heads[max(owners, key=len)] if owners else None
 
 
-def _head_split(name: str, shape: Sequence[int], tokens: set[int], features: set[int],
+def _head_split(name: str, shape: Sequence[int], tokens: set[int], features: set[int], token_features: set[int],
                 evidence: ModelEvidence) -> Geometry | None:
-    """A per-sample shape `(heads, d, N)` or `(heads, N, d)` whose heads x d is a token layer's feature count and
-    whose N a token count (or 1: a sum over tokens), in an attention module of `heads` heads if one says so."""
+    """A per-sample shape `(heads, d, N)` or `(heads, N, d)` whose N is a token count (or 1: a sum over tokens): in
+    an attention module of `heads` heads, preferring the reading whose heads x d is a feature count seen before
+    (`features`: of token layers and image maps); where no module declares heads, only a reading whose heads x d is
+    a token layer's feature count (`token_features`)."""
     heads, x, y = shape
     declared = _heads_of(name, evidence)
     if declared is not None and declared != heads:
         return None
-    if heads * x in features and y in tokens | {1}:
-        return Geometry(HEADS, "[d, N]", heads=heads)
-    if heads * y in features and x in tokens | {1}:
-        return Geometry(HEADS, "[N, d]", heads=heads)
-    return None
+    known = features if declared else token_features
+    readings = [(order, d) for order, d, n in (("[d, N]", x, y), ("[N, d]", y, x)) if n in tokens | {1}]
+    fitting = [order for order, d in readings if heads * d in known]
+    order = fitting[0] if fitting else readings[0][0] if declared and readings else None
+    return Geometry(HEADS, order, heads=heads) if order else None
 
 
-def decide_geometries(shapes: dict[str, tuple[int, ...]], maps_before: Sequence[Sequence[int]],
-                      declared: tuple[int, int] | None, evidence: ModelEvidence) -> tuple[dict[str, Geometry],
-                                                                                           list[str]]:
-    """Every spiking layer's geometry from its per-sample shape (`shapes`, in forward order, after `[T, B]`), the
-    2D maps seen before the first token layer (`maps_before`, per-sample shapes in forward order), the declared
-    grid and the model's evidence; with the warnings to give. A declared grid that no token layer matches is a
-    `SpikescopeError`."""
-    grid = declared or stem_grid(maps_before)
+def decide_geometries(shapes: dict[str, tuple[int, ...]], declared: tuple[int, int] | None,
+                      evidence: ModelEvidence) -> tuple[dict[str, Geometry], list[str]]:
+    """Every spiking layer's geometry from its per-sample shape (`shapes`: after `[T, B]`, in forward order), the
+    declared grid and the model's evidence; with the warnings to give. Layers are read in order: a token layer's grid
+    is the declared one, else that of the last image map before it (each stage of a multi-stage transformer has
+    its own), and a 3D layer may be the head split of the tokens or maps before it. A declared grid that no token
+    layer has is a `SpikescopeError`."""
     geometries: dict[str, Geometry] = {}
     warnings: list[str] = []
+    grid, counts, features, token_features = declared, set(), set(), set()
     for name, shape in shapes.items():
         if len(shape) == 1:
-            geometries[name] = Geometry(VECTOR)
+            geometry = Geometry(VECTOR)
         elif len(shape) == 2:
-            geometries[name] = _tokens(name, shape, grid, evidence, warnings)
-        elif len(shape) != 3:
-            geometries[name] = Geometry(UNKNOWN)
-    token_layers = {n: g for n, g in geometries.items() if g.kind == TOKENS}
-    _check_declared(declared, {n: shapes[n] for n in token_layers}, token_layers)
-    counts = {_tokens_and_features(shapes[n], g)[0] for n, g in token_layers.items()}
-    features = {_tokens_and_features(shapes[n], g)[1] for n, g in token_layers.items()}
-    first_token = min((list(shapes).index(n) for n in token_layers), default=len(shapes))
-    for position, (name, shape) in enumerate(shapes.items()):
-        if len(shape) == 3:
-            split = _head_split(name, shape, counts, features, evidence) if position > first_token else None
-            geometries[name] = split or Geometry(IMAGE)
-    return {name: geometries[name] for name in shapes}, warnings
+            geometry = _tokens(name, shape, grid, evidence, warnings)
+            if geometry.kind == TOKENS:
+                count, width = _tokens_and_features(shape, geometry)
+                counts.add(count)
+                token_features.add(width)
+        elif len(shape) == 3:
+            geometry = _head_split(name, shape, counts, features | token_features, token_features,
+                                   evidence) or Geometry(IMAGE)
+            if geometry.kind == IMAGE:  # a map's positions are tokens too, for attention on maps
+                counts.add(shape[1] * shape[2])
+                features.add(shape[0])
+                grid = declared or tuple(shape[1:])
+        else:
+            geometry = Geometry(UNKNOWN)
+        geometries[name] = geometry
+    _check_declared(declared, shapes, geometries)
+    return geometries, warnings
 
 
 def _tokens(name: str, shape: tuple[int, ...], grid: tuple[int, int] | None, evidence: ModelEvidence,
             warnings: list[str]) -> Geometry:
-    order = _token_order(shape, grid, evidence)
+    order = _token_order(name, shape, grid, evidence)
     if order is None:
         advice = ("no layer of the model reads either axis as features" if grid else
                   "declare the patch grid with --tokens HxW (tokens=(H, W)) if its tokens form one")
@@ -184,9 +200,13 @@ def _tokens(name: str, shape: tuple[int, ...], grid: tuple[int, int] | None, evi
         return Geometry(UNKNOWN)
     count = shape[0] if order == FEATURES_LAST else shape[1]
     on_grid = grid if grid is not None and count == grid[0] * grid[1] else None
-    heads = _heads_of(name, evidence) if QKV_NAME.fullmatch(name.rsplit(".", 1)[-1]) else None
     features = shape[1] if order == FEATURES_LAST else shape[0]
-    return Geometry(TOKENS, order, on_grid, heads if heads and features % heads == 0 else None)
+    qkv = QKV_NAME.fullmatch(name.rsplit(".", 1)[-1])
+    parts = {"query": "q", "key": "k", "value": "v"}.get(qkv[1].lower(), qkv[1].lower()) if qkv else ""
+    heads = _heads_of(name, evidence) if parts else None
+    if heads is None or features % (heads * len(parts)):
+        return Geometry(TOKENS, order, on_grid)
+    return Geometry(TOKENS, order, on_grid, heads, parts)
 
 
 def _tokens_and_features(shape: Sequence[int], geometry: Geometry) -> tuple[int, int]:
@@ -199,7 +219,7 @@ def _check_declared(declared: tuple[int, int] | None, shapes: dict[str, tuple[in
     if declared is None or any(g.grid for g in geometries.values()):
         return
     h, w = declared
-    found = ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items()) or "none"
+    found = ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items() if len(shape) == 2) or "none"
     raise SpikescopeError(f"--tokens {h}x{w} declares {h * w} tokens, but no token layer [.., N, D] or [.., D, N] has "
                           f"{h * w} (token layers: {found}); give the patch grid of the model's stem")
 
@@ -219,8 +239,10 @@ def as_features(x: torch.Tensor, geometry: Geometry | None) -> torch.Tensor:
     return x
 
 
-def head_rates(channel_rates: Sequence[float], heads: int) -> list[float]:
-    """Per-head firing rates from the per-feature rates of `heads * d` head-major features (every feature has the
-    same number of neurons, so a head's rate is the mean of its features')."""
-    rates = torch.as_tensor(channel_rates, dtype=torch.float64).reshape(heads, -1)
-    return rates.mean(dim=1).tolist()
+def head_rates(channel_rates: Sequence[float], geometry: Geometry) -> list[tuple[str, int, float]]:
+    """`(part, head, firing rate)` of every head from the per-feature rates of a layer whose features are its parts
+    (Q, K, V; one unnamed part for a head-split layer) one after the other, each `heads * d` head-major features.
+    Every feature has the same number of neurons, so a head's rate is the mean of its features'."""
+    parts = geometry.parts or " "
+    rates = torch.as_tensor(channel_rates, dtype=torch.float64).reshape(len(parts) * geometry.heads, -1).mean(dim=1)
+    return [(parts[i // geometry.heads].strip(), i % geometry.heads, float(rate)) for i, rate in enumerate(rates)]

@@ -84,14 +84,18 @@ class SPS(nn.Module):
 
 class SpikformerAttention(nn.Module):
     """Spiking self-attention on tokens `[T, B, C, N]`: heads `[T, B, heads, d, N]`, attn = Q Kᵀ * scale,
-    out = attn V (no softmax), an LIF on the head-split output, then the projection."""
+    out = attn V (no softmax), an LIF on the head-split output, then the projection. With `fused`, Q, K and V come
+    from one conv1d-BN-LIF `qkv_lif` of 3C features `[T, B, 3, heads, d, N]`, as SpikingJelly's Spikformer has it."""
 
-    def __init__(self, dim: int, heads: int, neuron: Callable[[], nn.Module]) -> None:
+    def __init__(self, dim: int, heads: int, neuron: Callable[[], nn.Module], fused: bool = False) -> None:
         super().__init__()
         self.num_heads = heads
         self.scale = 0.125
-        self.q, self.k, self.v = (conv1d_bn(dim, dim) for _ in range(3))
-        self.q_lif, self.k_lif, self.v_lif = neuron(), neuron(), neuron()
+        if fused:
+            self.qkv, self.qkv_lif = conv1d_bn(dim, 3 * dim), neuron()
+        else:
+            self.q, self.k, self.v = (conv1d_bn(dim, dim) for _ in range(3))
+            self.q_lif, self.k_lif, self.v_lif = neuron(), neuron(), neuron()
         self.attn_lif = neuron()
         self.proj = conv1d_bn(dim, dim)
         self.proj_lif = neuron()
@@ -99,9 +103,12 @@ class SpikformerAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T, B, C, N = x.shape
         heads = (T, B, self.num_heads, C // self.num_heads, N)
-        q = self.q_lif(self.q(x)).reshape(heads)
-        k = self.k_lif(self.k(x)).reshape(heads)
-        v = self.v_lif(self.v(x)).reshape(heads)
+        if hasattr(self, "qkv"):
+            q, k, v = self.qkv_lif(self.qkv(x)).reshape(T, B, 3, *heads[2:]).unbind(2)
+        else:
+            q = self.q_lif(self.q(x)).reshape(heads)
+            k = self.k_lif(self.k(x)).reshape(heads)
+            v = self.v_lif(self.v(x)).reshape(heads)
         attn = (q.transpose(-2, -1) @ k) * self.scale  # [T, B, heads, N, N]
         out = (attn @ v.transpose(-2, -1)).transpose(-2, -1)  # [T, B, heads, d, N]
         return self.proj_lif(self.proj(self.attn_lif(out).reshape(T, B, C, N)))
@@ -253,10 +260,12 @@ def reset_states(model: nn.Module) -> None:
             module.reset()
 
 
-def spikformer_block(T: int = 2, dim: int = 32, heads: int = 4, neuron: str = "lif") -> TokenNet:
-    """Spikformer on tokens `[T, B, C, N]`, 64 tokens on an 8 x 8 grid (see the module docstring)."""
+def spikformer_block(T: int = 2, dim: int = 32, heads: int = 4, neuron: str = "lif",
+                     fused_qkv: bool = False) -> TokenNet:
+    """Spikformer on tokens `[T, B, C, N]`, 64 tokens on an 8 x 8 grid (see the module docstring); `fused_qkv`: Q, K
+    and V from one layer `attn.qkv_lif`."""
     make = make_neuron(neuron)
-    return calibrated(TokenNet(T, dim, SPS(dim, make), SpikformerAttention(dim, heads, make),
+    return calibrated(TokenNet(T, dim, SPS(dim, make), SpikformerAttention(dim, heads, make, fused_qkv),
                                SpikformerMLP(dim, make)))
 
 

@@ -18,6 +18,7 @@ from spikescope.attribution import plan_attribution
 from spikescope.claims import orientation_claim
 from spikescope.errors import SpikescopeError
 from spikescope.neurons import LIF
+from spikescope.tokens import HEADS, IMAGE, TOKENS, Geometry, ModelEvidence, as_features, decide_geometries
 
 TESTS = Path(__file__).parent
 
@@ -124,6 +125,41 @@ def test_per_head_rates_equal_the_mean_of_each_heads_spikes(build):
         assert list(measured["head"]) == [0, 1, 2, 3]
         np.testing.assert_allclose(measured["firing_rate"].to_numpy(), rates, rtol=1e-12)
     assert "attn.proj_lif" not in set(result.heads["layer"])  # it feeds no head split
+
+
+def test_fused_qkv_has_per_head_rates_of_q_k_and_v_apart():
+    model, seen = spikformer_block(fused_qkv=True), {}
+    model.attn.qkv_lif.register_forward_hook(lambda m, a, out: seen.setdefault("qkv", out))
+    result = spikescope.analyze(model, [(fashion_images(4),)])
+    T, B, _, N = seen["qkv"].shape
+    qkv = seen["qkv"].double().reshape(T, B, 3, 4, 8, N)  # [T, B, part, head, d, N], as the block splits it
+    measured = result.heads[result.heads["layer"] == "attn.qkv_lif"]
+    assert list(measured["part"]) == list("qqqqkkkkvvvv") and list(measured["head"]) == [0, 1, 2, 3] * 3
+    by_hand = [qkv[:, :, p, h].mean().item() for p in range(3) for h in range(4)]
+    np.testing.assert_allclose(measured["firing_rate"].to_numpy(), by_hand, rtol=1e-12)
+
+
+def test_each_stage_of_a_multi_stage_transformer_lays_its_tokens_on_its_own_grid():
+    shapes = {"stage1.map": (16, 16, 16), "stage1.lif": (32, 256), "stage2.map": (32, 8, 8), "stage2.lif": (128, 64),
+              "stage3.map": (64, 4, 4), "stage3.lif": (256, 16)}  # 256 features on 16 tokens: not 256 tokens
+    geometries, warnings = decide_geometries(shapes, None, ModelEvidence())
+    assert [geometries[f"stage{i}.lif"] for i in (1, 2, 3)] == [Geometry(TOKENS, "[D, N]", grid) for grid in
+                                                                 ((16, 16), (8, 8), (4, 4))]
+    assert warnings == []
+
+
+def test_a_sum_over_tokens_split_into_heads_after_attention_on_maps_is_head_split():
+    shapes = {"stem.lif": (64, 4, 4), "attn.q_lif": (64, 4, 4), "attn.attn_lif": (4, 1, 16)}  # [heads, 1, d]
+    geometries, _ = decide_geometries(shapes, None, ModelEvidence(heads={"attn": 4}))
+    assert geometries["attn.q_lif"].kind == IMAGE
+    assert geometries["attn.attn_lif"] == Geometry(HEADS, "[N, d]", heads=4)
+    assert as_features(torch.zeros(2, 3, 4, 1, 16), geometries["attn.attn_lif"]).shape == (2, 3, 64, 1)
+
+
+def test_a_classifier_elsewhere_in_the_model_does_not_decide_a_blocks_token_layout():
+    evidence = ModelEvidence(last_axis={"head": {64, 10}}, channel_axis={"blocks.0.mlp.fc1": {64, 256}})
+    geometries, warnings = decide_geometries({"stem.lif": (64, 8, 8), "blocks.0.mlp.lif": (64, 64)}, None, evidence)
+    assert geometries["blocks.0.mlp.lif"] == Geometry(TOKENS, "[D, N]", (8, 8)) and warnings == []
 
 
 def spikescope_cli(*args):

@@ -182,8 +182,9 @@ def _token_tables(result: AnalysisResult) -> str:
     parts = []
     if len(result.heads):
         parts.append("<p>Firing rate of every attention head: head-split layers, and the Q, K and V token layers "
-                     "split into heads (features head by head). The numbers are in heads.csv.</p>"
-                     + table(result.heads, {"layer": "layer", "head": "head", "firing_rate": "firing rate"}))
+                     "split into heads (features part by part, head by head). The numbers are in heads.csv.</p>"
+                     + table(result.heads, {"layer": "layer", "part": "part", "head": "head",
+                                            "firing_rate": "firing rate"}))
     if len(result.tokens):
         rates = result.tokens.groupby("layer", sort=False)
         spread = pd.DataFrame({"tokens": rates.size(), "lowest": rates["firing_rate"].min().map("{:.4f}".format),
