@@ -225,9 +225,10 @@ def _check_declared(declared: tuple[int, int] | None, shapes: dict[str, tuple[in
 
 
 def as_features(x: torch.Tensor, geometry: Geometry | None) -> torch.Tensor:
-    """`x: [T, B, ...]` as the metrics read it: features as channels, `[T, B, D, h, w]` for tokens on the grid,
-    `[T, B, D, N]` for other tokens, `[T, B, heads * d, N]` for head-split tensors (head-major features);
-    images, vectors, unknown layouts and layers not yet decided (None) unchanged."""
+    """`x: [T, B, ...]` as the metrics read it (any leading axes: one timestep's `[B, ...]` too): features as
+    channels, `[T, B, D, h, w]` for tokens on the grid, `[T, B, D, N]` for other tokens, `[T, B, heads * d, N]` for
+    head-split tensors (head-major features); images, vectors, unknown layouts and layers not yet decided (None)
+    unchanged."""
     if geometry is None:
         return x
     if geometry.kind == TOKENS:
@@ -235,7 +236,7 @@ def as_features(x: torch.Tensor, geometry: Geometry | None) -> torch.Tensor:
             x = x.transpose(-1, -2)
         return x.unflatten(-1, geometry.grid) if geometry.grid else x
     if geometry.kind == HEADS:
-        return (x if geometry.order == "[d, N]" else x.transpose(-1, -2)).flatten(2, 3)
+        return (x if geometry.order == "[d, N]" else x.transpose(-1, -2)).flatten(-3, -2)
     return x
 
 
