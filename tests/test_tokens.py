@@ -162,6 +162,13 @@ def test_a_classifier_elsewhere_in_the_model_does_not_decide_a_blocks_token_layo
     assert geometries["blocks.0.mlp.lif"] == Geometry(TOKENS, "[D, N]", (8, 8)) and warnings == []
 
 
+def test_compare_lays_every_models_tokens_on_the_declared_grid(tmp_path):
+    comparison, _ = spikescope.compare({"a": patch_tokens(), "b": patch_tokens(dim=8)}, data="fashion-mnist-sample",
+                                       limit=8, T=2, tokens=(8, 8), out=tmp_path / "c")
+    assert {label: list(r.layers["geometry"]) for label, r in comparison.results.items()} == {
+        "a": ["tokens on 8 x 8 grid"] * 2, "b": ["tokens on 8 x 8 grid"] * 2}
+
+
 def spikescope_cli(*args):
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     return subprocess.run([sys.executable, "-m", "spikescope", *map(str, args)], capture_output=True, text=True,
