@@ -46,7 +46,6 @@ FOUND_BY_PROBE = "binary output on the first batch"
 FOUND_BY_NAME = "named by the user"
 
 ROLE_SPIKING = "spiking"  # a neuron: its output goes to the spike metrics
-ROLE_SYNAPTIC = "synaptic"  # a conv/linear/FSTA: its input goes to the energy metric
 ROLE_PASS_THROUGH = "pass-through"  # observed on the first batch only, to recognise containers of spikes
 
 

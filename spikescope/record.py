@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .detect import (FOUND_BY_NAME, FOUND_BY_PROBE, OUTPUT_ANALOG, OUTPUT_COUNTS, OUTPUT_SPIKES, ROLE_PASS_THROUGH,
-                     ROLE_SPIKING, ROLE_SYNAPTIC, declared_geometry, declared_layouts, declared_output, first_tensor,
+                     ROLE_SPIKING, declared_geometry, declared_layouts, declared_output, first_tensor,
                      framework_fold, innermost, neurons_by_class, output_kind, probe_candidates,
                      sample_rank, sums_spikes)
 from .errors import SpikescopeError, describe, warn
@@ -39,8 +39,8 @@ from .metrics.spectrum import Spectrum
 from .metrics.temporal import TemporalSimilarity
 from .energy.conventions import MODEL_ROW
 from .energy.operators import OperatorCounter
-from .synapses import synapse_cost
 from .tokens import Geometry, as_features, declared_grid, decide_geometries, model_evidence
+from .synapses import synapse_cost
 from .timelayout import (FOLD_ORDERS, WHOLE_SEQUENCE, FirstPass, Layout, batch_size_of, candidate_layouts,
                          decide_layouts, to_time_first)
 
@@ -74,7 +74,7 @@ class LayerInfo:
     name: str
     type: str
     found_by: str
-    role: str  # ROLE_SPIKING, ROLE_SYNAPTIC or ROLE_PASS_THROUGH
+    role: str  # ROLE_SPIKING or ROLE_PASS_THROUGH
     layout: Layout | None = None
     output: str = OUTPUT_SPIKES
     geometry: Geometry | None = None  # spiking layers, after the first batch: image, tokens, head-split, vector
@@ -86,15 +86,6 @@ class _Probe:
 
     zero_one: bool = True
     fired: bool = False
-
-
-def _fingerprint(x: torch.Tensor) -> tuple[int, int, int]:
-    """Where a tensor's values live and how often they were changed in place: a synaptic layer whose input has
-    the fingerprint of a spiking layer's output in the same pass reads those spikes unchanged, and the energy
-    metric need not check them again. Inference tensors keep no version count and match nothing."""
-    if torch.is_inference(x):
-        return (-1, -1, -1)
-    return (x.data_ptr(), x.numel(), x._version)
 
 
 class SpikeRecorder:
@@ -151,11 +142,9 @@ class SpikeRecorder:
         self._buffers: dict[str, list[torch.Tensor]] = {}
         self._probes: dict[str, _Probe] = {}
         self._order: list[str] = []
-        self._costs = {}
         self._operations: OperatorCounter | None = None
         self._sequence_batch = 0  # the batch of the last sequence handed to the metrics
         self._checked: set[str] = set()  # keys whose output kind is checked on every batch (named non-neurons)
-        self._spike_tensors: set[tuple[int, int, int]] = set()  # this pass's spike outputs (see `_fingerprint`)
         self._batch = 0
         self._input_shape: tuple[int, ...] = ()
         self._first_pass = True
@@ -200,17 +189,15 @@ class SpikeRecorder:
             self._exposed.enter_context(potentials_exposed(self.model))
 
     def _watch_synapses(self, neurons: set[str]) -> None:
-        """Cost every operation of each forward pass (`energy.operators`) and watch FSTA modules, which are costed
-        as modules. Operations inside `neurons` (their dynamics), normalisation layers and FSTA are not synaptic."""
-        fsta = {name for name, module in self._modules.items() if isinstance(module, FSTA)}
-        for name in fsta:
-            self._costs[name] = synapse_cost(self._modules[name])
-            self._watch(name, type(self._costs[name]).__name__, ROLE_SYNAPTIC)
+        """Cost every operation of each forward pass (`energy.operators`); FSTA modules are costed whole, by their
+        own count (`FSTA.macs`). Operations inside `neurons` (their dynamics) and normalisation layers are not
+        synaptic."""
+        fsta = {name: module for name, module in self._modules.items() if isinstance(module, FSTA)}
         norms = {name for name, module in self._modules.items() if isinstance(module, NORMALISATIONS)}
         sinks = [m for m in self.metrics if m.inputs == "synapses"]
         counts = any(sums_spikes(m) or declared_output(m) == OUTPUT_COUNTS for m in self._modules.values())
         self._operations = OperatorCounter(self.model, lambda rows, samples: [m.add(rows, samples) for m in sinks],
-                                           neurons | fsta | norms, counts_everywhere=counts)
+                                           neurons | norms, {name: synapse_cost(m) for name, m in fsta.items()}, counts)
 
     def add_warning(self, message: str) -> None:
         """Issue a `SpikescopeWarning` about this run once, and keep it in `warnings` (it reaches the report)."""
@@ -283,7 +270,6 @@ class SpikeRecorder:
             raise SpikescopeError("the model was called without a tensor input; SpikeRecorder needs one")
         self._batch = batch_size_of(model_input, self.T or 1)
         self._input_shape = tuple(model_input.shape)
-        self._spike_tensors.clear()
         if self._first_pass:
             if self._in_call or not self._first_calls:  # a new first sequence, or one whose last call raised
                 self._first_calls = 0
@@ -293,7 +279,7 @@ class SpikeRecorder:
             self._in_call = True
             return
         for key, info in self._watched.items():
-            if info.layout in (Layout.PER_CALL, Layout.CALLS) and self._buffers.get(key):
+            if info.layout is Layout.PER_CALL and self._buffers.get(key):
                 self.add_warning("a forward pass ended early; its partial spikes were dropped")
                 self._buffers[key] = []
                 self._potentials.pop(key, None)
@@ -307,7 +293,7 @@ class SpikeRecorder:
 
     def _record(self, key: str, module: nn.Module, args: tuple, output) -> None:
         info = self._watched[key]
-        tensor = first_tensor(args if info.role == ROLE_SYNAPTIC else output)
+        tensor = first_tensor(output)
         if tensor is None:
             return
         tensor = tensor.detach()
@@ -321,7 +307,7 @@ class SpikeRecorder:
             return
         pending = self._buffers.setdefault(key, [])
         pending.append(tensor)
-        if len(pending) == self.T and info.layout is not Layout.CALLS:  # CALLS are handed over at the pass's end
+        if len(pending) == self.T:
             self._dispatch(key, pending)
             self._buffers[key] = []
 
@@ -375,10 +361,7 @@ class SpikeRecorder:
             return
         for key, info in self._watched.items():
             pending = self._buffers.get(key)
-            if info.layout is Layout.CALLS and pending:
-                self._dispatch(key, pending)
-                self._buffers[key] = []
-            elif info.layout is Layout.PER_CALL and pending:
+            if info.layout is Layout.PER_CALL and pending:
                 raise SpikescopeError(f"layer {info.name} ran {len(pending)} times in one forward pass; "
                                       f"with T={self.T} it should run {self.T} times")
 
@@ -416,15 +399,14 @@ class SpikeRecorder:
         binary_pass_through = {watched[k].name for k in self._probes if watched[k].role == ROLE_PASS_THROUGH
                                and self._binary(k)}
         keep_probed = innermost(probed, known | binary_pass_through)
-        selected = [k for k in self._order if watched[k].role == ROLE_SYNAPTIC
-                    or watched[k].found_by != FOUND_BY_PROBE or watched[k].name in keep_probed]
+        selected = [k for k in self._order if watched[k].found_by != FOUND_BY_PROBE or watched[k].name in keep_probed]
         self._name_silent_candidates(probed | known | binary_pass_through)
         self._check_named_layers_ran()
         selected = self._apply_pattern(selected)
         if not any(watched[k].role == ROLE_SPIKING for k in selected):
             raise SpikescopeError("no spiking layer found: no neuron of a known framework and no module with binary "
                                   "output; name the layers explicitly with layers=[...] / --layers")
-        selected = self._set_layouts(selected)
+        self._set_layouts(selected)
         self._watched = {k: watched[k] for k in selected}
         self._potentials = {k: v for k, v in self._potentials.items() if k in self._watched}
         self._rehook()
@@ -438,16 +420,15 @@ class SpikeRecorder:
         self._first_pass = False
         buffered, self._buffers = self._buffers, {}
         stepped, self._stepped = self._stepped, {}
-        spiking_first = sorted(selected, key=lambda k: self._watched[k].role != ROLE_SPIKING)  # kinds before costs
-        for key in spiking_first:
+        for key in selected:
             tensors = buffered[key] + stepped.get(key, [])
             if self._watched[key].layout is Layout.PER_FORWARD:
                 self._buffers[key] = tensors
                 if len(tensors) == self.T:
-                    self._dispatch(key, tensors, live=False)
+                    self._dispatch(key, tensors)
                     self._buffers[key] = []
             else:
-                self._dispatch(key, tensors, live=False)
+                self._dispatch(key, tensors)
         self._settle_operations()
 
     def _check_named_layers_ran(self) -> None:
@@ -513,8 +494,6 @@ class SpikeRecorder:
 
     def _count_spikes_in_synapses(self) -> None:
         """Multi-spike neurons in the model: synaptic inputs of whole numbers are spike counts, costed per spike."""
-        for cost in self._costs.values():
-            cost.accepts_counts = True
         if self._operations is not None:
             self._operations.operands.counts_everywhere = True
 
@@ -547,32 +526,22 @@ class SpikeRecorder:
         if not matched:
             names = ", ".join(self._watched[k].name for k in spiking)
             raise SpikescopeError(f"no spiking layer matches {self._selection!r}; available: {names}")
-        return [k for k in selected if self._watched[k].role == ROLE_SYNAPTIC or k in matched]
+        return matched
 
-    def _set_layouts(self, selected: list[str]) -> list[str]:
-        """Decide every module's layout (see `decide_layouts`); returns the keys kept. A synaptic module whose
-        calls cannot be aligned with the neurons is named as uncosted instead."""
+    def _set_layouts(self, selected: list[str]) -> None:
+        """Decide every selected layer's layout (see `decide_layouts`)."""
         passes = {}
         for key in selected:
             info, module = self._watched[key], self._modules[self._watched[key].name]
-            passes[key] = FirstPass(info.name, info.role == ROLE_SYNAPTIC, [tuple(t.shape) for t in self._buffers[key]],
-                                    sample_rank(module), declared_layouts(module))
+            passes[key] = FirstPass(info.name, [tuple(t.shape) for t in self._buffers[key]], sample_rank(module),
+                                    declared_layouts(module))
         declared_batch_first = any(declared_layouts(m) == (Layout.BATCH_FIRST,) for m in self.model.modules())
         layouts = decide_layouts(
             passes, self.T, self._batch, FOLD_ORDERS[self.fold] if self.fold else framework_fold(self.model),
             declared_batch_first if self.batch_first is None else self.batch_first,
             self.batch_first is not None or declared_batch_first, self._input_shape)
-        unaligned = [k for k, layout in layouts.items() if layout is None]
-        for key in unaligned:
-            name = self._watched[key].name
-            self.uncosted.append((name, "fsta"))
-            calls = len(self._buffers[key])
-            self.add_warning(f"spikescope cannot cost {name} ({self._watched[key].type}): its {calls} calls in one "
-                             "forward pass do not line up with the neurons' timesteps")
-            del self._costs[name]
         for key, layout in layouts.items():
             self._watched[key].layout = layout
-        return [k for k in selected if k not in unaligned]
 
     def _rehook(self) -> None:
         """Keep the model-level hooks and the hooks of the selected modules only."""
@@ -584,25 +553,16 @@ class SpikeRecorder:
             self._handles.append(self._modules[info.name].register_forward_hook(partial(self._on_forward, key)))
 
     # --- hand-over to the metrics -----------------------------------------------------------------
-    def _dispatch(self, key: str, tensors: list[torch.Tensor], live: bool = True) -> None:
-        """Hand `tensors` to the metrics; `live` when they come straight from the hook (not buffered by the first
-        pass, during which they may have been changed in place)."""
+    def _dispatch(self, key: str, tensors: list[torch.Tensor]) -> None:
+        """Hand one sequence's `tensors` to the metrics."""
         info = self._watched[key]
         if info.layout in (Layout.FOLDED, Layout.FOLDED_BATCH_MAJOR) and tensors[0].shape[0] % self.T:
             raise SpikescopeError(f"layer {info.name} saw {tensors[0].shape[0]} rows, not a multiple of T={self.T}")
         x = to_time_first(tensors, info.layout, self.T)
         self._sequence_batch = x.shape[1]
-        if info.role == ROLE_SYNAPTIC:
-            known_spikes = _fingerprint(x) in self._spike_tensors
-            for metric in self.metrics:
-                if metric.inputs == "synapses":
-                    metric.update(info.name, x, self._costs[info.name], known_spikes=known_spikes)
-            return
         spikes = as_features(x if x.is_floating_point() else x.float(), info.geometry)
         if key in self._checked:
             self._observe_output(info, spikes)
-        if info.output == OUTPUT_SPIKES and live:
-            self._spike_tensors.add(_fingerprint(x))
         for metric in self.metrics:
             if metric.inputs == "spikes":
                 metric.update(info.name, spikes)

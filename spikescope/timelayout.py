@@ -26,7 +26,6 @@ class Layout(str, Enum):
     FOLDED_BATCH_MAJOR = "folded batch-major [B*T, ...]"
     PER_CALL = "single-step, T calls per forward"
     PER_FORWARD = "single-step, one call per forward"
-    CALLS = "every call of one forward, stacked"  # synaptic modules: each call costs its own operations
 
 
 FOLD_ORDERS = {"time-major": Layout.FOLDED, "batch-major": Layout.FOLDED_BATCH_MAJOR}
@@ -39,7 +38,6 @@ class FirstPass:
     rank of one sample where known (convolutions), and the layouts its framework declares."""
 
     name: str
-    synaptic: bool
     shapes: list[tuple[int, ...]]
     rank: int | None = None
     declared: tuple[Layout, ...] = ()
@@ -121,38 +119,18 @@ def _looks_batch_first(shape: Sequence[int], input_shape: Sequence[int], T: int)
     return T > 1 and len(shape) >= 3 and shape[1] == T and len(input_shape) >= 3 and input_shape[1] == T
 
 
-def _synaptic_layout(first: FirstPass, T: int, batch: int, external: bool, batch_first: bool) -> Layout | None:
-    """How a synaptic module's calls make one sequence; None if they cannot be aligned with the neurons.
-
-    A module called once on a whole sequence reads it as such (both folds count the same operations);
-    otherwise every call of a forward pass is one evaluation, stacked, so a module that runs once per
-    sequence (an encoder before the time loop) or k times is costed once or k times.
-    """
-    if external:
-        return Layout.PER_FORWARD if len(first.shapes) == 1 and first.shapes[0][0] == batch else None
-    if len(first.shapes) == 1:
-        whole = [layout for layout in candidate_layouts(first.shapes[0], 1, T, batch, first.rank,
-                                                        batch_first or Layout.BATCH_FIRST in first.declared)
-                 if layout in WHOLE_SEQUENCE]
-        order = (*first.declared, Layout.BATCH_FIRST if batch_first else Layout.TIME_FIRST, Layout.FOLDED,
-                 *WHOLE_SEQUENCE)
-        return next((layout for layout in order if layout in whole), Layout.CALLS)
-    return Layout.CALLS if len(set(first.shapes)) == 1 else None
-
-
 def decide_layouts(passes: dict[str, FirstPass], T: int, batch: int, fold: Layout | None = None,
                    batch_first: bool = False, batch_first_said: bool = False,
-                   input_shape: Sequence[int] = ()) -> dict[str, Layout | None]:
-    """Every watched module's layout, decided together from the first forward pass.
+                   input_shape: Sequence[int] = ()) -> dict[str, Layout]:
+    """Every spiking layer's layout, decided together from the first forward pass.
 
     Neurons use what their framework declares, else the reading the rest of the model implies (`fold` for
-    folded outputs, `batch_first` for `[B, T, ...]`); a synaptic module that cannot be aligned gets None.
+    folded outputs, `batch_first` for `[B, T, ...]`).
     `batch_first_said` is False when nobody said whether undeclared neurons are batch-first: an output
     that could be `[B, T, ...]` or one step of a per-forward loop is then an error, not a guess.
     """
-    spiking = {k: p for k, p in passes.items() if not p.synaptic}
     readings = {k: candidate_layouts(p.shapes[0], len(p.shapes), T, batch, p.rank,
-                                     batch_first or Layout.BATCH_FIRST in p.declared) for k, p in spiking.items()}
+                                     batch_first or Layout.BATCH_FIRST in p.declared) for k, p in passes.items()}
     external = any(r == [Layout.PER_FORWARD] for r in readings.values())
     internal = any(r and Layout.PER_FORWARD not in r for r in readings.values())
     if external and internal:
@@ -160,11 +138,8 @@ def decide_layouts(passes: dict[str, FirstPass], T: int, batch: int, fold: Layou
                               "spikescope cannot align them")
     model_wide = (Layout.PER_FORWARD,) if external else (
         Layout.BATCH_FIRST if batch_first else Layout.TIME_FIRST, Layout.PER_CALL)
-    layouts: dict[str, Layout | None] = {}
+    layouts: dict[str, Layout] = {}
     for key, first in passes.items():
-        if first.synaptic:
-            layouts[key] = _synaptic_layout(first, T, batch, external, batch_first)
-            continue
         declared = tuple(layout for layout in first.declared if layout in model_wide) or first.declared
         preferred = declared or model_wide + ((fold,) if fold else ())
         layout = infer_layout(first.name, first.shapes[0], len(first.shapes), T, batch, preferred, first.rank,

@@ -243,3 +243,14 @@ def test_a_first_sequence_cut_short_says_how_many_of_its_t_calls_ran():
         model(torch.full((2, 4), 0.5))
     with pytest.raises(spikescope.errors.SpikescopeError, match="first sequence ended after 2 of T=3 calls"):
         recorder.compute()
+
+
+def test_fsta_is_costed_whole_by_its_own_count_in_the_order_the_network_runs():
+    model, _ = spikescope.load("spikescope/bundled/compact_cnn_fsta.pt")
+    images = spikescope.load_dataset("fashion-mnist-sample", "test", limit=4)[:][0]
+    energy = spikescope.analyze(model.eval(), [images]).energy
+    fsta_rows = energy[energy["kind"] == "fsta"]
+    assert list(energy["layer"][:3]) == ["block1.conv", "block1.lif.fsta", "block2.conv"]
+    first = model.get_submodule("block1.lif.fsta")
+    assert fsta_rows.iloc[0]["macs_per_image"] == first.macs((16, 28, 28)) and len(fsta_rows) == 5
+    assert not energy["module"].str.startswith("block1.lif.fsta.").any()  # nothing inside FSTA on its own

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
@@ -24,6 +24,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import conventions as c
 from .geometry import ConvSpec
+
+if TYPE_CHECKING:
+    from ..metrics.energy import SynapseCost
 
 PRODUCTS = {"mm": "matmul", "addmm": "matmul", "bmm": "matmul", "baddbmm": "matmul", "convolution": "conv",
             "_convolution": "conv"}
@@ -82,13 +85,16 @@ class OperatorCounter(TorchDispatchMode):
     recorder learns only after the first pass which modules are neurons (whose operations are not costed)."""
 
     def __init__(self, model: nn.Module, sink: Callable[[dict[str, list[c.Operation]], float], None],
-                 skipped: set[str], counts_everywhere: bool = False) -> None:
-        """`skipped`: modules whose operations are not synaptic (neurons, normalisation, FSTA); a convolution or
-        linear layer inside a neuron (a recurrent synapse) is still costed, nothing inside FSTA is."""
+                 skipped: set[str], whole: dict[str, "SynapseCost"] | None = None,
+                 counts_everywhere: bool = False) -> None:
+        """`skipped`: modules whose operations are not synaptic (neurons, normalisation); a convolution or linear
+        layer inside a neuron (a recurrent synapse) is still costed. `whole`: modules costed as one operation by
+        their own count (FSTA, fed `[T, B, ...]`), nothing inside them separately."""
         super().__init__()
         self.model = model
         self.sink = sink
         self.skipped = set(skipped)
+        self.whole = dict(whole or {})
         self.uncosted: dict[tuple[str, str], None] = {}  # (module, operator), in order of appearance
         weights = {c._storage(t) for t in [*model.parameters(), *model.buffers()]}
         self.operands = c.Operands(weights, counts_everywhere)
@@ -96,7 +102,6 @@ class OperatorCounter(TorchDispatchMode):
         modules = dict(model.named_modules())
         self._names = {id(m): n for n, m in modules.items()}
         self._weighted = {n for n, m in modules.items() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))}
-        self._fsta = {n for n in skipped if type(modules[n]).__name__ == "FSTA"}
         self._kinds = {n: ("linear" if isinstance(m, nn.Linear) else "transposed conv"
                            if isinstance(m, nn.modules.conv._ConvTransposeNd) else "conv") for n, m in modules.items()
                        if n in self._weighted}
@@ -175,8 +180,8 @@ class OperatorCounter(TorchDispatchMode):
                  samples: float) -> None:
         """Hand a pass over, without what ran inside modules found to be neurons since it was counted."""
         self.uncosted.update({k: None for k in uncosted if not self._skips(k[0])})
-        kept = {row: calls for row, calls in rows.items() if not self._skips(c.row_module(row)) or (
-            calls[0].weighted and not self._inside_fsta(c.row_module(row)))}
+        kept = {row: calls for row, calls in rows.items() if row in self.whole or not self._skips(c.row_module(row))
+                or (calls[0].weighted and not self._inside_whole(c.row_module(row)))}
         if kept:
             self.sink(kept, samples)
 
@@ -185,6 +190,11 @@ class OperatorCounter(TorchDispatchMode):
         if self._counting():
             name = self._names.get(id(module), "")
             self._stack.append(_Frame(name, name in self._weighted))
+            if name in self.whole and args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 3:
+                x, cost = args[0], self.whole[name]
+                dense = float(cost.dense_ops(x.shape[0], x.shape[2:]) * x.shape[1])
+                self._rows.setdefault(name, []).append(
+                    c.Operation(name, cost.operator, cost.kind, c.DENSE, False, 0.0, dense))
 
     def _leave_module(self, module: nn.Module, args, output) -> None:
         if self._counting() and self._stack and self._stack[-1].name == self._names.get(id(module)):
@@ -195,12 +205,12 @@ class OperatorCounter(TorchDispatchMode):
         inside FSTA)."""
         skip = self._skip_cache.get(module)
         if skip is None:
-            skip = self._inside_fsta(module) or (_inside(module, self.skipped) and module not in self._weighted)
+            skip = self._inside_whole(module) or (_inside(module, self.skipped) and module not in self._weighted)
             self._skip_cache[module] = skip
         return skip
 
-    def _inside_fsta(self, module: str) -> bool:
-        return _inside(module, self._fsta)
+    def _inside_whole(self, module: str) -> bool:
+        return _inside(module, set(self.whole))
 
     # --- operators ------------------------------------------------------------------------------
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -215,7 +225,7 @@ class OperatorCounter(TorchDispatchMode):
         out = func(*args, **kwargs)
         frame = self._stack[-1] if self._stack else _Frame("", False)
         name = _base_name(func)
-        if not self._skips(frame.name) or (name in PRODUCTS and not self._inside_fsta(frame.name)):
+        if not self._skips(frame.name) or (name in PRODUCTS and not self._inside_whole(frame.name)):
             self._count(name, args, kwargs, out, frame)  # a neuron's own products with weights are synapses
         return out
 

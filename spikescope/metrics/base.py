@@ -68,8 +68,8 @@ class Metric:
     `load_state_dict()`.
 
     Subclasses set `reductions` (state name -> "sum" | "max") and `inputs`: "spikes" for
-    metrics fed the output of spiking layers, "synapses" for metrics fed the input of
-    synaptic layers, "membrane" for metrics fed neurons' potentials with their spikes.
+    metrics fed the output of spiking layers, "synapses" for metrics fed the costed
+    operations of each forward pass (`Energy.add`), "membrane" for metrics fed neurons' potentials with their spikes.
     States live in `self.states[layer][name]`, in insertion (depth) order. Counts are whole
     numbers held exactly, so they merge bit for bit; `float_sums` names the states (sums of
     real values) whose merge can differ from a single pass in the last bits.
