@@ -242,7 +242,7 @@ class OperatorCounter(TorchDispatchMode):
         if operations is None:
             self._name_uncosted(name, args, frame)
             return
-        weighted = name in PRODUCTS and any(c._storage(a) in self._matrix_weights for a in args[:3]
+        weighted = name in PRODUCTS and any(c._storage(a) in self.operands.weights for a in args[:3]
                                             if isinstance(a, torch.Tensor))
         for operation in operations:
             operation.weighted = weighted

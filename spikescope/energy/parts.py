@@ -2,8 +2,9 @@
 
 Attention (`attn`, `attention`, `ssa`, `sdsa`, `tssa`, `qk` in any path component), MLP (`mlp`, `ffn`),
 the stem (a top-level `patch_embed`, `sps`, `stem`, `embed`, `tokenizer`, `conv1`, `bn1`), the head (a
-top-level `head`, `classifier`, `fc`, `readout`); otherwise adds of spikes and anything fed spike sums are
-the residual path, other convolutions and linear layers `conv`, FSTA `FSTA`, the rest `other`.
+top-level `head`, `classifier`, `fc`, `readout`, and the model's own averages before it); otherwise adds
+of spikes and anything fed spike sums are the residual path, other convolutions and linear layers `conv`,
+FSTA `FSTA`, the rest `other`.
 """
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ def part_of(row: str, kind: str, source: str) -> str:
         return "MLP"
     if components and STEM.fullmatch(components[0]):
         return "stem"
-    if components and HEAD.fullmatch(components[0]):
-        return "head"
+    if (components and HEAD.fullmatch(components[0])) or (not components and kind in ("reduction", "pooling")):
+        return "head"  # a classifier, or the model's own average over tokens, positions or time before it
     if kind == "add" or source == "spike sums":
         return "residual"
     return "conv" if kind in ("conv", "transposed conv", "linear") else "other"

@@ -90,7 +90,7 @@ class Energy(Metric):
 
     reductions = {"acs": "sum", "dense": "sum", "macs": "sum", "events": "sum", "elements": "sum", "sums_acs": "sum",
                   "sums_dense": "sum", "out_nonzero": "sum", "out_elements": "sum", "samples": "sum", "kind": "max",
-                  "operator": "max", "input": "max", "both": "max"}
+                  "operator": "max", "input": "max", "both": "max", "weighted": "max"}
     inputs = "synapses"
 
     def __init__(self, preset: str = "fp32") -> None:
@@ -130,7 +130,8 @@ class Energy(Metric):
                 total["sums_dense"] += op.dense if op.input == SUMS and op.kind in PRODUCTS else 0.0
             first = calls[0]
             indices = {"kind": KINDS.index(first.kind), "operator": OPERATORS.index(first.operator),
-                       "input": max(INPUTS.index(op.input) for op in calls), "both": int(any(op.both for op in calls))}
+                       "input": max(INPUTS.index(op.input) for op in calls), "both": int(any(op.both for op in calls)),
+                       "weighted": int(any(op.weighted for op in calls))}
             self._accumulate(row, {
                 **{name: torch.tensor(x, dtype=torch.float64, device=device) for name, x in total.items()},
                 "samples": torch.tensor(float(samples), dtype=torch.float64, device=device),
@@ -161,8 +162,7 @@ class Energy(Metric):
                          "macs_dense_reading": macs_dense_reading / samples}
             rows.append({
                 "layer": name, "module": row_module(name), "operator": OPERATORS[int(v["operator"])], "kind": kind,
-                "input": source, "operands": DENSE if source == DENSE else (
-                    f"{source} x {source}" if both else f"{source} x weights"),
+                "input": source, "operands": operands(kind, source, both, bool(v["weighted"])),
                 "part": part_of(name, kind, source),
                 "input_firing_rate": fr_in, **{f"{k}_per_image": x for k, x in per_image.items()},
                 "dense_ops_per_image": v["dense"] / samples,
@@ -176,6 +176,18 @@ class Energy(Metric):
         definitions = {**DEFINITIONS, "preset": f"{self.preset}: E_MAC = {pj['mac']} pJ, E_AC = {pj['ac']} pJ "
                                                   "(Horowitz 2014, 45 nm)"}
         return MetricResult(pd.DataFrame(rows, columns=COLUMNS), None, {}, definitions)
+
+
+def operands(kind: str, source: str, both: bool, weighted: bool) -> str:
+    """What met what: `spikes x weights`, `spikes x spikes`, `spike sums x dense` (an activation), `spikes` alone
+    (a reduction or pooling), or `analog`."""
+    if source == DENSE:
+        return DENSE
+    if both:
+        return f"{source} x {source}"
+    if kind in ("reduction", "pooling"):
+        return source
+    return f"{source} x weights" if weighted or kind in ("conv", "linear", "transposed conv") else f"{source} x dense"
 
 
 COLUMNS = ["layer", "module", "operator", "kind", "input", "operands", "part", "input_firing_rate", "sops_per_image",
