@@ -296,6 +296,9 @@ class SpikeRecorder:
         tensor = first_tensor(output)
         if tensor is None:
             return
+        if (self._operations is not None and not self._first_pass and info.output == OUTPUT_SPIKES
+                and key not in self._checked):
+            self._operations.operands.mark_spikes(tensor)  # the synapses it feeds need not check it
         tensor = tensor.detach()
         if self.membrane and info.role == ROLE_SPIKING:
             self._read_potential(key, module, args, output, tensor)

@@ -14,6 +14,7 @@ paper-style `fr x FLOPs` and the dense reading of spike sums come from the same 
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -61,6 +62,7 @@ class Operands:
         self.weights = weights
         self.counts_everywhere = counts_everywhere
         self._sums: dict[int, torch.Tensor] = {}  # storage -> a tensor holding it alive until `clear`
+        self._spikes: dict[int, tuple[weakref.ref, int]] = {}  # a spiking layer's outputs, unchanged since
 
     def kind(self, x) -> str | None:
         """SPIKES, SUMS, WEIGHTS or DENSE; None for what is not a real-valued tensor."""
@@ -68,6 +70,8 @@ class Operands:
             return None
         if _storage(x) in self.weights:
             return WEIGHTS
+        if self._spikes and self._known_spikes(x):
+            return SPIKES
         if _storage(x) in self._sums and spike_counts(x):  # a sum of spikes stays one where it happens to be 0/1
             return SUMS
         if zero_one(x):
@@ -83,8 +87,23 @@ class Operands:
         if isinstance(x, torch.Tensor) and x.is_floating_point():
             self._sums[_storage(x)] = x
 
+    def mark_spikes(self, x: torch.Tensor) -> None:
+        """`x` is a spiking layer's output of 0s and 1s: while it (or a view of it) is unchanged, it needs no check.
+        Held by a weak reference, so nothing is kept alive and a new tensor at the same address never matches."""
+        if not torch.is_inference(x):
+            self._spikes[x.data_ptr()] = (weakref.ref(x), x._version)
+
+    def _known_spikes(self, x: torch.Tensor) -> bool:
+        for candidate in (x, x._base):
+            entry = self._spikes.get(candidate.data_ptr()) if candidate is not None else None
+            if entry is not None and entry[0]() is candidate and not torch.is_inference(x) and (
+                    candidate._version == entry[1]):
+                return True
+        return False
+
     def clear(self) -> None:
         self._sums.clear()
+        self._spikes.clear()
 
 
 def _storage(x: torch.Tensor) -> int:
@@ -135,8 +154,9 @@ def convolution(label: str, kind: str, x: torch.Tensor, weight: torch.Tensor, kx
         return Operation(label, "convolution", kind, worst(kx, kw), True, float(coincidences.sum()), dense,
                          _events(x), x.numel(), float(coincidences.count_nonzero()), coincidences.numel())
     if kx in EVENTS:
-        acs = float((x.double().sum(0) * fan_out).sum())
-        return Operation(label, "convolution", kind, kx, False, acs, dense, _events(x), x.numel())
+        counts = x.sum(0).double()  # events per input position over the batch: whole numbers, exact below 2**24
+        acs = float((counts * fan_out).sum())
+        return Operation(label, "convolution", kind, kx, False, acs, dense, float(counts.sum()), x.numel())
     if kw in EVENTS:  # a spike kernel over a dense input: every kernel event meets every output position
         positions = out.shape[0] * math.prod(out.shape[2:]) if not spec.transposed else (
             x.shape[0] * math.prod(x.shape[2:]))
