@@ -254,3 +254,25 @@ def test_fsta_is_costed_whole_by_its_own_count_in_the_order_the_network_runs():
     first = model.get_submodule("block1.lif.fsta")
     assert fsta_rows.iloc[0]["macs_per_image"] == first.macs((16, 28, 28)) and len(fsta_rows) == 5
     assert not energy["module"].str.startswith("block1.lif.fsta.").any()  # nothing inside FSTA on its own
+
+
+class ScaledInPlace(nn.Module):
+    """A neuron's spikes halved in place before a linear layer: no longer spikes, so dense MACs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lif, self.readout = LIF(), nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spikes = self.lif(x)
+        return self.readout(spikes.mul_(0.5))
+
+
+def test_spikes_changed_in_place_after_their_neuron_are_read_from_their_values():
+    model = ScaledInPlace().eval()
+    with torch.no_grad(), spikescope.SpikeRecorder(model, T=T, metrics=[Energy()]) as recorder:
+        for _ in range(2):  # the second pass is where a neuron's outputs are known spikes
+            model(torch.rand(T, B, 6) * 3)
+    readout = recorder.compute()["Energy"].layers.set_index("layer").loc["readout"]
+    assert readout["input"] == "analog" and readout["macs_per_image"] == T * 6 * 2
