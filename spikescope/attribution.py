@@ -29,7 +29,6 @@ from .errors import SpikescopeError, warn
 from .metrics.sam import DEFAULT_GAMMA, spike_activation_map
 from .metrics.sam import DEFINITION as SAM_DEFINITION
 from .record import LayerInfo, SpikeRecorder
-from .tokens import IMAGE
 
 METHODS = (*INPUT_METHODS, *LAYER_METHODS, "sam")
 DEFINITIONS = {
@@ -261,14 +260,13 @@ def _learn_time_axis(function: SpikingFunction, outputs: list[Any], batches: lis
 def _chosen_layer(layers: list[LayerInfo], name: str | None, sam: dict[str, np.ndarray],
                   method: str) -> LayerInfo | None:
     """The spiking layer a layer method or SAM looks at: `name`, or the deepest one with 2D maps, images or tokens
-    on the patch grid (images only for "gradcam": Captum reads channels on the second axis of the layer's output),
-    never a head-split or other non-spatial layer (for "layer-ig", the deepest of all when none has them)."""
+    on the patch grid (layer methods see tokens as features on the grid, `captum_adapter.TimestepRouter`), never a
+    head-split or other non-spatial layer (for "layer-ig", the deepest of all when none has them)."""
     if method in INPUT_METHODS:
         return None
     by_name = {i.name: i for i in layers}
     if name is None:
-        deepest = [i for i in layers if i.name in sam and (i.geometry.kind == IMAGE if method == "gradcam"
-                                                            else i.geometry.spatial)]
+        deepest = [i for i in layers if i.name in sam and i.geometry.spatial]
         if deepest:
             return deepest[-1]
         if method == "layer-ig":
@@ -280,9 +278,6 @@ def _chosen_layer(layers: list[LayerInfo], name: str | None, sam: dict[str, np.n
                               f"{', '.join(by_name)}")
     if method in ("gradcam", "sam") and name not in sam:
         raise SpikescopeError(f"{method} needs 2D spike maps [T, B, C, H, W]; layer {name} has none")
-    if method == "gradcam" and by_name[name].geometry.kind != IMAGE:
-        raise SpikescopeError(f"gradcam needs image maps [T, B, C, H, W]; layer {name} holds "
-                              f"{by_name[name].geometry.label()}: use sam or layer-ig")
     return by_name[name]
 
 

@@ -19,6 +19,7 @@ from .detect import first_tensor, neuron_framework, reset_neuron_states
 from .errors import SpikescopeError
 from .modes import modes_kept
 from .timelayout import Layout
+from .tokens import Geometry, as_features, from_features
 
 
 @contextmanager
@@ -109,13 +110,15 @@ class TimestepRouter:
 
     Captum's layer methods assume one batch-first output per forward pass; a spiking layer's output is
     `[T, B, ...]`, `[B, T, ...]`, `[T*B, ...]` or `[B*T, ...]`, or comes in T calls (single-step neurons).
+    `view` sees it as the metrics do (`tokens.as_features`: token layers as features on their patch grid).
     Whatever Captum puts in place of `view`'s output (LayerIntegratedGradients scales it) flows on into
     the network. `SpikingFunction` calls `new_pass()` before each forward pass.
     """
 
-    def __init__(self, module: nn.Module, layout: Layout, T: int) -> None:
+    def __init__(self, module: nn.Module, layout: Layout, T: int, geometry: Geometry | None = None) -> None:
         self.view = nn.Identity()
         self.layout = layout
+        self.geometry = geometry
         self.T = T
         self.t = 0
         self._calls = 0
@@ -138,16 +141,19 @@ class TimestepRouter:
         layout, T = self.layout, self.T
         if layout in (Layout.PER_CALL, Layout.PER_FORWARD):
             self._calls += 1
-            return self.view(spikes) if self._calls - 1 == self.t else None
+            return self._viewed(spikes) if self._calls - 1 == self.t else None
         steps = {Layout.TIME_FIRST: lambda x: x, Layout.BATCH_FIRST: lambda x: x.transpose(0, 1),
                  Layout.FOLDED: lambda x: x.unflatten(0, (T, -1)),
                  Layout.FOLDED_BATCH_MAJOR: lambda x: x.unflatten(0, (-1, T)).transpose(0, 1)}[layout](spikes)
         parts = list(steps.unbind(0))
-        parts[self.t] = self.view(parts[self.t])
+        parts[self.t] = self._viewed(parts[self.t])
         stacked = torch.stack(parts)
         return {Layout.TIME_FIRST: stacked, Layout.BATCH_FIRST: stacked.transpose(0, 1),
                 Layout.FOLDED: stacked.flatten(0, 1),
                 Layout.FOLDED_BATCH_MAJOR: stacked.transpose(0, 1).flatten(0, 1)}[layout]
+
+    def _viewed(self, spikes: torch.Tensor) -> torch.Tensor:
+        return from_features(self.view(as_features(spikes, self.geometry)), self.geometry)
 
 
 

@@ -39,7 +39,7 @@ def captum_maps(function: SpikingFunction, batches: list[torch.Tensor], targets:
     `info["completeness"]`."""
     router = None
     if method in LAYER_METHODS:
-        router = TimestepRouter(function.model.get_submodule(layer.name), layer.layout, function.T)
+        router = TimestepRouter(function.model.get_submodule(layer.name), layer.layout, function.T, layer.geometry)
         function.routers.append(router)
     maps, start = [], 0
     scores: dict[str, list[np.ndarray]] = {}

@@ -240,6 +240,20 @@ def as_features(x: torch.Tensor, geometry: Geometry | None) -> torch.Tensor:
     return x
 
 
+def from_features(x: torch.Tensor, geometry: Geometry | None) -> torch.Tensor:
+    """The inverse of `as_features`: a tensor read as the metrics read it, back in the layer's own layout (what
+    flows on into the network after Captum's layer methods have seen the features)."""
+    if geometry is None:
+        return x
+    if geometry.kind == TOKENS:
+        x = x.flatten(-2) if geometry.grid else x
+        return x.transpose(-1, -2) if geometry.order == FEATURES_LAST else x
+    if geometry.kind == HEADS:
+        x = x.unflatten(-2, (geometry.heads, -1))
+        return x if geometry.order == "[d, N]" else x.transpose(-1, -2)
+    return x
+
+
 def head_rates(channel_rates: Sequence[float], geometry: Geometry) -> list[tuple[str, int, float]]:
     """`(part, head, firing rate)` of every head from the per-feature rates of a layer whose features are its parts
     (Q, K, V; one unnamed part for a head-split layer) one after the other, each `heads * d` head-major features.
