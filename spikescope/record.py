@@ -144,6 +144,7 @@ class SpikeRecorder:
         self._order: list[str] = []
         self._operations: OperatorCounter | None = None
         self._sequence_batch = 0  # the batch of the last sequence handed to the metrics
+        self._neurons: set[str] = set()  # every neuron the first pass found
         self._checked: set[str] = set()  # keys whose output kind is checked on every batch (named non-neurons)
         self._batch = 0
         self._input_shape: tuple[int, ...] = ()
@@ -183,7 +184,7 @@ class SpikeRecorder:
         for name, found_by in candidates.items():
             self._watch(name, found_by, ROLE_SPIKING)
         if any(m.inputs == "synapses" for m in self.metrics):
-            self._watch_synapses(set(candidates) - {n for n, f in candidates.items() if f == FOUND_BY_PROBE})
+            self._watch_synapses(set(known) | {n for n, f in candidates.items() if f != FOUND_BY_PROBE})
         self._install_model_hooks()
         if self.membrane:  # last: nothing above can fail and leave the frameworks' records switched on
             self._exposed.enter_context(potentials_exposed(self.model))
@@ -219,9 +220,11 @@ class SpikeRecorder:
 
     def _install_model_hooks(self) -> None:
         self._handles.append(self.model.register_forward_pre_hook(self._begin_pass))
-        if self._operations is not None:  # counting starts after `_begin_pass` and stops before `_end_pass`
+        if self._operations is not None:  # counting starts after `_begin_pass` and stops before `_end_pass`, and
+            # before any other recorder's (last in, first out: modes leave PyTorch's stack in the order they came)
             self._handles.append(self.model.register_forward_pre_hook(self._begin_operations))
-            self._handles.append(self.model.register_forward_hook(self._end_operations))
+            self._handles.append(self.model.register_forward_hook(self._end_operations, prepend=True,
+                                                                  always_call=True))
         self._handles.append(self.model.register_forward_hook(self._end_pass))
 
     def _begin_operations(self, module: nn.Module, args: tuple) -> None:
@@ -250,12 +253,22 @@ class SpikeRecorder:
                           for module, operator in new)
         self.add_warning(f"spikescope cannot cost {named}; these operations are not in the energy total")
 
+    def _mark_output(self, key: str, info: LayerInfo, tensor: torch.Tensor) -> None:
+        """Tell the operator counter what a neuron emitted: spikes (the synapses it feeds need not check them) or
+        spike counts (costed per spike downstream), as its framework declares or, where nothing does, its values."""
+        operands = self._operations.operands
+        if not self._first_pass and info.output == OUTPUT_SPIKES and key not in self._checked:
+            operands.mark_spikes(tensor)
+        elif info.output == OUTPUT_COUNTS or ((self._first_pass or key in self._checked) and (
+                info.found_by != FOUND_BY_PROBE and output_kind(tensor) == OUTPUT_COUNTS)):
+            operands.tag(tensor)
+
     def _settle_operations(self) -> None:
         """The neurons are known: their operations are not costed; a model stepped one timestep per forward pass
         sees a T-th of each image per pass."""
         if self._operations is None:
             return
-        self._operations.settle({info.name for info in self.layers}, self._pass_samples())
+        self._operations.settle(self._neurons, self._pass_samples())
         self._name_uncosted()
 
     def _watch(self, name: str, found_by: str, role: str) -> None:
@@ -296,9 +309,8 @@ class SpikeRecorder:
         tensor = first_tensor(output)
         if tensor is None:
             return
-        if (self._operations is not None and not self._first_pass and info.output == OUTPUT_SPIKES
-                and key not in self._checked):
-            self._operations.operands.mark_spikes(tensor)  # the synapses it feeds need not check it
+        if self._operations is not None and info.role == ROLE_SPIKING:
+            self._mark_output(key, info, tensor)
         tensor = tensor.detach()
         if self.membrane and info.role == ROLE_SPIKING:
             self._read_potential(key, module, args, output, tensor)
@@ -402,6 +414,7 @@ class SpikeRecorder:
         binary_pass_through = {watched[k].name for k in self._probes if watched[k].role == ROLE_PASS_THROUGH
                                and self._binary(k)}
         keep_probed = innermost(probed, known | binary_pass_through)
+        self._neurons = keep_probed | known  # every neuron found, selected or not: their dynamics are not synapses
         selected = [k for k in self._order if watched[k].found_by != FOUND_BY_PROBE or watched[k].name in keep_probed]
         self._name_silent_candidates(probed | known | binary_pass_through)
         self._check_named_layers_ran()

@@ -6,3 +6,6 @@ values) and what each operator costs; `parts` names the part of a network a row 
 SpikingJelly's own counters for cross-checks. The counts land in the `Energy` metric (`metrics/energy.py`),
 whose states merge like every other metric's.
 """
+
+SPIKES, SUMS, DENSE, WEIGHTS = "spikes", "spike sums", "analog", "weights"  # what an operand is
+EVENTS = (SPIKES, SUMS)

@@ -8,8 +8,8 @@ model's parameters and buffers) or *dense* (anything else). The event operand de
   with), one accumulate each; a spike sum of k is k events;
 - no event operand: weighted products cost dense MACs; elementwise operations on dense values are
   not operations on spikes and are not costed.
-Each rule returns `Operation`s; `dense` is always what the operation costs run densely (FLOPs), so the
-paper-style `fr x FLOPs` and the dense reading of spike sums come from the same record.
+Each rule returns an `Operation` with `dense`, what the operation costs run densely (FLOPs), and its cost
+under the dense reading of spike sums (`dense_reading`), so every reading comes from the same record.
 """
 from __future__ import annotations
 
@@ -20,11 +20,13 @@ from dataclasses import dataclass
 import torch
 
 from ..metrics.base import spike_counts, zero_one
+from . import DENSE, EVENTS, SPIKES, SUMS, WEIGHTS
 from .geometry import ConvSpec, conv_geometry
 
-SPIKES, SUMS, DENSE, WEIGHTS = "spikes", "spike sums", "analog", "weights"
-EVENTS = (SPIKES, SUMS)
+__all__ = ["DENSE", "EVENTS", "SPIKES", "SUMS", "WEIGHTS", "Operands", "Operation", "row_module"]
+PRODUCTS = ("conv", "linear", "transposed conv", "matmul", "attention")  # kinds that multiply two operands
 MODEL_ROW = "(model)"  # the module name of operations the model's own forward runs
+SAMPLE = 4096  # values read first to tell a dense tensor from spikes without a pass over all of it
 
 
 def row_module(row: str) -> str:
@@ -36,7 +38,8 @@ def row_module(row: str) -> str:
 
 @dataclass
 class Operation:
-    """The cost of one operator call: `label` names it within its module (`matmul`, `attention q·kᵀ`, ...)."""
+    """The cost of one operator call: `label` names it within its module (`matmul`, `attention q·kᵀ`, ...).
+    `dr_acs` and `dr_macs` are its cost when spike sums are read as dense values (spikes stay events)."""
 
     label: str
     operator: str
@@ -50,19 +53,23 @@ class Operation:
     out_nonzero: float = 0.0  # two event operands: non-zero outputs (coincidence sparsity)
     out_elements: float = 0.0
     weighted: bool = False  # a product with a weight matrix: a synapse even inside a neuron (recurrent weights)
+    mixed: bool = False  # two event operands, one spikes and one spike sums
+    dr_acs: float = 0.0
+    dr_macs: float = 0.0
 
 
 class Operands:
     """Classifies operands. Weights are known by their storage; spike sums by where they came from (`tag`): an
     add or a sum of event operands makes one, and copies, pads, pools and concatenations keep it. Every spike
     sum is checked to hold whole numbers before it counts as one. With `counts_everywhere` (multi-spike
-    neurons in the model) any non-negative whole-number operand counts as spike sums."""
+    neurons in the model) any non-negative whole-number operand counts as spike sums. Marks are weak
+    references checked against the tensor's version, so nothing is kept alive and a tensor changed in place or
+    a new one at a freed address never matches."""
 
     def __init__(self, weights: set[int], counts_everywhere: bool = False) -> None:
         self.weights = weights
         self.counts_everywhere = counts_everywhere
-        self._sums: dict[int, torch.Tensor] = {}  # storage -> a tensor holding it alive until `clear`
-        self._spikes: dict[int, tuple[weakref.ref, int]] = {}  # a spiking layer's outputs, unchanged since
+        self._marks: dict[int, tuple[weakref.ref, int, str]] = {}  # data_ptr -> (tensor, version, SPIKES | SUMS)
 
     def kind(self, x) -> str | None:
         """SPIKES, SUMS, WEIGHTS or DENSE; None for what is not a real-valued tensor."""
@@ -70,10 +77,13 @@ class Operands:
             return None
         if _storage(x) in self.weights:
             return WEIGHTS
-        if self._spikes and self._known_spikes(x):
+        marked = self._marked(x)
+        if marked == SPIKES:
             return SPIKES
-        if _storage(x) in self._sums and spike_counts(x):  # a sum of spikes stays one where it happens to be 0/1
+        if marked == SUMS and spike_counts(x):  # a sum of spikes stays one where it happens to be 0/1
             return SUMS
+        if x.numel() > SAMPLE and not _may_be_events(x.reshape(-1)[:SAMPLE], self.counts_everywhere):
+            return DENSE
         if zero_one(x):
             return SPIKES
         if self.counts_everywhere and spike_counts(x):
@@ -81,29 +91,48 @@ class Operands:
         return DENSE
 
     def tagged(self, x) -> bool:
-        return isinstance(x, torch.Tensor) and bool(self._sums) and _storage(x) in self._sums
+        return isinstance(x, torch.Tensor) and bool(self._marks) and self._marked(x) == SUMS
 
     def tag(self, x) -> None:
+        """`x` holds spike sums (a view of a tensor marks that tensor, which its other views then share)."""
         if isinstance(x, torch.Tensor) and x.is_floating_point():
-            self._sums[_storage(x)] = x
+            self._mark(x if x._base is None else x._base, SUMS)
 
     def mark_spikes(self, x: torch.Tensor) -> None:
-        """`x` is a spiking layer's output of 0s and 1s: while it (or a view of it) is unchanged, it needs no check.
-        Held by a weak reference, so nothing is kept alive and a new tensor at the same address never matches."""
+        """`x` is a spiking layer's output of 0s and 1s: while it (or a view of it) is unchanged, it needs no check."""
         if not torch.is_inference(x):
-            self._spikes[x.data_ptr()] = (weakref.ref(x), x._version)
+            self._mark(x, SPIKES)
 
-    def _known_spikes(self, x: torch.Tensor) -> bool:
+    def _mark(self, x: torch.Tensor, kind: str) -> None:
+        held = self._marks.get(x.data_ptr())
+        if held is not None and held[2] == kind and self._valid(held):
+            return  # still marked through the tensor it views (a view made below autograd knows no base)
+        self._marks[x.data_ptr()] = (weakref.ref(x), _version(x), kind)
+
+    def _marked(self, x: torch.Tensor) -> str | None:
         for candidate in (x, x._base):
-            entry = self._spikes.get(candidate.data_ptr()) if candidate is not None else None
-            if entry is not None and entry[0]() is candidate and not torch.is_inference(x) and (
-                    candidate._version == entry[1]):
-                return True
-        return False
+            entry = self._marks.get(candidate.data_ptr()) if candidate is not None else None
+            if entry is not None and entry[0]() is candidate and self._valid(entry):
+                return entry[2]
+        return None
+
+    @staticmethod
+    def _valid(entry: tuple[weakref.ref, int, str]) -> bool:
+        """A mark holds while its tensor lives and, for spikes (never checked again), is unchanged in place; spike
+        sums are checked for whole numbers when read (an in-place add that makes them is seen before it counts)."""
+        referent = entry[0]()
+        return referent is not None and (entry[2] == SUMS or _version(referent) == entry[1])
 
     def clear(self) -> None:
-        self._sums.clear()
-        self._spikes.clear()
+        self._marks.clear()
+
+
+def _version(x: torch.Tensor) -> int:
+    return -1 if torch.is_inference(x) else x._version  # inference tensors keep no version (sums are re-checked)
+
+
+def _may_be_events(sample: torch.Tensor, counts: bool) -> bool:
+    return zero_one(sample) or (counts and spike_counts(sample))
 
 
 def _storage(x: torch.Tensor) -> int:
@@ -122,6 +151,19 @@ def _events(x: torch.Tensor) -> float:
     return float(x.sum(dtype=torch.float64))
 
 
+def _read(op: Operation, spike_part: float = 0.0) -> Operation:
+    """Fill in the dense reading: spikes stay events; a product fed spike sums costs its dense MACs, unless its
+    other operand is spikes (`spike_part`: those spikes' accumulates); sums and reductions of spike sums are dense
+    elementwise work, not costed."""
+    if op.input == SPIKES:
+        op.dr_acs = op.acs
+    elif op.mixed:
+        op.dr_acs = spike_part
+    elif op.kind in PRODUCTS:
+        op.dr_macs = op.dense
+    return op
+
+
 def matrix_product(label: str, operator: str, kind: str, a: torch.Tensor, b: torch.Tensor, ka: str, kb: str,
                    batch: int, out: torch.Tensor | None = None) -> Operation:
     """`a [.., m, k] @ b [.., k, n]` over `batch` independent products (mm, bmm, linear, attention)."""
@@ -131,15 +173,15 @@ def matrix_product(label: str, operator: str, kind: str, a: torch.Tensor, b: tor
         # sum of all outputs = sum over k of (column sum of a) x (row sum of b), per product
         acs = float((a.double().sum(-2) * b.double().sum(-1)).sum())
         product = out if out is not None else a.double() @ b.double()
-        return Operation(label, operator, kind, worst(ka, kb), True, acs, dense, _events(a), a.numel(),
-                         float(product.count_nonzero()), product.numel())
+        mixed = ka != kb
+        spike_part = (_events(a) * n if ka == SPIKES else _events(b) * m) if mixed else 0.0
+        return _read(Operation(label, operator, kind, worst(ka, kb), True, acs, dense, _events(a), a.numel(),
+                               float(product.count_nonzero()), product.numel(), mixed=mixed), spike_part)
     if ka in EVENTS:
-        return Operation(label, operator, kind, ka, False, _events(a) * n, dense, _events(a),
-                         a.numel())
+        return _read(Operation(label, operator, kind, ka, False, _events(a) * n, dense, _events(a), a.numel()))
     if kb in EVENTS:
-        return Operation(label, operator, kind, kb, False, _events(b) * m, dense, _events(b),
-                         b.numel())
-    return Operation(label, operator, kind, DENSE, False, 0.0, dense)
+        return _read(Operation(label, operator, kind, kb, False, _events(b) * m, dense, _events(b), b.numel()))
+    return _read(Operation(label, operator, kind, DENSE, False, 0.0, dense))
 
 
 def convolution(label: str, kind: str, x: torch.Tensor, weight: torch.Tensor, kx: str, kw: str, spec: ConvSpec,
@@ -151,49 +193,69 @@ def convolution(label: str, kind: str, x: torch.Tensor, weight: torch.Tensor, kx
         coincidences = torch.ops.aten.convolution.default(
             x.double(), weight.double(), None, spec.stride, spec.padding, spec.dilation, spec.transposed,
             list(spec.output_padding) or [0] * len(spec.stride), spec.groups)
-        return Operation(label, "convolution", kind, worst(kx, kw), True, float(coincidences.sum()), dense,
-                         _events(x), x.numel(), float(coincidences.count_nonzero()), coincidences.numel())
+        return _read(Operation(label, "convolution", kind, worst(kx, kw), True, float(coincidences.sum()), dense,
+                               _events(x), x.numel(), float(coincidences.count_nonzero()), coincidences.numel(),
+                               mixed=kx != kw))
     if kx in EVENTS:
         counts = x.sum(0).double()  # events per input position over the batch: whole numbers, exact below 2**24
         acs = float((counts * fan_out).sum())
-        return Operation(label, "convolution", kind, kx, False, acs, dense, float(counts.sum()), x.numel())
+        return _read(Operation(label, "convolution", kind, kx, False, acs, dense, float(counts.sum()), x.numel()))
     if kw in EVENTS:  # a spike kernel over a dense input: every kernel event meets every output position
         positions = out.shape[0] * math.prod(out.shape[2:]) if not spec.transposed else (
             x.shape[0] * math.prod(x.shape[2:]))
-        return Operation(label, "convolution", kind, kw, False, _events(weight) * positions, dense,
-                         _events(weight), weight.numel())
-    return Operation(label, "convolution", kind, DENSE, False, 0.0, dense)
+        return _read(Operation(label, "convolution", kind, kw, False, _events(weight) * positions, dense,
+                               _events(weight), weight.numel()))
+    return _read(Operation(label, "convolution", kind, DENSE, False, 0.0, dense))
 
 
-def elementwise(label: str, operator: str, kind: str, operands: list[tuple[torch.Tensor, str]],
-                out: torch.Tensor) -> Operation | None:
-    """A product or sum of tensors: None when no operand is an event (dense elementwise work is not costed)."""
-    events = [(x, k) for x, k in operands if k in EVENTS]
+def elementwise(label: str, operator: str, kind: str, a: torch.Tensor, b: torch.Tensor, ka: str, kb: str
+                ) -> Operation | None:
+    """A product (`kind` "product") or sum ("add") of two tensors, costed from its operands (so an in-place call
+    can be costed before it runs): None when no operand is an event (dense elementwise work is not costed)."""
+    events = [(x, k) for x, k in ((a, ka), (b, kb)) if k in EVENTS]
     if not events:
         return None
-    dense = float(out.numel())
-    first = events[0][0]
-    if kind == "product" and len(events) >= 2:
-        return Operation(label, operator, kind, worst(*(k for _, k in events)), True, _events(out), dense,
-                         _events(first), first.numel(), float(out.count_nonzero()), out.numel())
-    acs = sum(_events(x) * (out.numel() / max(x.numel(), 1)) for x, _ in events)
-    return Operation(label, operator, kind, worst(*(k for _, k in events)), len(events) >= 2, acs, dense,
-                     _events(first), first.numel())
+    size = math.prod(torch.broadcast_shapes(a.shape, b.shape))
+    reach = {id(x): size / max(x.numel(), 1) for x, _ in events}  # outputs each element reaches (broadcast)
+    source, first = worst(*(k for _, k in events)), events[0][0]
+    spikes = sum(_events(x) * reach[id(x)] for x, k in events if k == SPIKES)
+    if kind == "product" and len(events) == 2:
+        product = a.double() * b.double()
+        return _read(Operation(label, operator, kind, source, True, _events(product), float(size), _events(first),
+                               first.numel(), float(product.count_nonzero()), float(size), mixed=ka != kb),
+                     spike_part=spikes if ka != kb else 0.0)
+    acs = sum(_events(x) * reach[id(x)] for x, _ in events)
+    return _read(Operation(label, operator, kind, source, len(events) == 2, acs, float(size), _events(first),
+                           first.numel(), mixed=len(events) == 2 and ka != kb), spike_part=spikes)
 
 
-def reduction(label: str, operator: str, x: torch.Tensor, kx: str, out: torch.Tensor) -> Operation | None:
+def reduction(label: str, operator: str, x: torch.Tensor, kx: str) -> Operation | None:
     """A sum or mean of an event tensor: each event is accumulated once."""
     if kx not in EVENTS:
         return None
-    return Operation(label, operator, "reduction", kx, False, _events(x), float(x.numel()), _events(x), x.numel())
+    return _read(Operation(label, operator, "reduction", kx, False, _events(x), float(x.numel()), _events(x),
+                           x.numel()))
 
 
-def pooling(label: str, operator: str, x: torch.Tensor, kx: str, out: torch.Tensor, window: int | None
+def window_reach(size: int, windows: list[tuple[int, int]]) -> torch.Tensor:
+    """How many of `windows` (half-open `[start, end)` ranges along one axis) cover each of `size` positions."""
+    reach = torch.zeros(size + 1, dtype=torch.float64)
+    for start, end in windows:
+        reach[max(start, 0)] += 1
+        reach[min(end, size)] -= 1
+    return reach.cumsum(0)[:size]
+
+
+def pooling(label: str, operator: str, x: torch.Tensor, kx: str, windows: list[list[tuple[int, int]]]
             ) -> Operation | None:
-    """Average pooling of events: every window sums its events (`window` elements, None when the windows
-    differ in size: each event is then counted once)."""
+    """Average pooling of events: each event is accumulated once per window it falls in (`windows`: the windows
+    along each pooled axis, the last axes of `x`); exact for overlapping, padded and uneven windows."""
     if kx not in EVENTS:
         return None
-    acs = float(out.sum(dtype=torch.float64)) * window if window else _events(x)
-    dense = float(out.numel() * (window or max(x.numel() // max(out.numel(), 1), 1)))
-    return Operation(label, operator, "pooling", kx, False, acs, dense, _events(x), x.numel())
+    axes = len(windows)
+    reach = math.prod(torch.meshgrid(*[window_reach(x.shape[x.dim() - axes + i], w) for i, w in enumerate(windows)],
+                                     indexing="ij")) if axes > 1 else window_reach(x.shape[-1], windows[0])
+    counts = x.reshape(-1, *x.shape[x.dim() - axes:]).sum(0).double()
+    leading = x.numel() // max(counts.numel(), 1)
+    return _read(Operation(label, operator, "pooling", kx, False, float((counts * reach).sum()),
+                           float(reach.sum()) * leading, float(counts.sum()), x.numel()))

@@ -2,15 +2,18 @@
 
 `OperatorCounter` is a `TorchDispatchMode` the recorder switches on for each forward pass of its model.
 Composite operators (`linear`, `matmul`, `einsum`, `conv2d`, ...) are decomposed, so whatever the grad or
-inference mode, the counter sees the same primitives: `mm`, `addmm`, `bmm`, `baddbmm`, `convolution`,
-fused scaled-dot-product attention, elementwise products and sums, reductions and average pooling, each
-costed by `conventions`. Movement (views, copies, pads, max pooling, concatenation) costs nothing;
-anything else that touches spikes, spike sums or weight matrices is named as uncosted. Operations inside
-neurons (their dynamics), normalisation layers (folded into the weights at inference) and FSTA (costed as
-a module) are not synaptic operations and are skipped.
+inference mode, the counter sees the same primitives: `mm`, `addmm`, `bmm`, `baddbmm`, `mv`, `dot`,
+`convolution`, elementwise products and sums, reductions and average pooling, each costed by
+`conventions`. Scaled-dot-product attention is costed whole, as the call the model makes (masks and causal
+attention included), by a `TorchFunctionMode` beside it, whatever kernel then runs it. Movement (views,
+copies, pads, max pooling, concatenation, selection) costs nothing; anything else that touches spikes or
+spike sums, or combines a weight matrix with activations, is named as uncosted. Operations inside neurons
+(their dynamics) and normalisation layers (folded into the weights at inference) are not synaptic
+operations and are skipped; FSTA is costed whole by its own count.
 
 Rows are named after the module: its own name for a convolution or linear layer's own product, else
-`"<module>: <label> <n>"` (the n-th such operation in one call of that module).
+`"<module>: <label> <n>"`, the n-th call of that kind of operation in one call of that module (costed or not,
+so names do not move with the data).
 """
 from __future__ import annotations
 
@@ -19,8 +22,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import (TorchDispatchMode, _disable_current_modes, _get_current_dispatch_mode,
+                                         _get_current_dispatch_mode_stack)
 
 from . import conventions as c
 from .geometry import ConvSpec
@@ -28,13 +34,14 @@ from .geometry import ConvSpec
 if TYPE_CHECKING:
     from ..metrics.energy import SynapseCost
 
-PRODUCTS = {"mm": "matmul", "addmm": "matmul", "bmm": "matmul", "baddbmm": "matmul", "convolution": "conv",
-            "_convolution": "conv"}
-ELEMENTWISE = {"mul": "product", "add": "add", "sub": "add"}
+PRODUCTS = {"mm": "matmul", "addmm": "matmul", "bmm": "matmul", "baddbmm": "matmul", "mv": "matmul",
+            "dot": "matmul", "convolution": "conv", "_convolution": "conv"}
+ELEMENTWISE = {"mul": "product", "div": "product", "add": "add", "sub": "add", "rsub": "add"}
 REDUCTIONS = {"sum", "mean"}
 POOLING = {"avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
            "adaptive_avg_pool3d", "_adaptive_avg_pool2d", "_adaptive_avg_pool3d"}
-# Operators that move, select, compare or rescale values without combining them: free, spike sums stay sums.
+LABELS = {**PRODUCTS, **ELEMENTWISE, **{name: name for name in REDUCTIONS}, **{name: "pooling" for name in POOLING}}
+# Operators that move, select or create values without combining them: free, and spike sums stay sums.
 MOVEMENT = {
     "view", "_unsafe_view", "reshape", "_reshape_alias", "t", "transpose", "permute", "expand", "unsqueeze", "squeeze",
     "select", "slice", "as_strided", "alias", "detach", "clone", "contiguous", "_to_copy", "to", "copy", "cat", "stack",
@@ -42,28 +49,42 @@ MOVEMENT = {
     "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d",
     "replication_pad3d", "max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices",
     "max_pool3d_with_indices", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "index_select",
-    "gather", "index", "flip", "roll", "repeat", "repeat_interleave", "upsample_nearest1d", "upsample_nearest2d",
-    "upsample_nearest3d", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "lift_fresh", "lift_fresh_copy",
-    "unfold", "im2col", "new_empty", "empty_like", "zeros_like", "ones_like", "fill", "zero", "masked_fill", "where",
+    "gather", "index", "index_put", "flip", "roll", "repeat", "repeat_interleave", "upsample_nearest1d",
+    "upsample_nearest2d", "upsample_nearest3d", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "lift_fresh",
+    "lift_fresh_copy", "unfold", "im2col", "tril", "triu", "new_empty", "new_zeros", "new_ones", "new_full",
+    "empty_like", "zeros_like", "ones_like", "fill", "zero", "masked_fill", "where",
 }
-FREE = {  # logic, comparisons and whole-tensor queries: no accumulate happens
+FREE = {  # logic, comparisons, sign flips and whole-tensor queries: no accumulate happens
     "eq", "ne", "gt", "ge", "lt", "le", "logical_and", "logical_or", "logical_not", "logical_xor", "bitwise_and",
-    "bitwise_or", "bitwise_not", "bitwise_xor", "abs", "sign", "relu", "clamp", "clamp_min", "clamp_max", "pow",
-    "heaviside", "_local_scalar_dense", "item", "equal", "is_nonzero", "any", "all", "max", "min", "amax", "amin",
-    "aminmax", "argmax", "argmin", "floor", "ceil", "round", "trunc", "sort", "topk", "count_nonzero", "nonzero",
-    "isnan", "isinf", "isfinite", "native_dropout", "dropout", "bernoulli", "rand", "rand_like", "randn", "randn_like",
-    "empty", "zeros", "ones", "full", "full_like", "arange", "scalar_tensor", "_has_compatible_shallow_copy_type",
-    "div", "rsub", "neg",  # rescaling by a constant is folded into thresholds and weights
+    "bitwise_or", "bitwise_not", "bitwise_xor", "abs", "sign", "neg", "relu", "clamp", "clamp_min", "clamp_max",
+    "pow", "heaviside", "_local_scalar_dense", "item", "equal", "is_nonzero", "any", "all", "max", "min", "amax",
+    "amin", "aminmax", "argmax", "argmin", "floor", "ceil", "round", "trunc", "sort", "topk", "count_nonzero",
+    "nonzero", "isnan", "isinf", "isfinite", "native_dropout", "dropout", "bernoulli", "rand", "rand_like", "randn",
+    "randn_like", "empty", "zeros", "ones", "full", "full_like", "arange", "scalar_tensor",
+    "_has_compatible_shallow_copy_type",
 }
+ATTENTION = (F.scaled_dot_product_attention, torch._C._nn.scaled_dot_product_attention)
 
 
 @dataclass
 class _Frame:
-    """One running call of a module: its name and how many of each operation it has run so far."""
+    """One running call of a module: its name and how many of each kind of operation it has run so far."""
 
     name: str
     weighted: bool  # a convolution or linear layer: its first product is the module's own row
     labels: dict[str, int] = field(default_factory=dict)
+
+
+_COMPOSITE: dict = {}
+
+
+def _composite(func) -> bool:
+    """Whether `func` is decomposed before it runs (cached: asked for every operator)."""
+    known = _COMPOSITE.get(func)
+    if known is None:
+        known = _COMPOSITE[func] = torch._C._dispatch_has_kernel_for_dispatch_key(
+            func.name(), "CompositeImplicitAutograd")
+    return known
 
 
 def _base_name(func) -> str:
@@ -71,12 +92,13 @@ def _base_name(func) -> str:
     return name[:-1] if name.endswith("_") and not name.endswith("__") else name
 
 
-def _composite(func) -> bool:
-    return torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), "CompositeImplicitAutograd")
-
-
 def _scalar_like(x) -> bool:
     return not isinstance(x, torch.Tensor) or x.numel() == 1
+
+
+def _tensors(args) -> list[torch.Tensor]:
+    found = [a for a in args if isinstance(a, torch.Tensor)]
+    return found + [t for a in args if isinstance(a, (list, tuple)) for t in a if isinstance(t, torch.Tensor)]
 
 
 class OperatorCounter(TorchDispatchMode):
@@ -96,8 +118,8 @@ class OperatorCounter(TorchDispatchMode):
         self.skipped = set(skipped)
         self.whole = dict(whole or {})
         self.uncosted: dict[tuple[str, str], None] = {}  # (module, operator), in order of appearance
-        weights = {c._storage(t) for t in [*model.parameters(), *model.buffers()]}
-        self.operands = c.Operands(weights, counts_everywhere)
+        self.operands = c.Operands({c._storage(t) for t in [*model.parameters(), *model.buffers()]},
+                                   counts_everywhere)
         self._matrix_weights = {c._storage(p) for p in model.parameters() if p.dim() >= 2}
         modules = dict(model.named_modules())
         self._names = {id(m): n for n, m in modules.items()}
@@ -112,32 +134,41 @@ class OperatorCounter(TorchDispatchMode):
         self._settled = False
         self._skip_cache: dict[str, bool] = {}
         self._paused = 0
-        self._depth = 0
+        self._counting = False
+        self._attention = _AttentionTap(self)
         self._handles = [h for n, m in modules.items() if n for h in (
             m.register_forward_pre_hook(self._enter_module), m.register_forward_hook(self._leave_module))]
 
     # --- passes ---------------------------------------------------------------------------------
     def begin(self) -> None:
-        """Start counting a forward pass (a pass that raised before its end is dropped)."""
-        if self._counting():
-            self.__exit__(None, None, None)
+        """Start counting a forward pass."""
+        self._stop()  # a pass cut short by an error leaves nothing behind
         self._stack = [_Frame("", False)]  # the model's own forward
         self._rows, self._uncosted_pass = {}, {}
         self.operands.clear()
-        self.__enter__()
+        if self not in _get_current_dispatch_mode_stack():  # never twice, even if another mode kept it from leaving
+            self._attention.__enter__()
+            self.__enter__()
+        self._counting = True
 
     def end(self, samples: float) -> None:
-        """Stop counting and hand the pass's rows over as `samples` images' worth (held back, with the number
-        `settle` gives, until then)."""
-        if not self._counting():
+        """Stop counting and hand the pass's rows over as `samples` images' worth (held back until `settle`)."""
+        if not self._counting:
             return
-        self.__exit__(None, None, None)
-        self.operands.clear()
+        self._stop()
         if self._settled:
             self._deliver(self._rows, self._uncosted_pass, samples)
         else:
             self._held.append((self._rows, self._uncosted_pass))
         self._rows, self._uncosted_pass = {}, {}
+
+    def _stop(self) -> None:
+        """Leave both modes if this counter entered them and is still the innermost (never pop another's)."""
+        if self._counting and _get_current_dispatch_mode() is self:
+            self.__exit__(None, None, None)
+            self._attention.__exit__(None, None, None)
+        self._counting = False
+        self.operands.clear()
 
     def settle(self, skipped: set[str], samples: float) -> None:
         """The recorder has decided which modules are neurons: drop their operations from the held passes and
@@ -154,55 +185,42 @@ class OperatorCounter(TorchDispatchMode):
         self._held.clear()
 
     def close(self) -> None:
-        """Remove the module hooks and leave the dispatch mode if a pass was cut short."""
-        if self._counting():
-            self.__exit__(None, None, None)
+        """Remove the module hooks and leave the modes if a pass was cut short."""
+        self._stop()
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
 
     def paused(self) -> "_Paused":
-        """A context in which operations are not counted (the recorder's own work inside hooks)."""
+        """A context in which nothing is counted and no dispatch mode runs (the recorder's own work in hooks)."""
         return _Paused(self)
-
-    def _counting(self) -> bool:
-        return self._depth > 0
-
-    def __enter__(self):
-        self._depth += 1  # also re-entered while a composite operator is decomposed
-        return super().__enter__()
-
-    def __exit__(self, *exc):
-        self._depth -= 1
-        return super().__exit__(*exc)
 
     def _deliver(self, rows: dict[str, list[c.Operation]], uncosted: dict[tuple[str, str], None],
                  samples: float) -> None:
         """Hand a pass over, without what ran inside modules found to be neurons since it was counted."""
         self.uncosted.update({k: None for k in uncosted if not self._skips(k[0])})
-        kept = {row: calls for row, calls in rows.items() if row in self.whole or not self._skips(c.row_module(row))
-                or (calls[0].weighted and not self._inside_whole(c.row_module(row)))}
-        if kept:
-            self.sink(kept, samples)
+        self.sink({row: calls for row, calls in rows.items() if row in self.whole or not self._skips(c.row_module(row))
+                   or (calls[0].weighted and not self._inside_whole(c.row_module(row)))}, samples)
 
     # --- modules --------------------------------------------------------------------------------
     def _enter_module(self, module: nn.Module, args) -> None:
-        if self._counting():
+        if self._counting and not self._paused:
             name = self._names.get(id(module), "")
             self._stack.append(_Frame(name, name in self._weighted))
             if name in self.whole and args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 3:
                 x, cost = args[0], self.whole[name]
                 dense = float(cost.dense_ops(x.shape[0], x.shape[2:]) * x.shape[1])
                 self._rows.setdefault(name, []).append(
-                    c.Operation(name, cost.operator, cost.kind, c.DENSE, False, 0.0, dense))
+                    c.Operation(name, cost.operator, cost.kind, c.DENSE, False, 0.0, dense, dr_macs=dense))
 
     def _leave_module(self, module: nn.Module, args, output) -> None:
-        if self._counting() and self._stack and self._stack[-1].name == self._names.get(id(module)):
+        if self._counting and not self._paused and len(self._stack) > 1 and (
+                self._stack[-1].name == self._names.get(id(module))):
             self._stack.pop()
 
     def _skips(self, module: str) -> bool:
-        """Inside a neuron, a normalisation layer or FSTA (a convolution or linear layer is never skipped, unless
-        inside FSTA)."""
+        """Inside a neuron, a normalisation layer or a module costed whole (a convolution or linear layer is never
+        skipped, unless inside a module costed whole)."""
         skip = self._skip_cache.get(module)
         if skip is None:
             skip = self._inside_whole(module) or (_inside(module, self.skipped) and module not in self._weighted)
@@ -222,107 +240,109 @@ class OperatorCounter(TorchDispatchMode):
                 decomposed = func.decompose(*args, **kwargs)
             if decomposed is not NotImplemented:
                 return decomposed
-        out = func(*args, **kwargs)
-        frame = self._stack[-1] if self._stack else _Frame("", False)
         name = _base_name(func)
-        if not self._skips(frame.name) or (name in PRODUCTS and not self._inside_whole(frame.name)):
-            self._count(name, args, kwargs, out, frame)  # a neuron's own products with weights are synapses
+        frame = self._stack[-1]
+        if name in MOVEMENT or name in FREE or (self._skips(frame.name) and not (
+                name in PRODUCTS and not self._inside_whole(frame.name))):  # a neuron's own weights are synapses
+            out = func(*args, **kwargs)
+            if name in MOVEMENT and self.operands._marks:
+                self._carry_sums(args, out)
+            return out
+        label = LABELS.get(name)
+        if label is None:
+            out = func(*args, **kwargs)
+            with _disable_current_modes():
+                self._name_uncosted(name, args, frame)
+            return out
+        n = frame.labels[label] = frame.labels.get(label, 0) + 1
+        if name in ELEMENTWISE:  # costed from its operands, before an in-place call changes them
+            with _disable_current_modes():
+                operations = self._elementwise(name, args, kwargs)
+            out = func(*args, **kwargs)
+            if operations and operations[0].both and name == "add" and kwargs.get("alpha", 1) == 1:
+                self.operands.tag(out)  # a sum of spikes (or of spike sums) is a spike sum
+        else:
+            out = func(*args, **kwargs)
+            with _disable_current_modes():
+                operations = self._cost(name, args, out)
+        for operation in operations:
+            self._add(frame, operation, n, weighted=name in PRODUCTS and any(
+                c._storage(a) in self.operands.weights for a in _tensors(args[:3])))
         return out
 
-    def _count(self, name: str, args, kwargs, out, frame: _Frame) -> None:
-        if name in MOVEMENT:
-            if any(self.operands.tagged(a) for a in args if isinstance(a, torch.Tensor)) or (
-                    args and isinstance(args[0], (list, tuple)) and any(self.operands.tagged(a) for a in args[0])):
-                for result in (out if isinstance(out, (list, tuple)) else [out]):
-                    self.operands.tag(result)
-            return
-        if name in FREE:
-            return
-        operations = self._cost(name, args, kwargs, out)
-        if operations is None:
-            self._name_uncosted(name, args, frame)
-            return
-        weighted = name in PRODUCTS and any(c._storage(a) in self.operands.weights for a in args[:3]
-                                            if isinstance(a, torch.Tensor))
-        for operation in operations:
-            operation.weighted = weighted
-            self._add(frame, operation)
+    def _carry_sums(self, args, out) -> None:
+        """Copies, pads, pools and concatenations of spike sums are spike sums."""
+        if any(self.operands.tagged(t) for t in _tensors(args)):
+            for result in (out if isinstance(out, (list, tuple)) else [out]):
+                self.operands.tag(result)
 
-    def _cost(self, name: str, args, kwargs, out) -> list[c.Operation] | None:
-        """The operations one call performs ([] when none is an operation on spikes); None if no rule applies."""
+    def _elementwise(self, name: str, args, kwargs) -> list[c.Operation]:
+        if len(args) < 2 or _scalar_like(args[0]) or _scalar_like(args[1]):
+            return []  # rescaling or shifting by a constant: folded into thresholds and weights
+        a, b = args[0], args[1]
         kind = self.operands.kind
-        if name in ("mm", "bmm"):
-            a, b = args[0], args[1]
-            return [c.matrix_product(PRODUCTS[name], name, "matmul", a, b, kind(a), kind(b), _batches(a), out)]
-        if name in ("addmm", "baddbmm"):
-            a, b = args[1], args[2]
-            return [c.matrix_product(PRODUCTS[name], name, "matmul", a, b, kind(a), kind(b), _batches(a))]
-        if name in ("convolution", "_convolution"):
+        operation = c.elementwise(ELEMENTWISE[name], name, ELEMENTWISE[name], a, b, kind(a), kind(b))
+        return [operation] if operation else []
+
+    def _cost(self, name: str, args, out) -> list[c.Operation]:
+        """The operations one call of a costed operator performs ([] when none is an operation on spikes)."""
+        kind = self.operands.kind
+        if PRODUCTS.get(name) == "matmul":
+            a, b = (args[1], args[2]) if name in ("addmm", "baddbmm") else (args[0], args[1])
+            ka, kb = kind(a), kind(b)
+            if name == "mv":
+                b = b.unsqueeze(-1)
+            elif name == "dot":
+                a, b = a.unsqueeze(0), b.unsqueeze(-1)
+            product = out if name in ("mm", "bmm") else None  # the others add a bias or are vectors
+            return [c.matrix_product("matmul", name, "matmul", a, b, ka, kb, _batches(a), product)]
+        if PRODUCTS.get(name) == "conv":
             x, w = args[0], args[1]
-            spec = ConvSpec.of_operator(w, *args[3:9])
-            return [c.convolution("conv", "conv", x, w, kind(x), kind(w), spec, out)]
-        if name.startswith("_scaled_dot_product") and "backward" not in name:
-            return self._attention(args, kwargs)
-        if name in ELEMENTWISE:
-            if len(args) < 2 or _scalar_like(args[0]) or _scalar_like(args[1]):
-                return []  # rescaling or shifting by a constant: folded into thresholds and weights
-            operands = [(x, kind(x)) for x in args[:2]]
-            operation = c.elementwise(ELEMENTWISE[name], name, ELEMENTWISE[name], operands, out)
-            if name == "add" and kwargs.get("alpha", 1) == 1 and all(k in c.EVENTS for _, k in operands):
-                self.operands.tag(out)
-            return [operation] if operation else []
+            return [c.convolution("conv", "conv", x, w, kind(x), kind(w), ConvSpec.of_operator(w, *args[3:9]), out)]
+        x = args[0]
         if name in REDUCTIONS:
-            x = args[0]
-            operation = c.reduction(name, name, x, kind(x), out)
+            operation = c.reduction(name, name, x, kind(x))
             if operation and name == "sum":
                 self.operands.tag(out)
             return [operation] if operation else []
-        if name in POOLING:
-            return self._pooling(name, args, out)
-        return None
-
-    def _attention(self, args, kwargs) -> list[c.Operation]:
-        """Fused scaled-dot-product attention: Q·Kᵀ, then the softmax's probabilities (dense) times V."""
-        q, k, v = args[:3]
-        kind = self.operands.kind
-        batch = _batches(q)
-        scores = c.matrix_product("attention q·kᵀ", "sdpa", "attention", q, k.transpose(-2, -1), kind(q), kind(k),
-                                  batch)
-        probabilities = torch.empty(*q.shape[:-1], k.shape[-2], device="meta")
-        values = c.matrix_product("attention p·v", "sdpa", "attention", probabilities, v, c.DENSE, kind(v), batch)
-        return [scores, values]
-
-    def _pooling(self, name: str, args, out) -> list[c.Operation]:
-        x = args[0]
-        if name.startswith("avg"):
-            count_include_pad = args[5] if len(args) > 5 else True
-            divisor = args[6] if len(args) > 6 else None
-            window = math.prod(args[1]) if count_include_pad and divisor is None else None
-        else:
-            spatial_in, spatial_out = x.shape[-len(args[1]):], out.shape[-len(args[1]):]
-            uniform = all(i % o == 0 for i, o in zip(spatial_in, spatial_out))
-            window = math.prod(i // o for i, o in zip(spatial_in, spatial_out)) if uniform else None
         operator = "avg_pool" if name.startswith("avg") else "adaptive_avg_pool"
-        operation = c.pooling("pooling", operator, x, self.operands.kind(x), out, window)
+        operation = c.pooling("pooling", operator, x, kind(x), _windows(name, args, x, out))
         return [operation] if operation else []
+
+    def attention(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                  attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> None:
+        """Cost one scaled-dot-product attention call as written: Q·Kᵀ, then the probabilities (dense) times V,
+        only where the mask lets a query see a key; grouped key/value heads are shared by their query heads."""
+        frame = self._stack[-1]
+        if self._skips(frame.name):
+            return
+        n = frame.labels["attention"] = frame.labels.get("attention", 0) + 1
+        with _disable_current_modes():
+            kind = self.operands.kind
+            kq, kk, kv = kind(query), kind(key), kind(value)
+            if key.dim() >= 3 and query.dim() >= 3 and key.shape[-3] != query.shape[-3]:
+                share = query.shape[-3] // key.shape[-3]
+                key, value = key.repeat_interleave(share, -3), value.repeat_interleave(share, -3)
+            seen = _visible(query.shape[-2], key.shape[-2], attn_mask, is_causal, query.device)
+            for operation in _masked_attention(query, key, value, kq, kk, kv, seen):
+                self._add(frame, operation, n)
 
     def _name_uncosted(self, name: str, args, frame: _Frame) -> None:
         """An operator no rule covers: named if it touches spikes or spike sums, or combines a weight matrix with
-        activations (work on weights alone, such as weight standardisation, is no synaptic operation)."""
-        tensors = [a for a in args if isinstance(a, torch.Tensor)]
-        tensors += [t for a in args if isinstance(a, (list, tuple)) for t in a if isinstance(t, torch.Tensor)]
+        activations (work on weights alone, such as weight standardisation, is no synaptic operation); boolean
+        masks are not spikes here."""
+        tensors = [t for t in _tensors(args) if t.dtype != torch.bool]
         kinds = [self.operands.kind(t) for t in tensors]
         matrices = [c._storage(t) in self._matrix_weights for t in tensors]
-        if any(k in c.EVENTS for k in kinds) or (any(matrices) and any(
-                k not in (None, c.WEIGHTS) for k in kinds)):
+        if any(k in c.EVENTS for k in kinds) or (any(matrices) and any(k not in (None, c.WEIGHTS) for k in kinds)):
             self._uncosted_pass[(frame.name, name)] = None
 
-    def _add(self, frame: _Frame, operation: c.Operation) -> None:
+    def _add(self, frame: _Frame, operation: c.Operation, n: int, weighted: bool = False) -> None:
+        operation.weighted = weighted
         if frame.weighted and operation.kind in ("matmul", "conv") and "own" not in frame.labels:
             frame.labels["own"] = 1
             row, operation.kind = frame.name, self._kinds[frame.name]
         else:
-            n = frame.labels[operation.label] = frame.labels.get(operation.label, 0) + 1
             row = f"{frame.name or c.MODEL_ROW}: {operation.label} {n}"
         self._rows.setdefault(row, []).append(operation)
 
@@ -335,20 +355,98 @@ def _batches(x: torch.Tensor) -> int:
     return math.prod(x.shape[:-2]) if x.dim() > 2 else 1
 
 
+def _windows(name: str, args, x: torch.Tensor, out: torch.Tensor) -> list[list[tuple[int, int]]]:
+    """The `[start, end)` windows along each pooled axis of an average pooling call (padding in negative starts)."""
+    if name.startswith("avg"):
+        kernel = list(args[1])
+        axes = len(kernel)
+        stride = list(args[2]) if len(args) > 2 and len(args[2]) else kernel
+        padding = list(args[3]) if len(args) > 3 else [0] * axes
+        stride, padding = [stride[i if len(stride) > 1 else 0] for i in range(axes)], [
+            padding[i if len(padding) > 1 else 0] for i in range(axes)]
+        sizes = out.shape[-axes:]
+        return [[(j * stride[i] - padding[i], j * stride[i] - padding[i] + kernel[i]) for j in range(sizes[i])]
+                for i in range(axes)]
+    axes = len(args[1])
+    return [[(math.floor(j * size / count), math.ceil((j + 1) * size / count)) for j in range(count)]
+            for size, count in zip(x.shape[-axes:], out.shape[-axes:])]
+
+
+def _visible(queries: int, keys: int, mask: torch.Tensor | None, causal: bool, device) -> torch.Tensor | None:
+    """Which keys each query sees (`[.., L, S]` booleans), None when it sees them all."""
+    seen = None
+    if causal:
+        seen = torch.ones(queries, keys, dtype=torch.bool, device=device).tril()
+    if mask is not None:
+        allowed = mask if mask.dtype == torch.bool else mask > float("-inf")
+        seen = allowed if seen is None else seen & allowed
+    return seen
+
+
+def _masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kq: str, kk: str, kv: str,
+                      seen: torch.Tensor | None) -> list[c.Operation]:
+    """Q·Kᵀ and P·V of one attention call. Without a mask these are two products; with one, an event meets only
+    the queries (or keys) that see it, and two event operands coincide only where a query sees its key."""
+    batch = _batches(q)
+    scores = c.matrix_product("attention q·kᵀ", "sdpa", "attention", q, k.transpose(-2, -1), kq, kk, batch)
+    probabilities = torch.empty(*q.shape[:-1], k.shape[-2], device="meta")
+    values = c.matrix_product("attention p·v", "sdpa", "attention", probabilities, v, c.DENSE, kv, batch)
+    if seen is None:
+        return [scores, values]
+    weight = seen.double().expand(*q.shape[:-1], k.shape[-2])
+    if kq in c.EVENTS and kk in c.EVENTS:
+        product = (q.double() @ k.double().transpose(-2, -1)) * weight
+        scores.acs, scores.out_nonzero = float(product.sum()), float(product.count_nonzero())
+    elif kq in c.EVENTS:
+        scores.acs = float((q.double().sum(-1) * weight.sum(-1)).sum())  # each query event meets the keys it sees
+    elif kk in c.EVENTS:
+        scores.acs = float((k.double().sum(-1) * weight.sum(-2)).sum())  # each key event meets the queries seeing it
+    if kv in c.EVENTS:
+        values.acs = float((v.double().sum(-1) * weight.sum(-2)).sum())
+    for operation in (scores, values):
+        operation.dr_acs = operation.acs if operation.input == c.SPIKES else operation.dr_acs
+    return [scores, values]
+
+
+class _AttentionTap(TorchFunctionMode):
+    """Sees `F.scaled_dot_product_attention` as the model calls it, before any kernel rewrites it (the unfused path
+    scales Q first, so its spikes no longer read as spikes), costs it, and runs it uncounted."""
+
+    def __init__(self, counter: OperatorCounter) -> None:
+        super().__init__()
+        self.counter = counter
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func not in ATTENTION or self.counter._paused or not self.counter._counting:
+            return func(*args, **kwargs)
+        names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal")
+        call = {**dict(zip(names, args)), **kwargs}
+        self.counter.attention(call["query"], call["key"], call["value"], call.get("attn_mask"),
+                               bool(call.get("is_causal", False)))
+        self.counter._paused += 1
+        try:
+            return func(*args, **kwargs)
+        finally:
+            self.counter._paused -= 1
+
+
 class _Paused:
-    """Leaves the dispatch mode for the recorder's own work inside hooks, so that it costs no dispatch overhead."""
+    """Runs the recorder's own work with no dispatch mode (this counter's or another's) and no attention tap."""
 
     def __init__(self, counter: OperatorCounter) -> None:
         self.counter = counter
-        self.depth = 0
+        self._modes = _disable_current_modes()
 
     def __enter__(self) -> None:
         self.counter._paused += 1
-        while self.counter._depth:
-            self.counter.__exit__(None, None, None)
-            self.depth += 1
+        self._modes.__enter__()
+        self.tapped = self.counter._counting  # the attention tap is a function mode: leave it too
+        if self.tapped:
+            self.counter._attention.__exit__(None, None, None)
 
     def __exit__(self, *exc) -> None:
-        for _ in range(self.depth):
-            self.counter.__enter__()
+        if self.tapped:
+            self.counter._attention.__enter__()
+        self._modes.__exit__(*exc)
         self.counter._paused -= 1

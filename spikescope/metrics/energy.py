@@ -11,7 +11,8 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from ..energy.conventions import DENSE, SPIKES, SUMS, Operation, row_module
+from ..energy import DENSE, SPIKES, SUMS
+from ..energy import conventions as c
 from ..energy.parts import part_of
 from ..errors import SpikescopeError
 from .base import Metric, MetricResult, spike_counts, zero_one
@@ -46,10 +47,13 @@ DEFINITIONS = {
 }
 KINDS = ("conv", "linear", "fsta", "transposed conv", "matmul", "attention", "product", "add", "reduction",
          "pooling")
-OPERATORS = ("convolution", "linear", "fsta", "mm", "addmm", "bmm", "baddbmm", "sdpa", "mul", "add", "sub", "sum",
-             "mean", "avg_pool", "adaptive_avg_pool")
+OPERATORS = ("convolution", "linear", "fsta", "mm", "addmm", "bmm", "baddbmm", "mv", "dot", "sdpa", "mul", "div",
+             "add", "sub", "rsub", "sum", "mean", "avg_pool", "adaptive_avg_pool")
 INPUTS = (SPIKES, SUMS, DENSE)
-PRODUCTS = ("conv", "linear", "transposed conv", "matmul", "attention")  # kinds that multiply weights or values
+COUNTS = ("acs", "dense", "macs", "events", "elements", "dr_acs", "dr_macs", "out_nonzero", "out_elements",
+          "samples")  # per row, summed
+LABELS = ("kind", "operator", "input", "both", "weighted", "mixed")  # per row, the largest index seen
+RUN = "(images)"  # the state of the images every pass covered: each row's count is per image of the whole run
 
 
 def check_preset(preset: str) -> str:
@@ -80,62 +84,61 @@ class SynapseCost:
 
 
 class Energy(Metric):
-    """States per costed row (an operation site, `energy.operators`, or a synaptic module fed to `update`):
-    accumulates, dense MACs of every call and of dense calls, events and elements of the event operand, the
-    accumulates and dense MACs of calls fed spike sums, output non-zeros of coincidence products, samples, and
-    indices into `KINDS`, `OPERATORS` and `INPUTS` (the worst input seen) and whether two operands were events.
+    """States per costed row (an operation site, `energy.operators`, or a synaptic module fed to `update`): `counts`
+    (`COUNTS`: accumulates, dense MACs of every call and of dense calls, events and elements of the event operand,
+    the dense reading's accumulates and MACs, output non-zeros of coincidence products, samples) and `labels`
+    (`LABELS`: indices into `KINDS`, `OPERATORS` and `INPUTS`, the worst input seen, and flags). Under `RUN`, the
+    images of every pass: a row seen on some batches only is still per image of the whole run.
 
     `preset` picks the energy per operation (`ENERGY_PRESETS_PJ`).
     """
 
-    reductions = {"acs": "sum", "dense": "sum", "macs": "sum", "events": "sum", "elements": "sum", "sums_acs": "sum",
-                  "sums_dense": "sum", "out_nonzero": "sum", "out_elements": "sum", "samples": "sum", "kind": "max",
-                  "operator": "max", "input": "max", "both": "max", "weighted": "max"}
+    reductions = {"counts": "sum", "labels": "max", "samples": "sum"}
     inputs = "synapses"
 
     def __init__(self, preset: str = "fp32") -> None:
         super().__init__()
         self.preset = check_preset(preset)
 
-    def update(self, layer: str, inputs: torch.Tensor, cost: SynapseCost, known_spikes: bool = False) -> None:
-        """`inputs: [T, B, ...]`, a synaptic module's input; `cost` describes the module. `known_spikes`: the
-        inputs are a spiking layer's output, unchanged (`SpikeRecorder` knows), so they need no check."""
+    def update(self, layer: str, inputs: torch.Tensor, cost: SynapseCost) -> None:
+        """Cost one synaptic module fed `inputs: [T, B, ...]` (`cost` describes the module), without a recorder."""
         T, B = inputs.shape[:2]
         dense = float(cost.dense_ops(T, inputs.shape[2:]) * B)
         kind = DENSE
-        if cost.accepts_spikes and (known_spikes or zero_one(inputs)):
+        if cost.accepts_spikes and zero_one(inputs):
             kind = SPIKES
         elif cost.accepts_spikes and cost.accepts_counts and spike_counts(inputs):
             kind = SUMS
         if kind == DENSE:
-            operation = Operation(layer, cost.operator, cost.kind, DENSE, False, 0.0, dense)
+            operation = c.Operation(layer, cost.operator, cost.kind, DENSE, False, 0.0, dense, dr_macs=dense)
         else:
             counts = inputs.float().sum(dim=(0, 1)).double()  # float32 is exact below 2**24 spikes per element
             acs = float((counts * cost.fan_out(inputs.shape[2:], inputs.device)).sum())
-            operation = Operation(layer, cost.operator, cost.kind, kind, False, acs, dense, float(counts.sum()),
-                                  inputs.numel())
-        self.add({layer: [operation]}, B, inputs.device)
+            operation = c.Operation(layer, cost.operator, cost.kind, kind, False, acs, dense, float(counts.sum()),
+                                  inputs.numel(), dr_acs=acs if kind == SPIKES else 0.0,
+                                  dr_macs=dense if kind == SUMS else 0.0)
+        self._add_row(layer, [operation], B, inputs.device)
 
-    def add(self, rows: dict[str, list[Operation]], samples: float, device: torch.device | str = "cpu") -> None:
+    def add(self, rows: dict[str, list[c.Operation]], samples: float, device: torch.device | str = "cpu") -> None:
         """Add one forward pass over `samples` images: every row's operation calls (a module stepped T times in
         one pass calls its operations T times)."""
+        self._accumulate(RUN, {"samples": torch.tensor(float(samples), dtype=torch.float64, device=device)})
         for row, calls in rows.items():
-            total = {name: 0.0 for name in ("acs", "dense", "macs", "events", "elements", "sums_acs", "sums_dense",
-                                            "out_nonzero", "out_elements")}
-            for op in calls:
-                for name in ("acs", "dense", "events", "elements", "out_nonzero", "out_elements"):
-                    total[name] += getattr(op, name)
-                total["macs"] += op.dense if op.input == DENSE else 0.0
-                total["sums_acs"] += op.acs if op.input == SUMS else 0.0
-                total["sums_dense"] += op.dense if op.input == SUMS and op.kind in PRODUCTS else 0.0
-            first = calls[0]
-            indices = {"kind": KINDS.index(first.kind), "operator": OPERATORS.index(first.operator),
-                       "input": max(INPUTS.index(op.input) for op in calls), "both": int(any(op.both for op in calls)),
-                       "weighted": int(any(op.weighted for op in calls))}
-            self._accumulate(row, {
-                **{name: torch.tensor(x, dtype=torch.float64, device=device) for name, x in total.items()},
-                "samples": torch.tensor(float(samples), dtype=torch.float64, device=device),
-                **{name: torch.tensor(i, dtype=torch.int64, device=device) for name, i in indices.items()}})
+            self._add_row(row, calls, samples, device)
+
+    def _add_row(self, row: str, calls: list[c.Operation], samples: float, device: torch.device | str) -> None:
+        totals = dict.fromkeys(COUNTS, 0.0)
+        for op in calls:
+            for name in ("acs", "dense", "events", "elements", "dr_acs", "dr_macs", "out_nonzero", "out_elements"):
+                totals[name] += getattr(op, name)
+            totals["macs"] += op.dense if op.input == DENSE else 0.0
+        totals["samples"] = float(samples)
+        first = calls[0]
+        labels = (KINDS.index(first.kind), OPERATORS.index(first.operator),
+                  max(INPUTS.index(op.input) for op in calls), int(any(op.both for op in calls)),
+                  int(any(op.weighted for op in calls)), int(any(op.mixed for op in calls)))
+        self._accumulate(row, {"counts": torch.tensor(list(totals.values()), dtype=torch.float64, device=device),
+                               "labels": torch.tensor(labels, dtype=torch.int64, device=device)})
 
     def merge(self, other: "Energy") -> "Energy":
         if getattr(other, "preset", self.preset) != self.preset:
@@ -144,25 +147,30 @@ class Energy(Metric):
 
     def compute(self) -> MetricResult:
         pj = ENERGY_PRESETS_PJ[self.preset]
+        run = self.states.get(RUN)
         rows = []
         for name, s in self.states.items():
-            v = {key: float(value) for key, value in s.items()}
-            samples = v["samples"]
-            kind, source = KINDS[int(v["kind"])], INPUTS[int(v["input"])]
+            if name == RUN:
+                continue
+            v = dict(zip(COUNTS, s["counts"].tolist()))
+            label = dict(zip(LABELS, s["labels"].tolist()))
+            samples = float(run["samples"]) if run is not None else v["samples"]
+            kind, source = KINDS[label["kind"]], INPUTS[label["input"]]
             if v["macs"] > 0:  # dense on some batch: the operation multiplies real values on every batch
                 source, sops, approx, macs, fr_in = DENSE, 0.0, 0.0, v["dense"], float("nan")
                 sops_dense_reading, macs_dense_reading = 0.0, macs
             else:
                 fr_in = v["events"] / v["elements"] if v["elements"] else float("nan")
                 sops, approx, macs = v["acs"], fr_in * v["dense"], 0.0
-                sops_dense_reading, macs_dense_reading = v["acs"] - v["sums_acs"], v["sums_dense"]
-            both = bool(v["both"]) and source != DENSE
+                sops_dense_reading, macs_dense_reading = v["dr_acs"], v["dr_macs"]
+            both = bool(label["both"]) and source != DENSE
             per_image = {"sops": sops / samples, "sops_approx": approx / samples, "macs": macs / samples,
                          "sops_dense_reading": sops_dense_reading / samples,
                          "macs_dense_reading": macs_dense_reading / samples}
             rows.append({
-                "layer": name, "module": row_module(name), "operator": OPERATORS[int(v["operator"])], "kind": kind,
-                "input": source, "operands": operands(kind, source, both, bool(v["weighted"])),
+                "layer": name, "module": c.row_module(name), "operator": OPERATORS[label["operator"]], "kind": kind,
+                "input": source, "operands": operands(kind, source, both, bool(label["weighted"]),
+                                                      bool(label["mixed"])),
                 "part": part_of(name, kind, source),
                 "input_firing_rate": fr_in, **{f"{k}_per_image": x for k, x in per_image.items()},
                 "dense_ops_per_image": v["dense"] / samples,
@@ -178,13 +186,13 @@ class Energy(Metric):
         return MetricResult(pd.DataFrame(rows, columns=COLUMNS), None, {}, definitions)
 
 
-def operands(kind: str, source: str, both: bool, weighted: bool) -> str:
-    """What met what: `spikes x weights`, `spikes x spikes`, `spike sums x dense` (an activation), `spikes` alone
-    (a reduction or pooling), or `analog`."""
+def operands(kind: str, source: str, both: bool, weighted: bool, mixed: bool = False) -> str:
+    """What met what: `spikes x weights`, `spikes x spikes`, `spikes x spike sums`, `spike sums x dense` (an
+    activation), `spikes` alone (a reduction or pooling), or `analog`."""
     if source == DENSE:
         return DENSE
     if both:
-        return f"{source} x {source}"
+        return f"{SPIKES} x {SUMS}" if mixed else f"{source} x {source}"
     if kind in ("reduction", "pooling"):
         return source
     return f"{source} x weights" if weighted or kind in ("conv", "linear", "transposed conv") else f"{source} x dense"
