@@ -37,7 +37,7 @@ class AnalysisResult:
     one row per layer and channel (firing rate, silent share; channels are features, D or C, in every layout);
     `tokens`: one row per token layer and token (firing rate, silent share, the token's row and column on the patch
     grid); `heads`: one row per attention layer, part (q, k or v of a Q/K/V token layer, fused or not; empty for
-    head-split layers) and head: its firing rate; `energy`: one row per synaptic layer,
+    head-split layers) and head: its firing rate; `energy`: one row per costed operation (`energy.operators`),
     per image; `spectra[layer]`: DCT power `[T, H, W]` (layers with 2D maps); `similarity[layer]`:
     `T x T` arrays "spike_cosine", "left_out", "spectral_cosine", "spectral_cosine_ac";
     `captured[layer]`: raw spikes `[T, K, ...]` of the first K samples (if asked for);
@@ -46,7 +46,8 @@ class AnalysisResult:
     (with `membrane=True`; bins in `metrics.membrane.COLUMNS`); `attribution`: attributions of example
     images (if asked for); `info`: samples, T, accuracy, `runtime_s` (the seconds this model's batches took
     under the recorder, data loading excluded: the same whether other models ran beside it), warnings, the
-    synaptic modules that could not be costed (`uncosted`), and the number of `processes` with the
+    operations on spikes or weights that could not be costed (`uncosted`: module, type, operator), and the
+    number of `processes` with the
     `samples_per_process` each analysed.
     """
 
@@ -310,7 +311,7 @@ def _assemble(recorder: SpikeRecorder, runtime: float, accuracy: float | None,
     arrays: dict[str, dict[str, np.ndarray]] = {}
     for name, result in results.items():
         arrays.update(result.arrays)
-        if name != "Energy" and len(result.layers.columns):  # energy rows are synaptic layers, kept apart
+        if name != "Energy" and len(result.layers.columns):  # energy rows are operations, kept apart
             layers = layers.merge(result.layers, on="layer", how="left")
         if result.timesteps is not None and len(result.timesteps.columns):
             timesteps = result.timesteps if timesteps is None else timesteps.merge(result.timesteps, on=["layer", "t"],

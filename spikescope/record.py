@@ -40,7 +40,6 @@ from .metrics.temporal import TemporalSimilarity
 from .energy.conventions import MODEL_ROW
 from .energy.operators import OperatorCounter
 from .tokens import Geometry, as_features, declared_grid, decide_geometries, model_evidence
-from .synapses import synapse_cost
 from .timelayout import (FOLD_ORDERS, WHOLE_SEQUENCE, FirstPass, Layout, batch_size_of, candidate_layouts,
                          decide_layouts, to_time_first)
 
@@ -198,7 +197,7 @@ class SpikeRecorder:
         sinks = [m for m in self.metrics if m.inputs == "synapses"]
         counts = any(sums_spikes(m) or declared_output(m) == OUTPUT_COUNTS for m in self._modules.values())
         self._operations = OperatorCounter(self.model, lambda rows, samples: [m.add(rows, samples) for m in sinks],
-                                           neurons | norms, {name: synapse_cost(m) for name, m in fsta.items()}, counts)
+                                           neurons | norms, fsta, counts)
 
     def add_warning(self, message: str) -> None:
         """Issue a `SpikescopeWarning` about this run once, and keep it in `warnings` (it reaches the report)."""

@@ -4,12 +4,11 @@ from torch import nn
 
 from spikescope.fsta import FSTA
 from spikescope.metrics.energy import ENERGY_PRESETS_PJ, Energy
-from spikescope.synapses import synapse_cost
 
 
 def run(module, inputs):
     metric = Energy()
-    metric.update("layer", inputs, synapse_cost(module))
+    metric.update("layer", inputs, module)
     return metric.compute().layers.iloc[0]
 
 
@@ -47,7 +46,7 @@ def test_analog_input_costs_dense_macs_and_energy_uses_the_preset():
     assert row["macs_per_image"] == 2 * dense_per_step
     assert row["energy_pj_per_image"] == pytest.approx(4.6 * 2 * dense_per_step)
     metric = Energy("int8")
-    metric.update("l", one_spike_at((1, 1)), synapse_cost(conv))
+    metric.update("l", one_spike_at((1, 1)), conv)
     assert metric.compute().layers.loc[0, "energy_pj_per_image"] == pytest.approx(ENERGY_PRESETS_PJ["int8"]["ac"] * 18)
 
 
@@ -66,8 +65,8 @@ def test_fsta_always_costs_macs_even_on_binary_input():
 def test_a_layer_fed_real_values_on_any_batch_counts_as_analog_on_every_batch():
     conv = nn.Conv2d(1, 1, 3, padding=1)
     metric = Energy()
-    metric.update("layer", torch.zeros(1, 1, 1, 3, 3), synapse_cost(conv))  # all zeros: looks like spikes
-    metric.update("layer", torch.full((1, 1, 1, 3, 3), 0.5), synapse_cost(conv))
+    metric.update("layer", torch.zeros(1, 1, 1, 3, 3), conv)  # all zeros: looks like spikes
+    metric.update("layer", torch.full((1, 1, 1, 3, 3), 0.5), conv)
     row = metric.compute().layers.iloc[0]
     assert row["input"] == "analog" and row["sops_per_image"] == 0
     assert row["macs_per_image"] == 81  # 9 outputs x 9 taps per image
@@ -119,7 +118,7 @@ def test_strided_dilated_conv_sops_follow_the_receptive_fields_on_the_padded_gri
 def test_dense_macs_of_analog_input_are_T_times_the_flops_convention(conv, shape, dense_per_step):
     T, B = 3, 2
     metric = Energy()
-    metric.update("layer", torch.rand(T, B, *shape) + 0.1, synapse_cost(conv))
+    metric.update("layer", torch.rand(T, B, *shape) + 0.1, conv)
     row = metric.compute().layers.iloc[0]
     assert row["input"] == "analog" and row["sops_per_image"] == 0
     assert row["macs_per_image"] == T * dense_per_step
@@ -179,8 +178,8 @@ def test_energy_presets_are_horowitz_2014_45nm_a_mac_is_a_multiply_plus_an_add_a
         preset, multiply_pj, add_pj):
     linear = nn.Linear(5, 7)
     metric = Energy(preset)
-    metric.update("analog", torch.full((2, 1, 5), 0.5), synapse_cost(linear))  # T x 5 x 7 = 70 MACs
-    metric.update("spiking", torch.tensor([[[1.0, 1, 0, 0, 1]], [[0, 0, 0, 1, 0]]]), synapse_cost(linear))  # 4 x 7
+    metric.update("analog", torch.full((2, 1, 5), 0.5), linear)  # T x 5 x 7 = 70 MACs
+    metric.update("spiking", torch.tensor([[[1.0, 1, 0, 0, 1]], [[0, 0, 0, 1, 0]]]), linear)  # 4 x 7
     rows = metric.compute().layers.set_index("layer")
     assert rows.loc["analog", "macs_per_image"] == 70 and rows.loc["spiking", "sops_per_image"] == 28
     assert rows.loc["analog", "energy_pj_per_image"] == pytest.approx(70 * (multiply_pj + add_pj), rel=1e-12)
@@ -191,8 +190,8 @@ def test_published_energy_per_mac_is_4_6_1_5_and_0_23_pj_and_per_ac_0_9_0_4_and_
     linear = nn.Linear(10, 10)  # 100 MACs for one analog timestep, 100 ACs for ten spikes
     for preset, mac_pj, ac_pj in (("fp32", 4.6, 0.9), ("fp16", 1.5, 0.4), ("int8", 0.23, 0.03)):
         metric = Energy(preset)
-        metric.update("analog", torch.full((1, 1, 10), 0.5), synapse_cost(linear))
-        metric.update("spiking", torch.ones(1, 1, 10), synapse_cost(linear))
+        metric.update("analog", torch.full((1, 1, 10), 0.5), linear)
+        metric.update("spiking", torch.ones(1, 1, 10), linear)
         energy = metric.compute().layers.set_index("layer")["energy_pj_per_image"]
         assert energy["analog"] == pytest.approx(100 * mac_pj, rel=1e-12), preset
         assert energy["spiking"] == pytest.approx(100 * ac_pj, rel=1e-12), preset

@@ -10,7 +10,7 @@ from spikescope.metrics.base import spike_counts, zero_one
 from spikescope.metrics.spectrum import Spectrum
 from spikescope.models.layers import over_time
 from spikescope.neurons import LIF
-from spikescope.synapses import synapse_cost
+from spikescope.energy.geometry import ConvSpec, conv_geometry
 
 
 @pytest.mark.parametrize("values, expected", [
@@ -61,7 +61,7 @@ def brute_force_fan_out(conv: nn.Module, sample_shape: tuple[int, ...]) -> torch
     (nn.ConvTranspose3d(2, 4, 3, stride=2, padding=1), (2, 3, 4, 5)),
 ])
 def test_fan_out_measured_on_one_channel_equals_the_full_convolution_count(conv, shape):
-    fan_out = synapse_cost(conv).fan_out(torch.Size(shape), torch.device("cpu"))
+    fan_out = conv_geometry(ConvSpec.of_module(conv), torch.Size(shape), torch.device("cpu"))[0]
     assert torch.equal(fan_out.contiguous(), brute_force_fan_out(conv, shape))
 
 
@@ -103,7 +103,7 @@ def test_a_conv_reading_spikes_unchanged_is_costed_by_them_and_one_reading_them_
     plain = spikescope.analyze(SpikesIntoConv(halve=False), batches, capture=6)
     row = plain.energy.set_index("layer").loc["conv2"]
     spikes = torch.from_numpy(plain.captured["lif1"]).float()  # [T, 6, 4, 8, 8]
-    fan_out = synapse_cost(SpikesIntoConv(False).conv2).fan_out(spikes.shape[2:], torch.device("cpu"))
+    fan_out = conv_geometry(ConvSpec.of_module(SpikesIntoConv(False).conv2), spikes.shape[2:], torch.device("cpu"))[0]
     assert row["input"] == "spikes" and spikes.sum() > 0
     assert row["sops_per_image"] == pytest.approx(float((spikes.sum(dim=(0, 1)).double() * fan_out).sum()) / 6,
                                                   rel=1e-12)

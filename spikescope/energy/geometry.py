@@ -58,6 +58,7 @@ class ConvSpec:
 
 
 _GEOMETRY: dict[tuple, tuple[torch.Tensor, int]] = {}
+GEOMETRIES_KEPT = 256
 
 
 def conv_geometry(spec: ConvSpec, sample_shape: torch.Size, device: torch.device) -> tuple[torch.Tensor, int]:
@@ -67,6 +68,8 @@ def conv_geometry(spec: ConvSpec, sample_shape: torch.Size, device: torch.device
     spatial taps, so the geometry is measured once on a one-channel copy and scaled; results are cached."""
     key = (spec, tuple(sample_shape), torch.device(device))
     if key not in _GEOMETRY:
+        if len(_GEOMETRY) >= GEOMETRIES_KEPT:  # a run sees a few shapes; a long session with many starts over
+            _GEOMETRY.clear()
         with torch.inference_mode(False), torch.enable_grad():  # d/dx sum(conv(x, ones)) = taps x takes part in
             single = spec.one_channel().to(device=device, dtype=torch.float64)
             nn.init.ones_(single.weight)

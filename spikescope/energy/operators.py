@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -30,9 +30,6 @@ from torch.utils._python_dispatch import (TorchDispatchMode, _disable_current_mo
 
 from . import conventions as c
 from .geometry import ConvSpec
-
-if TYPE_CHECKING:
-    from ..metrics.energy import SynapseCost
 
 PRODUCTS = {"mm": "matmul", "addmm": "matmul", "bmm": "matmul", "baddbmm": "matmul", "mv": "matmul",
             "dot": "matmul", "convolution": "conv", "_convolution": "conv"}
@@ -107,11 +104,11 @@ class OperatorCounter(TorchDispatchMode):
     recorder learns only after the first pass which modules are neurons (whose operations are not costed)."""
 
     def __init__(self, model: nn.Module, sink: Callable[[dict[str, list[c.Operation]], float], None],
-                 skipped: set[str], whole: dict[str, "SynapseCost"] | None = None,
+                 skipped: set[str], whole: dict[str, nn.Module] | None = None,
                  counts_everywhere: bool = False) -> None:
         """`skipped`: modules whose operations are not synaptic (neurons, normalisation); a convolution or linear
-        layer inside a neuron (a recurrent synapse) is still costed. `whole`: modules costed as one operation by
-        their own count (FSTA, fed `[T, B, ...]`), nothing inside them separately."""
+        layer inside a neuron (a recurrent synapse) is still costed. `whole`: modules costed as one dense operation by
+        their own count, `macs(sample_shape)` (FSTA, fed `[T, B, ...]`), nothing inside them separately."""
         super().__init__()
         self.model = model
         self.sink = sink
@@ -208,10 +205,10 @@ class OperatorCounter(TorchDispatchMode):
             name = self._names.get(id(module), "")
             self._stack.append(_Frame(name, name in self._weighted))
             if name in self.whole and args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 3:
-                x, cost = args[0], self.whole[name]
-                dense = float(cost.dense_ops(x.shape[0], x.shape[2:]) * x.shape[1])
+                x = args[0]
+                dense = float(self.whole[name].macs(tuple(x.shape[2:])) * x.shape[1])
                 self._rows.setdefault(name, []).append(
-                    c.Operation(name, cost.operator, cost.kind, c.DENSE, False, 0.0, dense, dr_macs=dense))
+                    c.Operation(name, "fsta", "fsta", c.DENSE, False, 0.0, dense, dr_macs=dense))
 
     def _leave_module(self, module: nn.Module, args, output) -> None:
         if self._counting and not self._paused and len(self._stack) > 1 and (

@@ -11,11 +11,14 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from torch import nn
+
 from ..energy import DENSE, SPIKES, SUMS
 from ..energy import conventions as c
+from ..energy.geometry import ConvSpec
 from ..energy.parts import part_of
 from ..errors import SpikescopeError
-from .base import Metric, MetricResult, spike_counts, zero_one
+from .base import Metric, MetricResult, zero_one
 
 # Horowitz, ISSCC 2014, 45 nm: FP32 mult 3.7 pJ + add 0.9 pJ; FP16 1.1 + 0.4; INT8 0.2 + 0.03.
 ENERGY_PRESETS_PJ = {
@@ -63,26 +66,6 @@ def check_preset(preset: str) -> str:
     return preset
 
 
-class SynapseCost:
-    """Operation counts of one synaptic module: `fan_out` per input element and dense MACs per sample.
-
-    `accepts_counts` is set when the model's neurons emit spike counts: inputs of non-negative whole
-    numbers are then spikes too, each count costing that many accumulates.
-    """
-
-    kind: str = "conv"  # one of KINDS
-    operator: str = "convolution"  # one of OPERATORS
-    accepts_spikes: bool = True
-    accepts_counts: bool = False
-
-    def fan_out(self, sample_shape: torch.Size, device: torch.device) -> torch.Tensor:
-        raise NotImplementedError
-
-    def dense_ops(self, T: int, sample_shape: torch.Size) -> int:
-        """MACs one sample costs over all T timesteps when run densely (the FLOPs convention of papers)."""
-        raise NotImplementedError
-
-
 class Energy(Metric):
     """States per costed row (an operation site, `energy.operators`, or a synaptic module fed to `update`): `counts`
     (`COUNTS`: accumulates, dense MACs of every call and of dense calls, events and elements of the event operand,
@@ -100,24 +83,29 @@ class Energy(Metric):
         super().__init__()
         self.preset = check_preset(preset)
 
-    def update(self, layer: str, inputs: torch.Tensor, cost: SynapseCost) -> None:
-        """Cost one synaptic module fed `inputs: [T, B, ...]` (`cost` describes the module), without a recorder."""
+    def update(self, layer: str, inputs: torch.Tensor, module: nn.Module) -> None:
+        """Cost one synaptic module (a convolution, plain or transposed, a linear layer, or a module costed whole by its
+        own `macs(sample_shape)`, such as FSTA) fed `inputs: [T, B, ...]`, without a recorder, by the conventions the
+        recorder's operator counter applies: events of spikes, else dense MACs."""
         T, B = inputs.shape[:2]
-        dense = float(cost.dense_ops(T, inputs.shape[2:]) * B)
-        kind = DENSE
-        if cost.accepts_spikes and zero_one(inputs):
-            kind = SPIKES
-        elif cost.accepts_spikes and cost.accepts_counts and spike_counts(inputs):
-            kind = SUMS
-        if kind == DENSE:
-            operation = c.Operation(layer, cost.operator, cost.kind, DENSE, False, 0.0, dense, dr_macs=dense)
+        if hasattr(module, "macs"):
+            dense = float(module.macs(tuple(inputs.shape[2:])) * B)
+            calls = [c.Operation(layer, "fsta", "fsta", DENSE, False, 0.0, dense, dr_macs=dense)]
+        elif isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
+            kind = SPIKES if zero_one(inputs) else DENSE
+            folded = inputs.flatten(0, 1)
+            if isinstance(module, nn.Linear):
+                operation = c.matrix_product(layer, "linear", "linear", folded.reshape(-1, module.in_features),
+                                             module.weight.T, kind, c.WEIGHTS, 1)
+            else:
+                spec = ConvSpec.of_module(module)
+                operation = c.convolution(layer, "transposed conv" if spec.transposed else "conv", folded,
+                                          module.weight, kind, c.WEIGHTS, spec, folded)
+            calls = [operation]
         else:
-            counts = inputs.float().sum(dim=(0, 1)).double()  # float32 is exact below 2**24 spikes per element
-            acs = float((counts * cost.fan_out(inputs.shape[2:], inputs.device)).sum())
-            operation = c.Operation(layer, cost.operator, cost.kind, kind, False, acs, dense, float(counts.sum()),
-                                  inputs.numel(), dr_acs=acs if kind == SPIKES else 0.0,
-                                  dr_macs=dense if kind == SUMS else 0.0)
-        self._add_row(layer, [operation], B, inputs.device)
+            raise SpikescopeError(f"Energy.update costs convolutions, linear layers and modules with macs(); "
+                                  f"{layer} is a {type(module).__name__}")
+        self._add_row(layer, calls, B, inputs.device)
 
     def add(self, rows: dict[str, list[c.Operation]], samples: float, device: torch.device | str = "cpu") -> None:
         """Add one forward pass over `samples` images: every row's operation calls (a module stepped T times in
