@@ -37,7 +37,7 @@ from .metrics.firing import FiringRate
 from .metrics.membrane import MembranePotential
 from .metrics.spectrum import Spectrum
 from .metrics.temporal import TemporalSimilarity
-from .energy.conventions import MODEL_ROW
+from .energy import MODEL_ROW
 from .energy.operators import OperatorCounter
 from .tokens import Geometry, as_features, declared_grid, decide_geometries, model_evidence
 from .timelayout import (FOLD_ORDERS, WHOLE_SEQUENCE, FirstPass, Layout, batch_size_of, candidate_layouts,

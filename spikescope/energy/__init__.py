@@ -9,3 +9,11 @@ whose states merge like every other metric's.
 
 SPIKES, SUMS, DENSE, WEIGHTS = "spikes", "spike sums", "analog", "weights"  # what an operand is
 EVENTS = (SPIKES, SUMS)
+MODEL_ROW = "(model)"  # the module name of operations the model's own forward runs
+
+
+def row_module(row: str) -> str:
+    """The module an energy row belongs to: `"blocks.0.attn: matmul 1"` -> `"blocks.0.attn"`, `"(model): add 1"`
+    -> `""`, a module's own row -> its name."""
+    module = row.split(": ", 1)[0]
+    return "" if module == MODEL_ROW else module

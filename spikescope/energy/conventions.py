@@ -20,20 +20,12 @@ from dataclasses import dataclass
 import torch
 
 from ..metrics.base import spike_counts, zero_one
-from . import DENSE, EVENTS, SPIKES, SUMS, WEIGHTS
+from . import DENSE, EVENTS, MODEL_ROW, SPIKES, SUMS, WEIGHTS, row_module
 from .geometry import ConvSpec, conv_geometry
 
-__all__ = ["DENSE", "EVENTS", "SPIKES", "SUMS", "WEIGHTS", "Operands", "Operation", "row_module"]
+__all__ = ["DENSE", "EVENTS", "MODEL_ROW", "SPIKES", "SUMS", "WEIGHTS", "Operands", "Operation", "row_module"]
 PRODUCTS = ("conv", "linear", "transposed conv", "matmul", "attention")  # kinds that multiply two operands
-MODEL_ROW = "(model)"  # the module name of operations the model's own forward runs
 SAMPLE = 4096  # values read first to tell a dense tensor from spikes without a pass over all of it
-
-
-def row_module(row: str) -> str:
-    """The module an energy row belongs to: `"blocks.0.attn: matmul 1"` -> `"blocks.0.attn"`, `"(model): add 1"`
-    -> `""`, a module's own row -> its name."""
-    module = row.split(": ", 1)[0]
-    return "" if module == MODEL_ROW else module
 
 
 @dataclass
@@ -90,8 +82,9 @@ class Operands:
             return SUMS
         return DENSE
 
-    def tagged(self, x) -> bool:
-        return isinstance(x, torch.Tensor) and bool(self._marks) and self._marked(x) == SUMS
+    def marked(self, x: torch.Tensor) -> str | None:
+        """SPIKES or SUMS if `x` (or the tensor it views) was marked so and the mark holds, else None."""
+        return self._marked(x) if self._marks else None
 
     def tag(self, x) -> None:
         """`x` holds spike sums (a view of a tensor marks that tensor, which its other views then share)."""
@@ -100,7 +93,13 @@ class Operands:
 
     def mark_spikes(self, x: torch.Tensor) -> None:
         """`x` is a spiking layer's output of 0s and 1s: while it (or a view of it) is unchanged, it needs no check."""
-        if not torch.is_inference(x):
+        self.mark(x, SPIKES)
+
+    def mark(self, x: torch.Tensor, kind: str) -> None:
+        """Mark `x` as SPIKES or SUMS (spikes only outside inference mode, where changes in place can be seen)."""
+        if kind == SUMS:
+            self.tag(x)
+        elif not torch.is_inference(x):
             self._mark(x, SPIKES)
 
     def _mark(self, x: torch.Tensor, kind: str) -> None:

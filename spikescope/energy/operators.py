@@ -38,7 +38,8 @@ REDUCTIONS = {"sum", "mean"}
 POOLING = {"avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
            "adaptive_avg_pool3d", "_adaptive_avg_pool2d", "_adaptive_avg_pool3d"}
 LABELS = {**PRODUCTS, **ELEMENTWISE, **{name: name for name in REDUCTIONS}, **{name: "pooling" for name in POOLING}}
-# Operators that move, select or create values without combining them: free, and spike sums stay sums.
+# Operators that move, select or create values without combining them: free. Those that keep every value as it
+# was (`PRESERVING`) pass an input's mark on: a max pooling of spikes is spikes, a copy of spike sums spike sums.
 MOVEMENT = {
     "view", "_unsafe_view", "reshape", "_reshape_alias", "t", "transpose", "permute", "expand", "unsqueeze", "squeeze",
     "select", "slice", "as_strided", "alias", "detach", "clone", "contiguous", "_to_copy", "to", "copy", "cat", "stack",
@@ -60,6 +61,8 @@ FREE = {  # logic, comparisons, sign flips and whole-tensor queries: no accumula
     "randn_like", "empty", "zeros", "ones", "full", "full_like", "arange", "scalar_tensor",
     "_has_compatible_shallow_copy_type",
 }
+PRESERVING = MOVEMENT - {"new_empty", "new_zeros", "new_ones", "new_full", "empty_like", "zeros_like", "ones_like",
+                         "fill", "zero", "masked_fill", "where", "index_put", "constant_pad_nd", "pad"}
 ATTENTION = (F.scaled_dot_product_attention, torch._C._nn.scaled_dot_product_attention)
 
 
@@ -70,6 +73,7 @@ class _Frame:
     name: str
     weighted: bool  # a convolution or linear layer: its first product is the module's own row
     labels: dict[str, int] = field(default_factory=dict)
+    quiet: bool = False  # counting was switched off for this call (a neuron or normalisation without weights)
 
 
 _COMPOSITE: dict = {}
@@ -132,6 +136,9 @@ class OperatorCounter(TorchDispatchMode):
         self._skip_cache: dict[str, bool] = {}
         self._paused = 0
         self._counting = False
+        self._in_dispatch = self._in_tap = False  # which of the two modes this counter has entered
+        self._modules = modules
+        self._quiet = self._without_weights(self.skipped)
         self._attention = _AttentionTap(self)
         self._handles = [h for n, m in modules.items() if n for h in (
             m.register_forward_pre_hook(self._enter_module), m.register_forward_hook(self._leave_module))]
@@ -144,9 +151,10 @@ class OperatorCounter(TorchDispatchMode):
         self._rows, self._uncosted_pass = {}, {}
         self.operands.clear()
         if self not in _get_current_dispatch_mode_stack():  # never twice, even if another mode kept it from leaving
-            self._attention.__enter__()
             self.__enter__()
-        self._counting = True
+            self._in_dispatch = True
+        self._attention.__enter__()
+        self._in_tap = self._counting = True
 
     def end(self, samples: float) -> None:
         """Stop counting and hand the pass's rows over as `samples` images' worth (held back until `settle`)."""
@@ -161,16 +169,26 @@ class OperatorCounter(TorchDispatchMode):
 
     def _stop(self) -> None:
         """Leave both modes if this counter entered them and is still the innermost (never pop another's)."""
-        if self._counting and _get_current_dispatch_mode() is self:
+        if self._in_dispatch and _get_current_dispatch_mode() is self:
             self.__exit__(None, None, None)
+            self._in_dispatch = False
+        if self._in_tap:
             self._attention.__exit__(None, None, None)
+            self._in_tap = False
         self._counting = False
         self.operands.clear()
+
+    def _without_weights(self, names: set[str]) -> set[str]:
+        """Of the modules `names`, those with no weight matrix inside: nothing synaptic can run in them, so counting
+        is switched off while they run (a neuron's dynamics cost no dispatch)."""
+        return {n for n in names if n in self._modules and n not in self._weighted
+                and not any(p.dim() >= 2 for p in self._modules[n].parameters())}
 
     def settle(self, skipped: set[str], samples: float) -> None:
         """The recorder has decided which modules are neurons: drop their operations from the held passes and
         deliver them, each as `samples` images' worth (a T-th of the batch when one pass is one timestep)."""
         self.skipped |= skipped
+        self._quiet = self._without_weights(self.skipped)
         self._skip_cache.clear()
         self._settled = True
         for rows, uncosted in self._held:
@@ -203,7 +221,11 @@ class OperatorCounter(TorchDispatchMode):
     def _enter_module(self, module: nn.Module, args) -> None:
         if self._counting and not self._paused:
             name = self._names.get(id(module), "")
-            self._stack.append(_Frame(name, name in self._weighted))
+            frame = _Frame(name, name in self._weighted)
+            self._stack.append(frame)
+            if name in self._quiet and self._in_dispatch and _get_current_dispatch_mode() is self:
+                self.__exit__(None, None, None)
+                self._in_dispatch, frame.quiet = False, True
             if name in self.whole and args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 3:
                 x = args[0]
                 dense = float(self.whole[name].macs(tuple(x.shape[2:])) * x.shape[1])
@@ -213,7 +235,9 @@ class OperatorCounter(TorchDispatchMode):
     def _leave_module(self, module: nn.Module, args, output) -> None:
         if self._counting and not self._paused and len(self._stack) > 1 and (
                 self._stack[-1].name == self._names.get(id(module))):
-            self._stack.pop()
+            if self._stack.pop().quiet:
+                self.__enter__()
+                self._in_dispatch = True
 
     def _skips(self, module: str) -> bool:
         """Inside a neuron, a normalisation layer or a module costed whole (a convolution or linear layer is never
@@ -242,8 +266,9 @@ class OperatorCounter(TorchDispatchMode):
         if name in MOVEMENT or name in FREE or (self._skips(frame.name) and not (
                 name in PRODUCTS and not self._inside_whole(frame.name))):  # a neuron's own weights are synapses
             out = func(*args, **kwargs)
-            if name in MOVEMENT and self.operands._marks:
-                self._carry_sums(args, out)
+            if self.operands._marks and (name in PRESERVING or (name == "constant_pad_nd" and (
+                    len(args) < 3 or args[2] == 0))):  # zero padding keeps spikes and sums
+                self._carry_marks(args, out)
             return out
         label = LABELS.get(name)
         if label is None:
@@ -267,11 +292,13 @@ class OperatorCounter(TorchDispatchMode):
                 c._storage(a) in self.operands.weights for a in _tensors(args[:3])))
         return out
 
-    def _carry_sums(self, args, out) -> None:
-        """Copies, pads, pools and concatenations of spike sums are spike sums."""
-        if any(self.operands.tagged(t) for t in _tensors(args)):
-            for result in (out if isinstance(out, (list, tuple)) else [out]):
-                self.operands.tag(result)
+    def _carry_marks(self, args, out) -> None:
+        """Copies, zero pads, max pools and concatenations of spike sums are spike sums, of spikes alone spikes."""
+        marks = {self.operands.marked(t) for t in _tensors(args) if t.is_floating_point()}
+        kind = c.SUMS if c.SUMS in marks else c.SPIKES if marks == {c.SPIKES} else None
+        for result in (out if isinstance(out, (list, tuple)) else [out]) if kind else ():
+            if isinstance(result, torch.Tensor) and result.is_floating_point():
+                self.operands.mark(result, kind)
 
     def _elementwise(self, name: str, args, kwargs) -> list[c.Operation]:
         if len(args) < 2 or _scalar_like(args[0]) or _scalar_like(args[1]):
@@ -438,7 +465,7 @@ class _Paused:
     def __enter__(self) -> None:
         self.counter._paused += 1
         self._modes.__enter__()
-        self.tapped = self.counter._counting  # the attention tap is a function mode: leave it too
+        self.tapped = self.counter._in_tap  # the attention tap is a function mode: leave it too
         if self.tapped:
             self.counter._attention.__exit__(None, None, None)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from .conventions import row_module
+from . import row_module
 
 ATTENTION = {"attn", "attention", "ssa", "sdsa", "tssa", "qk", "mhsa", "msa"}  # words of a path component
 MLP = {"mlp", "ffn", "feedforward"}
