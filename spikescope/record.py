@@ -252,14 +252,15 @@ class SpikeRecorder:
                           for module, operator in new)
         self.add_warning(f"spikescope cannot cost {named}; these operations are not in the energy total")
 
-    def _mark_output(self, key: str, info: LayerInfo, tensor: torch.Tensor) -> None:
+    def _mark_output(self, key: str, info: LayerInfo, module: nn.Module, tensor: torch.Tensor) -> None:
         """Tell the operator counter what a neuron emitted: spikes (the synapses it feeds need not check them) or
         spike counts (costed per spike downstream), as its framework declares or, where nothing does, its values."""
         operands = self._operations.operands
         if not self._first_pass and info.output == OUTPUT_SPIKES and key not in self._checked:
             operands.mark_spikes(tensor)
-        elif info.output == OUTPUT_COUNTS or ((self._first_pass or key in self._checked) and (
-                info.found_by != FOUND_BY_PROBE and output_kind(tensor) == OUTPUT_COUNTS)):
+        elif info.output == OUTPUT_COUNTS or declared_output(module) == OUTPUT_COUNTS or (
+                info.found_by == FOUND_BY_NAME and (self._first_pass or key in self._checked)
+                and output_kind(tensor) == OUTPUT_COUNTS):  # a named module: its values say what it emits
             operands.tag(tensor)
 
     def _settle_operations(self) -> None:
@@ -309,7 +310,7 @@ class SpikeRecorder:
         if tensor is None:
             return
         if self._operations is not None and info.role == ROLE_SPIKING:
-            self._mark_output(key, info, tensor)
+            self._mark_output(key, info, module, tensor)
         tensor = tensor.detach()
         if self.membrane and info.role == ROLE_SPIKING:
             self._read_potential(key, module, args, output, tensor)
