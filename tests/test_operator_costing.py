@@ -10,6 +10,7 @@ import spikescope
 from spikescope.metrics.energy import Energy
 from spikescope.models.layers import over_time
 from spikescope.neurons import LIF
+from test_timelayout_order import StepIF
 
 T, B = 2, 3
 
@@ -196,27 +197,13 @@ def test_a_neurons_own_dynamics_are_not_costed_but_the_synapses_around_it_are():
     assert list(energy["input"]) == ["analog", "spikes"]
 
 
-class StepCell(nn.Module):
-    """Integrate-and-fire, one timestep per call (soft reset), as a caller-stepped network has it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.v: torch.Tensor | None = None
-
-    def forward(self, current: torch.Tensor) -> torch.Tensor:
-        self.v = current if self.v is None else self.v + current
-        spike = (self.v >= 1.0).float()
-        self.v = self.v - spike
-        return spike
-
-
 class Stepped(nn.Module):
     """A linear layer fed by a cell: stepped by the caller (one call per timestep), silent at t = 0."""
 
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.cell, self.readout = StepCell(), nn.Linear(4, 3)
+        self.cell, self.readout = StepIF(), nn.Linear(4, 3)
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         return self.readout(self.cell(current))
@@ -229,7 +216,7 @@ def test_a_network_stepped_by_the_caller_costs_each_image_once_over_its_timestep
     model.cell.register_forward_hook(lambda m, i, o: emitted.append(o))
     with torch.no_grad(), spikescope.SpikeRecorder(model, T=3, metrics=[Energy()]) as recorder:
         for current in currents:
-            model.cell.v = None
+            model.cell.reset()
             for _ in range(3):
                 model(current)
     readout = recorder.compute()["Energy"].layers.set_index("layer").loc["readout"]
