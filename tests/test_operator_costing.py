@@ -470,3 +470,68 @@ def test_masks_and_new_tensors_are_free_and_vector_products_are_costed():
     assert energy.loc["(model): matmul 1", "operator"] == "dot"
     total = energy.filter(like="matmul", axis=0)["sops_per_image"].sum()
     assert total == pytest.approx(float(x.sum()) / B, rel=1e-12)  # each spike meets one weight
+
+
+class Lateral(nn.Module):
+    """A neuron with a fixed lateral weight matrix kept as a buffer: its product is a synapse."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("W", torch.ones(4, 4) - torch.eye(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x @ self.W) > 1).float()
+
+
+class Raising(nn.Module):
+    """A neuron that raises from its third call on; the model catches it and goes on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls > 2:
+            raise ValueError("a neuron that gives up")
+        return x.clone()
+
+
+class Survivor(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lateral, self.raising, self.fire = Lateral(), Raising(), Fire()
+        self.fc = nn.Linear(4, 3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spikes = self.lateral(x)
+        try:
+            self.raising(x)
+        except ValueError:
+            pass
+        return self.fc(self.fire(spikes))
+
+
+def test_a_neurons_buffer_weights_are_synapses_and_a_neuron_that_raises_stops_no_counting():
+    x = spikes(T, B, 1, 6, 4, seed=15)  # time-first: five axes
+    model = Survivor()
+    with torch.no_grad(), spikescope.SpikeRecorder(model, layers=["lateral", "raising", "fire"], T=T,
+                                                   metrics=[Energy()]) as recorder:
+        for _ in range(4):
+            model(x)
+    energy = recorder.compute()["Energy"].layers.set_index("layer")
+    assert energy.loc["lateral: matmul 1", "sops_per_image"] == float(x.sum()) * 4 / B  # each spike meets 4 weights
+    emitted = ((x @ (torch.ones(4, 4) - torch.eye(4))) > 1).float()
+    assert energy.loc["fc", "sops_per_image"] == float(emitted.sum()) * 3 / B  # on all 4 passes, 2 of them raising
+
+
+def test_a_second_recorder_watching_fewer_neurons_still_sees_the_attention():
+    model, x = FusedAttention(), spikes(T, B, 3, 6, 4, seed=16)
+    with torch.no_grad(), spikescope.SpikeRecorder(model, layers=["q", "k", "v"], T=T, metrics=[Energy()]) as first, \
+            spikescope.SpikeRecorder(model, layers=["q"], T=T, metrics=[Energy()]) as second:
+        model(x)
+        model(x)
+    for recorder in (first, second):
+        energy = recorder.compute()["Energy"].layers.set_index("layer")
+        assert energy.loc["(model): attention p·v 1", "sops_per_image"] == float(x[:, :, 2].sum()) * 6 / B

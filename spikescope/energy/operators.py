@@ -121,7 +121,7 @@ class OperatorCounter(TorchDispatchMode):
         self.uncosted: dict[tuple[str, str], None] = {}  # (module, operator), in order of appearance
         self.operands = c.Operands({c._storage(t) for t in [*model.parameters(), *model.buffers()]},
                                    counts_everywhere)
-        self._matrix_weights = {c._storage(p) for p in model.parameters() if p.dim() >= 2}
+        self._matrix_weights = {c._storage(t) for t in [*model.parameters(), *model.buffers()] if t.dim() >= 2}
         modules = dict(model.named_modules())
         self._names = {id(m): n for n, m in modules.items()}
         self._weighted = {n for n, m in modules.items() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))}
@@ -141,7 +141,8 @@ class OperatorCounter(TorchDispatchMode):
         self._quiet = self._without_weights(self.skipped)
         self._attention = _AttentionTap(self)
         self._handles = [h for n, m in modules.items() if n for h in (
-            m.register_forward_pre_hook(self._enter_module), m.register_forward_hook(self._leave_module))]
+            m.register_forward_pre_hook(self._enter_module),
+            m.register_forward_hook(self._leave_module, always_call=True))]  # a module that raised is left too
 
     # --- passes ---------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -182,7 +183,7 @@ class OperatorCounter(TorchDispatchMode):
         """Of the modules `names`, those with no weight matrix inside: nothing synaptic can run in them, so counting
         is switched off while they run (a neuron's dynamics cost no dispatch)."""
         return {n for n in names if n in self._modules and n not in self._weighted
-                and not any(p.dim() >= 2 for p in self._modules[n].parameters())}
+                and not any(t.dim() >= 2 for t in (*self._modules[n].parameters(), *self._modules[n].buffers()))}
 
     def settle(self, skipped: set[str], samples: float) -> None:
         """The recorder has decided which modules are neurons: drop their operations from the held passes and
@@ -456,7 +457,8 @@ class _AttentionTap(TorchFunctionMode):
 
 
 class _Paused:
-    """Runs the recorder's own work with no dispatch mode (this counter's or another's) and no attention tap."""
+    """Runs the recorder's own work with no dispatch mode (this counter's or another's); the attention tap stays (it
+    only passes calls through meanwhile: leaving it could pop another function mode)."""
 
     def __init__(self, counter: OperatorCounter) -> None:
         self.counter = counter
@@ -465,12 +467,7 @@ class _Paused:
     def __enter__(self) -> None:
         self.counter._paused += 1
         self._modes.__enter__()
-        self.tapped = self.counter._in_tap  # the attention tap is a function mode: leave it too
-        if self.tapped:
-            self.counter._attention.__exit__(None, None, None)
 
     def __exit__(self, *exc) -> None:
-        if self.tapped:
-            self.counter._attention.__enter__()
         self._modes.__exit__(*exc)
         self.counter._paused -= 1

@@ -55,7 +55,7 @@ OPERATORS = ("convolution", "linear", "fsta", "mm", "addmm", "bmm", "baddbmm", "
 INPUTS = (SPIKES, SUMS, DENSE)
 COUNTS = ("acs", "dense", "macs", "events", "elements", "dr_acs", "dr_macs", "out_nonzero", "out_elements",
           "samples")  # per row, summed
-LABELS = ("kind", "operator", "input", "both", "weighted", "mixed")  # per row, the largest index seen
+LABELS = ("kind", "operator", "input", "both", "weighted", "mixed", "alone")  # per row, the largest index seen
 RUN = "(images)"  # the state of the images every pass covered: each row's count is per image of the whole run
 
 
@@ -105,7 +105,7 @@ class Energy(Metric):
         else:
             raise SpikescopeError(f"Energy.update costs convolutions, linear layers and modules with macs(); "
                                   f"{layer} is a {type(module).__name__}")
-        self._add_row(layer, calls, B, inputs.device)
+        self._add_row(layer, calls, B, inputs.device, alone=True)
 
     def add(self, rows: dict[str, list[c.Operation]], samples: float, device: torch.device | str = "cpu") -> None:
         """Add one forward pass over `samples` images: every row's operation calls (a module stepped T times in
@@ -114,7 +114,9 @@ class Energy(Metric):
         for row, calls in rows.items():
             self._add_row(row, calls, samples, device)
 
-    def _add_row(self, row: str, calls: list[c.Operation], samples: float, device: torch.device | str) -> None:
+    def _add_row(self, row: str, calls: list[c.Operation], samples: float, device: torch.device | str,
+                 alone: bool = False) -> None:
+        """`alone`: a row costed by `update`, outside any pass: per image of its own samples."""
         totals = dict.fromkeys(COUNTS, 0.0)
         for op in calls:
             for name in ("acs", "dense", "events", "elements", "dr_acs", "dr_macs", "out_nonzero", "out_elements"):
@@ -124,7 +126,7 @@ class Energy(Metric):
         first = calls[0]
         labels = (KINDS.index(first.kind), OPERATORS.index(first.operator),
                   max(INPUTS.index(op.input) for op in calls), int(any(op.both for op in calls)),
-                  int(any(op.weighted for op in calls)), int(any(op.mixed for op in calls)))
+                  int(any(op.weighted for op in calls)), int(any(op.mixed for op in calls)), int(alone))
         self._accumulate(row, {"counts": torch.tensor(list(totals.values()), dtype=torch.float64, device=device),
                                "labels": torch.tensor(labels, dtype=torch.int64, device=device)})
 
@@ -142,7 +144,7 @@ class Energy(Metric):
                 continue
             v = dict(zip(COUNTS, s["counts"].tolist()))
             label = dict(zip(LABELS, s["labels"].tolist()))
-            samples = float(run["samples"]) if run is not None else v["samples"]
+            samples = float(run["samples"]) if run is not None and not label["alone"] else v["samples"]
             kind, source = KINDS[label["kind"]], INPUTS[label["input"]]
             if v["macs"] > 0:  # dense on some batch: the operation multiplies real values on every batch
                 source, sops, approx, macs, fr_in = DENSE, 0.0, 0.0, v["dense"], float("nan")

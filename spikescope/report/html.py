@@ -123,7 +123,8 @@ def _energy_section(result: AnalysisResult) -> str:
             + "<p class='caption'>All counts per image. spikescope counts spikes and spike sums as events: a sum of "
               "k spikes is k accumulates (SOPs (exact)). The paper-style reading costs fr x T x FLOPs accumulates "
               "(SOPs (fr x T x FLOPs)). Read dense, an operation fed spike sums costs MACs over every element, as "
-              "SpikingJelly's MACCounter and most papers cost residual sums (docs/metrics.md, Operators and conventions).</p>"
+              "SpikingJelly's MACCounter and most papers cost residual sums (docs/metrics.md, Operators and "
+              "conventions).</p>"
             + _attention_products(energy) + _energy_details(energy, parts) + _uncosted(result))
 
 
