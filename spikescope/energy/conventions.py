@@ -141,6 +141,11 @@ def _storage(x: torch.Tensor) -> int:
         return -id(x)
 
 
+def batches(x: torch.Tensor) -> int:
+    """Independent matrix products in a batched operand `[.., m, k]`."""
+    return math.prod(x.shape[:-2]) if x.dim() > 2 else 1
+
+
 def worst(*kinds: str) -> str:
     order = (SPIKES, SUMS, DENSE)
     return max((k if k in order else DENSE for k in kinds), key=order.index)

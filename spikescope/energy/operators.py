@@ -5,7 +5,7 @@ Composite operators (`linear`, `matmul`, `einsum`, `conv2d`, ...) are decomposed
 inference mode, the counter sees the same primitives: `mm`, `addmm`, `bmm`, `baddbmm`, `mv`, `dot`,
 `convolution`, elementwise products and sums, reductions and average pooling, each costed by
 `conventions`. Scaled-dot-product attention is costed whole, as the call the model makes (masks and causal
-attention included), by a `TorchFunctionMode` beside it, whatever kernel then runs it. Movement (views,
+attention included), by `attention.AttentionTap` beside it, whatever kernel then runs it. Movement (views,
 copies, pads, max pooling, concatenation, selection) costs nothing; anything else that touches spikes or
 spike sums, or combines a weight matrix with activations, is named as uncosted. Operations inside neurons
 (their dynamics) and normalisation layers (folded into the weights at inference) are not synaptic
@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import (TorchDispatchMode, _disable_current_modes, _get_current_dispatch_mode,
                                          _get_current_dispatch_mode_stack)
 
 from . import conventions as c
+from .attention import AttentionTap, masked_attention, visible
 from .geometry import ConvSpec
 
 PRODUCTS = {"mm": "matmul", "addmm": "matmul", "bmm": "matmul", "baddbmm": "matmul", "mv": "matmul",
@@ -63,7 +62,6 @@ FREE = {  # logic, comparisons, sign flips and whole-tensor queries: no accumula
 }
 PRESERVING = MOVEMENT - {"new_empty", "new_zeros", "new_ones", "new_full", "empty_like", "zeros_like", "ones_like",
                          "fill", "zero", "masked_fill", "where", "index_put", "constant_pad_nd", "pad"}
-ATTENTION = (F.scaled_dot_product_attention, torch._C._nn.scaled_dot_product_attention)
 
 
 @dataclass
@@ -139,7 +137,7 @@ class OperatorCounter(TorchDispatchMode):
         self._in_dispatch = self._in_tap = False  # which of the two modes this counter has entered
         self._modules = modules
         self._quiet = self._without_weights(self.skipped)
-        self._attention = _AttentionTap(self)
+        self._attention = AttentionTap(self)
         self._handles = [h for n, m in modules.items() if n for h in (
             m.register_forward_pre_hook(self._enter_module),
             m.register_forward_hook(self._leave_module, always_call=True))]  # a module that raised is left too
@@ -320,7 +318,7 @@ class OperatorCounter(TorchDispatchMode):
             elif name == "dot":
                 a, b = a.unsqueeze(0), b.unsqueeze(-1)
             product = out if name in ("mm", "bmm") else None  # the others add a bias or are vectors
-            return [c.matrix_product("matmul", name, "matmul", a, b, ka, kb, _batches(a), product)]
+            return [c.matrix_product("matmul", name, "matmul", a, b, ka, kb, c.batches(a), product)]
         if PRODUCTS.get(name) == "conv":
             x, w = args[0], args[1]
             return [c.convolution("conv", "conv", x, w, kind(x), kind(w), ConvSpec.of_operator(w, *args[3:9]), out)]
@@ -348,8 +346,8 @@ class OperatorCounter(TorchDispatchMode):
             if key.dim() >= 3 and query.dim() >= 3 and key.shape[-3] != query.shape[-3]:
                 share = query.shape[-3] // key.shape[-3]
                 key, value = key.repeat_interleave(share, -3), value.repeat_interleave(share, -3)
-            seen = _visible(query.shape[-2], key.shape[-2], attn_mask, is_causal, query.device)
-            for operation in _masked_attention(query, key, value, kq, kk, kv, seen):
+            seen = visible(query.shape[-2], key.shape[-2], attn_mask, is_causal, query.device)
+            for operation in masked_attention(query, key, value, kq, kk, kv, seen):
                 self._add(frame, operation, n)
 
     def _name_uncosted(self, name: str, args, frame: _Frame) -> None:
@@ -376,10 +374,6 @@ def _inside(module: str, roots: set[str]) -> bool:
     return any(module == root or module.startswith(root + ".") for root in roots if root)
 
 
-def _batches(x: torch.Tensor) -> int:
-    return math.prod(x.shape[:-2]) if x.dim() > 2 else 1
-
-
 def _windows(name: str, args, x: torch.Tensor, out: torch.Tensor) -> list[list[tuple[int, int]]]:
     """The `[start, end)` windows along each pooled axis of an average pooling call (padding in negative starts)."""
     if name.startswith("avg"):
@@ -395,65 +389,6 @@ def _windows(name: str, args, x: torch.Tensor, out: torch.Tensor) -> list[list[t
     axes = len(args[1])
     return [[(math.floor(j * size / count), math.ceil((j + 1) * size / count)) for j in range(count)]
             for size, count in zip(x.shape[-axes:], out.shape[-axes:])]
-
-
-def _visible(queries: int, keys: int, mask: torch.Tensor | None, causal: bool, device) -> torch.Tensor | None:
-    """Which keys each query sees (`[.., L, S]` booleans), None when it sees them all."""
-    seen = None
-    if causal:
-        seen = torch.ones(queries, keys, dtype=torch.bool, device=device).tril()
-    if mask is not None:
-        allowed = mask if mask.dtype == torch.bool else mask > float("-inf")
-        seen = allowed if seen is None else seen & allowed
-    return seen
-
-
-def _masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kq: str, kk: str, kv: str,
-                      seen: torch.Tensor | None) -> list[c.Operation]:
-    """Q·Kᵀ and P·V of one attention call. Without a mask these are two products; with one, an event meets only
-    the queries (or keys) that see it, and two event operands coincide only where a query sees its key."""
-    batch = _batches(q)
-    scores = c.matrix_product("attention q·kᵀ", "sdpa", "attention", q, k.transpose(-2, -1), kq, kk, batch)
-    probabilities = torch.empty(*q.shape[:-1], k.shape[-2], device="meta")
-    values = c.matrix_product("attention p·v", "sdpa", "attention", probabilities, v, c.DENSE, kv, batch)
-    if seen is None:
-        return [scores, values]
-    weight = seen.double().expand(*q.shape[:-1], k.shape[-2])
-    if kq in c.EVENTS and kk in c.EVENTS:
-        product = (q.double() @ k.double().transpose(-2, -1)) * weight
-        scores.acs, scores.out_nonzero = float(product.sum()), float(product.count_nonzero())
-    elif kq in c.EVENTS:
-        scores.acs = float((q.double().sum(-1) * weight.sum(-1)).sum())  # each query event meets the keys it sees
-    elif kk in c.EVENTS:
-        scores.acs = float((k.double().sum(-1) * weight.sum(-2)).sum())  # each key event meets the queries seeing it
-    if kv in c.EVENTS:
-        values.acs = float((v.double().sum(-1) * weight.sum(-2)).sum())
-    for operation in (scores, values):
-        operation.dr_acs = operation.acs if operation.input == c.SPIKES else operation.dr_acs
-    return [scores, values]
-
-
-class _AttentionTap(TorchFunctionMode):
-    """Sees `F.scaled_dot_product_attention` as the model calls it, before any kernel rewrites it (the unfused path
-    scales Q first, so its spikes no longer read as spikes), costs it, and runs it uncounted."""
-
-    def __init__(self, counter: OperatorCounter) -> None:
-        super().__init__()
-        self.counter = counter
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func not in ATTENTION or self.counter._paused or not self.counter._counting:
-            return func(*args, **kwargs)
-        names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal")
-        call = {**dict(zip(names, args)), **kwargs}
-        self.counter.attention(call["query"], call["key"], call["value"], call.get("attn_mask"),
-                               bool(call.get("is_causal", False)))
-        self.counter._paused += 1
-        try:
-            return func(*args, **kwargs)
-        finally:
-            self.counter._paused -= 1
 
 
 class _Paused:
