@@ -14,7 +14,7 @@ over; the metrics reduce on the fly, so memory does not grow with the number of 
 from __future__ import annotations
 
 import re
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Sequence
@@ -258,10 +258,10 @@ class SpikeRecorder:
         operands = self._operations.operands
         if not self._first_pass and info.output == OUTPUT_SPIKES and key not in self._checked:
             operands.mark_spikes(tensor)
-        elif info.output == OUTPUT_COUNTS or declared_output(module) == OUTPUT_COUNTS or (
+        elif info.output == OUTPUT_COUNTS or (self._first_pass and declared_output(module) == OUTPUT_COUNTS) or (
                 info.found_by == FOUND_BY_NAME and (self._first_pass or key in self._checked)
                 and output_kind(tensor) == OUTPUT_COUNTS):  # a named module: its values say what it emits
-            operands.tag(tensor)
+            operands.tag(tensor)  # (after the first pass, `info.output` holds what the framework declares)
 
     def _settle_operations(self) -> None:
         """The neurons are known: their operations are not costed; a model stepped one timestep per forward pass
@@ -298,10 +298,7 @@ class SpikeRecorder:
                 self._potentials.pop(key, None)
 
     def _on_forward(self, key: str, module: nn.Module, args: tuple, output) -> None:
-        if self._operations is None:
-            self._record(key, module, args, output)
-            return
-        with self._operations.paused():  # the recorder's own work is not the model's
+        with self._operations.paused() if self._operations is not None else nullcontext():  # not the model's work
             self._record(key, module, args, output)
 
     def _record(self, key: str, module: nn.Module, args: tuple, output) -> None:

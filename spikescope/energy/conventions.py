@@ -67,7 +67,7 @@ class Operands:
         """SPIKES, SUMS, WEIGHTS or DENSE; None for what is not a real-valued tensor."""
         if not isinstance(x, torch.Tensor) or not (x.is_floating_point() or x.dtype == torch.bool):
             return None
-        if _storage(x) in self.weights:
+        if storage(x) in self.weights:
             return WEIGHTS
         marked = self._marked(x)
         if marked == SPIKES:
@@ -134,7 +134,8 @@ def _may_be_events(sample: torch.Tensor, counts: bool) -> bool:
     return zero_one(sample) or (counts and spike_counts(sample))
 
 
-def _storage(x: torch.Tensor) -> int:
+def storage(x: torch.Tensor) -> int:
+    """Where `x`'s values live (shared by its views): how weights are told from activations."""
     try:
         return x.untyped_storage().data_ptr()
     except (RuntimeError, NotImplementedError):  # tensors without storage (sparse, functional wrappers)

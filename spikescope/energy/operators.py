@@ -117,9 +117,9 @@ class OperatorCounter(TorchDispatchMode):
         self.skipped = set(skipped)
         self.whole = dict(whole or {})
         self.uncosted: dict[tuple[str, str], None] = {}  # (module, operator), in order of appearance
-        self.operands = c.Operands({c._storage(t) for t in [*model.parameters(), *model.buffers()]},
+        self.operands = c.Operands({c.storage(t) for t in [*model.parameters(), *model.buffers()]},
                                    counts_everywhere)
-        self._matrix_weights = {c._storage(t) for t in [*model.parameters(), *model.buffers()] if t.dim() >= 2}
+        self._matrix_weights = {c.storage(t) for t in [*model.parameters(), *model.buffers()] if t.dim() >= 2}
         modules = dict(model.named_modules())
         self._names = {id(m): n for n, m in modules.items()}
         self._weighted = {n for n, m in modules.items() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))}
@@ -288,7 +288,7 @@ class OperatorCounter(TorchDispatchMode):
                 operations = self._cost(name, args, out)
         for operation in operations:
             self._add(frame, operation, n, weighted=name in PRODUCTS and any(
-                c._storage(a) in self.operands.weights for a in _tensors(args[:3])))
+                c.storage(a) in self.operands.weights for a in _tensors(args[:3])))
         return out
 
     def _carry_marks(self, args, out) -> None:
@@ -356,7 +356,7 @@ class OperatorCounter(TorchDispatchMode):
         masks are not spikes here."""
         tensors = [t for t in _tensors(args) if t.dtype != torch.bool]
         kinds = [self.operands.kind(t) for t in tensors]
-        matrices = [c._storage(t) in self._matrix_weights for t in tensors]
+        matrices = [c.storage(t) in self._matrix_weights for t in tensors]
         if any(k in c.EVENTS for k in kinds) or (any(matrices) and any(k not in (None, c.WEIGHTS) for k in kinds)):
             self._uncosted_pass[(frame.name, name)] = None
 
