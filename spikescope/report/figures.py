@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -142,10 +143,18 @@ ENERGY_READINGS = {"energy_pj_per_image": "spike sums as events (spikescope)",
 def energy(result: AnalysisResult) -> go.Figure:
     """Energy per image and part of the network in pJ (the unit of the table) under each reading: spikescope's
     events, the paper-style fr x FLOPs, and spike sums read as dense MACs."""
-    parts = result.energy_by_part()
+    return _energy_bars(result.energy_by_part(), "part")
+
+
+def energy_operations(result: AnalysisResult) -> go.Figure:
+    """Energy per image of every costed operation, in the order the network runs them, under each reading."""
+    return _energy_bars(result.energy, "layer")
+
+
+def _energy_bars(table: pd.DataFrame, by: str) -> go.Figure:
     fig = go.Figure()
     for index, (column, name) in enumerate(ENERGY_READINGS.items()):
-        fig.add_bar(x=parts["part"], y=parts[column], name=name, marker_color=PALETTE[index])
+        fig.add_bar(x=table[by], y=table[column], name=name, marker_color=PALETTE[index])
     fig.update_yaxes(title_text="pJ per image")
     fig.update_layout(barmode="group", height=380, margin=dict(t=30, b=40), legend=dict(orientation="h", y=1.1))
     return fig

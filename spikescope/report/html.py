@@ -125,6 +125,9 @@ def _energy_section(result: AnalysisResult) -> str:
               "(SOPs (fr x T x FLOPs)). Read dense, an operation fed spike sums costs MACs over every element, as "
               "SpikingJelly's MACCounter and most papers cost residual sums (docs/metrics.md, Operators and "
               "conventions).</p>"
+            + figure_block("energy-operations", figures.energy_operations(result),
+                           "Energy per image of every costed operation, in the order the network runs them, under "
+                           "each reading.")
             + _attention_products(energy) + _energy_details(energy, parts) + _uncosted(result))
 
 
