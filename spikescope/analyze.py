@@ -18,7 +18,8 @@ from .devices import resolve_device
 from .metrics.base import Metric
 from .errors import SpikescopeError
 from .metrics.capture import SpikeCapture
-from .metrics.energy import ENERGY_PRESETS_PJ, Energy
+from .energy.models import TERMS
+from .metrics.energy import Energy
 from .record import OUTPUT_ORDER, LayerInfo, SpikeRecorder, default_metrics
 from .timelayout import batch_size_of
 from .tokens import TOKENS, head_rates
@@ -67,9 +68,14 @@ class AnalysisResult:
     heads: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HEAD_COLUMNS))
 
     def energy_totals(self) -> dict[str, float]:
-        """Per-image totals over all costed operations: SOPs (exact and paper-style), MACs and energy in pJ under
-        spikescope's convention, the paper-style fr x FLOPs and the dense reading of spike sums."""
-        return {c: float(self.energy[c].sum()) if len(self.energy) else 0.0 for c in ENERGY_TOTALS}
+        """Per-image totals over all costed rows: SOPs (exact and paper-style), MACs and energy in pJ under
+        spikescope's convention, the paper-style fr x FLOPs and the dense reading of spike sums; the energy model's
+        terms; the ANN twin's (`ann_*`) and `snn_ann_ratio`, the network's energy over its twin's."""
+        totals = {c: float(self.energy[c].sum()) if c in self.energy and len(self.energy) else 0.0
+                  for c in ENERGY_TOTALS}
+        twin = totals["ann_energy_pj_per_image"]
+        totals["snn_ann_ratio"] = totals["energy_pj_per_image"] / twin if twin else float("nan")
+        return totals
 
     def energy_by_part(self) -> pd.DataFrame:
         """The totals per part of the network (stem, attention, MLP, conv, residual, head, FSTA, other), with each
@@ -86,7 +92,9 @@ class AnalysisResult:
 
 ENERGY_TOTALS = ("sops_per_image", "sops_approx_per_image", "macs_per_image", "energy_pj_per_image",
                  "energy_pj_approx_per_image", "sops_dense_reading_per_image", "macs_dense_reading_per_image",
-                 "energy_pj_dense_reading_per_image")
+                 "energy_pj_dense_reading_per_image", *(f"energy_{term}_pj_per_image" for term in TERMS),
+                 "ann_macs_per_image", "ann_energy_pj_per_image",
+                 *(f"ann_energy_{term}_pj_per_image" for term in TERMS))
 
 
 def default_run(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
@@ -331,8 +339,9 @@ def _assemble(recorder: SpikeRecorder, runtime: float, accuracy: float | None,
                           "operator": operator} for name, operator in recorder.uncosted]}
     energy_metric = next((m for m in recorder.metrics if isinstance(m, Energy)), None)
     if energy_metric is not None:
-        info["energy_preset"] = energy_metric.preset
-        info["energy_pj"] = dict(ENERGY_PRESETS_PJ[energy_metric.preset])
+        info["energy_model"] = energy_metric.model.name
+        info["energy_model_description"] = energy_metric.model.describe()
+        info["energy_pj"] = {"mac": energy_metric.model.e_mac, "ac": energy_metric.model.e_add}
     capture = recorder.capture
     return AnalysisResult(
         layers=layers, timesteps=timesteps, channels=_channels(arrays, analog),

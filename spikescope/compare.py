@@ -30,7 +30,7 @@ from .data import make_loader
 from .errors import SpikescopeError, note, recorded_warnings, warn
 from .groupstats import paired_difference, summarize
 from .lockstep import analyze_together
-from .metrics.energy import check_preset
+from .energy.models import energy_model
 from .pipeline import MODULE_SOURCE, PreparedModel, prepare_file
 from .report.folder import check_output_folder, default_report_folder, model_label
 
@@ -43,7 +43,8 @@ DEFINITIONS = {
     "firing_rate (total)": "spikes / (T x samples x neurons) pooled over every spiking layer",
     "macs_per_image": "multiply-accumulates of analog-fed layers other than FSTA (the encoding layer, ...)",
     "fsta_macs_per_image": "FSTA's own multiply-accumulates (DCT, fusion, gates)",
-    "energy_pj_per_image_without_fsta": "energy per image minus E_MAC x FSTA's MACs: what the synaptic layers cost",
+    "energy_pj_per_image_without_fsta": ("energy per image minus FSTA's own (compute only: E_MAC x FSTA's MACs): "
+                                         "what the rest costs"),
     "change": "group mean minus the reference group's mean; in percent of the reference mean",
     "ci95": "95% confidence interval of a mean over seeds (Student's t), or of the mean paired difference",
     "cka": "linear CKA between every layer of the reference group's first model and every layer of another model, "
@@ -62,12 +63,12 @@ def model_totals(result: AnalysisResult) -> dict[str, float]:
     fsta = energy["kind"] == "fsta" if len(energy) else pd.Series(dtype=bool)
     fsta_macs = float(energy.loc[fsta, "macs_per_image"].sum()) if len(energy) else 0.0
     totals = result.energy_totals()
-    e_mac = result.info.get("energy_pj", {}).get("mac", float("nan"))
     accuracy = result.info.get("accuracy")
     return {"accuracy": float("nan") if accuracy is None else accuracy, "firing_rate": firing,
             "sops_per_image": totals["sops_per_image"], "macs_per_image": totals["macs_per_image"] - fsta_macs,
             "fsta_macs_per_image": fsta_macs, "energy_pj_per_image": totals["energy_pj_per_image"],
-            "energy_pj_per_image_without_fsta": totals["energy_pj_per_image"] - e_mac * fsta_macs}
+            "energy_pj_per_image_without_fsta": totals["energy_pj_per_image"] - (
+                float(energy.loc[fsta, "energy_pj_per_image"].sum()) if len(energy) else 0.0)}
 
 
 BOUNDS = {"accuracy": (0.0, 1.0), "firing_rate": (0.0, np.inf), "silent_fraction": (0.0, 1.0),
@@ -356,7 +357,7 @@ def compare(models: Sequence[Model] | Mapping[str, Model] = (), labels: Sequence
     """
     from .report.comparison import write_comparison  # the report renders with plotly; import it only here
 
-    check_preset(energy)
+    energy_model(energy)
     if batch_size < 1:
         raise SpikescopeError(f"--batch-size must be at least 1, got {batch_size}")
     parsed = parse_groups(models, labels, groups)

@@ -22,7 +22,7 @@ from .data import LABEL_SETS, ImageSet, load_dataset, make_loader
 from .devices import resolve_device
 from .errors import SpikescopeError, describe, recorded_warnings, warn
 from .metrics.base import Metric
-from .metrics.energy import check_preset
+from .energy.models import energy_model
 from .metrics.sam import SpikeActivationMap
 from .models.registry import takes_time_first_input
 from .record import default_metrics
@@ -146,7 +146,7 @@ def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[st
     membrane-potential statistics (`result.membrane`). `tokens` declares the patch grid of token layers (`HxW`
     or `(h, w)`; see `spikescope.tokens`).
     """
-    check_preset(energy)
+    energy_model(energy)
     _check_counts(attribution_samples=attribution_samples)
     with recorded_warnings() as warnings_seen:
         prepared = prepare_file(checkpoint, data, data_root, limit, device, arch, arch_kwargs, T, trust_pickle,

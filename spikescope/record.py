@@ -38,6 +38,7 @@ from .metrics.membrane import MembranePotential
 from .metrics.spectrum import Spectrum
 from .metrics.temporal import TemporalSimilarity
 from .energy import MODEL_ROW
+from .energy.models import leaks
 from .energy.operators import OperatorCounter
 from .tokens import Geometry, as_features, declared_grid, decide_geometries, model_evidence
 from .timelayout import (FOLD_ORDERS, WHOLE_SEQUENCE, FirstPass, Layout, batch_size_of, candidate_layouts,
@@ -196,7 +197,8 @@ class SpikeRecorder:
         norms = {name for name, module in self._modules.items() if isinstance(module, NORMALISATIONS)}
         sinks = [m for m in self.metrics if m.inputs == "synapses"]
         counts = any(sums_spikes(m) or declared_output(m) == OUTPUT_COUNTS for m in self._modules.values())
-        self._operations = OperatorCounter(self.model, lambda rows, samples: [m.add(rows, samples) for m in sinks],
+        self._operations = OperatorCounter(self.model, lambda rows, samples: [m.add(rows, samples, self.T or 1)
+                                                                              for m in sinks],
                                            neurons | norms, fsta, counts)
 
     def add_warning(self, message: str) -> None:
@@ -579,6 +581,8 @@ class SpikeRecorder:
         for metric in self.metrics:
             if metric.inputs == "spikes":
                 metric.update(info.name, spikes)
+            elif metric.inputs == "synapses" and info.output != OUTPUT_ANALOG:  # a spiking layer's own updates
+                metric.neurons(info.name, spikes, leaks(self._modules[info.name]))
         if self.capture is not None and info.output != OUTPUT_ANALOG:
             self.capture.update(info.name, spikes)
         potentials = self._potentials.get(key)

@@ -37,6 +37,7 @@ def summary_table(result: AnalysisResult) -> str:
     lines.append(f"{info['samples']} samples{processes}, T = {info['T']}, accuracy {accuracy}, "
                  f"{info['runtime_s']:.1f} s")
     lines.append(f"per image: {totals['sops_per_image']:.3e} SOPs, {totals['macs_per_image']:.3e} MACs, "
-                 f"{totals['energy_pj_per_image'] / 1e6:.3f} uJ ({info.get('energy_preset', 'fp32')}, compute only)")
+                 f"{totals['energy_pj_per_image'] / 1e6:.3f} uJ ({info.get('energy_model', 'fp32')}), "
+                 f"{totals['snn_ann_ratio']:.3g}x its ANN twin")
     lines.append("firing rate = spikes / (T x samples x neurons); OI > 0: variation along the height dominates")
     return "\n".join(lines)

@@ -3,7 +3,8 @@ import torch
 from torch import nn
 
 from spikescope.fsta import FSTA
-from spikescope.metrics.energy import ENERGY_PRESETS_PJ, Energy
+from spikescope.energy.models import ENERGY_MODELS
+from spikescope.metrics.energy import Energy
 
 
 def run(module, inputs):
@@ -47,7 +48,7 @@ def test_analog_input_costs_dense_macs_and_energy_uses_the_preset():
     assert row["energy_pj_per_image"] == pytest.approx(4.6 * 2 * dense_per_step)
     metric = Energy("int8")
     metric.update("l", one_spike_at((1, 1)), conv)
-    assert metric.compute().layers.loc[0, "energy_pj_per_image"] == pytest.approx(ENERGY_PRESETS_PJ["int8"]["ac"] * 18)
+    assert metric.compute().layers.loc[0, "energy_pj_per_image"] == pytest.approx(ENERGY_MODELS["int8"].e_add * 18)
 
 
 def test_fsta_always_costs_macs_even_on_binary_input():
@@ -72,10 +73,10 @@ def test_a_layer_fed_real_values_on_any_batch_counts_as_analog_on_every_batch():
     assert row["macs_per_image"] == 81  # 9 outputs x 9 taps per image
 
 
-def test_unknown_preset_is_refused():
+def test_unknown_energy_model_is_refused():
     from spikescope.errors import SpikescopeError
 
-    with pytest.raises(SpikescopeError, match="unknown energy preset"):
+    with pytest.raises(SpikescopeError, match="unknown energy model"):
         Energy("fp64")
 
 

@@ -11,7 +11,7 @@ from .. import distributed
 from ..attribution import METHODS
 from ..checkpoint import bundled_checkpoint
 from ..errors import SpikescopeError
-from ..metrics.energy import ENERGY_PRESETS_PJ
+from ..energy.models import ENERGY_MODELS
 from ..pipeline import analyze_checkpoint, evaluate_checkpoint
 from ..report.folder import check_output_folder, default_report_folder
 from ..summary import summary_table
@@ -22,6 +22,7 @@ ANALYZE_EXAMPLES = """examples:
   spikescope analyze                                   # the bundled demo model on the bundled sample
   spikescope analyze runs/baseline/checkpoint.pt --layers all --limit 1000
   spikescope analyze runs/fsta/checkpoint.pt --layers "block[1-3].lif" --energy int8 --png
+  spikescope analyze runs/fsta/checkpoint.pt --energy lemaire2022     # memory too, beside the ANN twin
   spikescope analyze weights.pt --arch mypackage.models:my_snn --T 4 --data cifar10 --data-root ~/data
   spikescope analyze whole_model.pt --trust-pickle --data gratings
   spikescope analyze runs/baseline/checkpoint.pt --attribution gradcam --attribution-samples 16
@@ -54,8 +55,9 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
                    help="all, NAME,NAME,... or a regular expression; text of only letters, digits, _ and . is "
                         "one module name (default: all)")
     add_data_flags(a, batch_size=100, what="analyze")
-    a.add_argument("--energy", choices=tuple(ENERGY_PRESETS_PJ), default="fp32",
-                   help="energy per operation preset (default: %(default)s)")
+    a.add_argument("--energy", choices=tuple(ENERGY_MODELS), default="fp32",
+                   help="energy model: compute only (fp32, fp16, int8), or operations, addressing and memory "
+                        "(lemaire2022; lemaire2022-paper with the paper's fan-outs) (default: %(default)s)")
     a.add_argument("--out", help="output folder, written whole or not at all; an existing one is replaced only if it "
                                  "is an analyze report holding only what it wrote (default: reports/<checkpoint "
                                  "name>, or the run folder's name for a generic file name such as checkpoint.pt)")

@@ -8,7 +8,7 @@ import sys
 
 from ..compare import compare, default_comparison_folder, parse_groups
 from ..errors import SpikescopeError
-from ..metrics.energy import ENERGY_PRESETS_PJ
+from ..energy.models import ENERGY_MODELS
 from ..report.comparison import comparison_summary
 from .analyze import layers_argument
 from .common import add_data_flags, add_model_flags, command_line, warn_trust_pickle
@@ -48,8 +48,9 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
                    help="a group of models, e.g. one arm over seeds (repeatable)")
     add_data_flags(c, batch_size=100, what="analyze")
     c.add_argument("--layers", default="all", help="as for analyze (default: all)")
-    c.add_argument("--energy", choices=tuple(ENERGY_PRESETS_PJ), default="fp32",
-                   help="energy per operation preset (default: %(default)s)")
+    c.add_argument("--energy", choices=tuple(ENERGY_MODELS), default="fp32",
+                   help="energy model: compute only (fp32, fp16, int8), or operations, addressing and memory "
+                        "(lemaire2022; lemaire2022-paper with the paper's fan-outs) (default: %(default)s)")
     c.add_argument("--membrane", action="store_true",
                    help="also compare where membrane potentials sit relative to the threshold")
     c.add_argument("--out", help="output folder, written whole or not at all; an existing one is replaced only if it "

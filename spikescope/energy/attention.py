@@ -48,6 +48,7 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kq: str,
         values.acs = float((v.double().sum(-1) * weight.sum(-2)).sum())
     for operation in (scores, values):
         operation.dr_acs = operation.acs if operation.input == c.SPIKES else operation.dr_acs
+        operation.paper_fanout = operation.paper_synops = operation.acs
     return [scores, values]
 
 

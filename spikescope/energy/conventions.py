@@ -48,6 +48,26 @@ class Operation:
     mixed: bool = False  # two event operands, one spikes and one spike sums
     dr_acs: float = 0.0
     dr_macs: float = 0.0
+    # what the memory-aware models read (`energy.models.Site`): events read, elements of the activation operand, the
+    # output and the second operand, outputs given a bias and the bias's elements, a convolution's addressed taps,
+    # and the paper's fan-outs of the events (every kernel tap; ceil(k/s)^2 additions)
+    reads: float = 0.0
+    inputs: float = 0.0
+    outputs: float = 0.0
+    other: float = 0.0
+    bias: float = 0.0
+    bias_elements: float = 0.0
+    taps: float = 0.0
+    paper_fanout: float = 0.0
+    paper_synops: float = 0.0
+
+    def sized(self, reads: float, inputs: float, outputs: float, other: float = 0.0, paper_fanout: float | None = None,
+              paper_synops: float | None = None, taps: float = 0.0) -> "Operation":
+        """Fill in the sizes the memory-aware models read (the paper's fan-outs default to the exact ones)."""
+        self.reads, self.inputs, self.outputs, self.other, self.taps = reads, inputs, outputs, other, taps
+        self.paper_fanout = self.acs if paper_fanout is None else paper_fanout
+        self.paper_synops = self.paper_fanout if paper_synops is None else paper_synops
+        return self
 
 
 class Operands:
@@ -173,7 +193,7 @@ def matrix_product(label: str, operator: str, kind: str, a: torch.Tensor, b: tor
                    batch: int, out: torch.Tensor | None = None) -> Operation:
     """`a [.., m, k] @ b [.., k, n]` over `batch` independent products (mm, bmm, linear, attention)."""
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    dense = float(batch * m * k * n)
+    dense, outputs = float(batch * m * k * n), float(batch * m * n)
     if ka in EVENTS and kb in EVENTS:
         # sum of all outputs = sum over k of (column sum of a) x (row sum of b), per product
         acs = float((a.double().sum(-2) * b.double().sum(-1)).sum())
@@ -181,12 +201,15 @@ def matrix_product(label: str, operator: str, kind: str, a: torch.Tensor, b: tor
         mixed = ka != kb
         spike_part = (_events(a) * n if ka == SPIKES else _events(b) * m) if mixed else 0.0
         return _read(Operation(label, operator, kind, worst(ka, kb), True, acs, dense, _events(a), a.numel(),
-                               float(product.count_nonzero()), product.numel(), mixed=mixed), spike_part)
+                               float(product.count_nonzero()), product.numel(), mixed=mixed), spike_part
+                     ).sized(_events(a), a.numel(), outputs, b.numel())
     if ka in EVENTS:
-        return _read(Operation(label, operator, kind, ka, False, _events(a) * n, dense, _events(a), a.numel()))
+        return _read(Operation(label, operator, kind, ka, False, _events(a) * n, dense, _events(a), a.numel())
+                     ).sized(_events(a), a.numel(), outputs, b.numel())
     if kb in EVENTS:
-        return _read(Operation(label, operator, kind, kb, False, _events(b) * m, dense, _events(b), b.numel()))
-    return _read(Operation(label, operator, kind, DENSE, False, 0.0, dense))
+        return _read(Operation(label, operator, kind, kb, False, _events(b) * m, dense, _events(b), b.numel())
+                     ).sized(_events(b), b.numel(), outputs, a.numel())
+    return _read(Operation(label, operator, kind, DENSE, False, 0.0, dense)).sized(0.0, a.numel(), outputs, b.numel())
 
 
 def convolution(label: str, kind: str, x: torch.Tensor, weight: torch.Tensor, kx: str, kw: str, spec: ConvSpec,
@@ -194,23 +217,33 @@ def convolution(label: str, kind: str, x: torch.Tensor, weight: torch.Tensor, kx
     """`aten.convolution`: events of the input meet their exact fan-out (`conv_geometry`)."""
     fan_out, per_sample = conv_geometry(spec, x.shape[1:], x.device)
     dense = float(per_sample * x.shape[0])
+    sizes = {"inputs": x.numel(), "outputs": out.numel(), "other": weight.numel(),
+             "taps": weight.numel() * spec.groups / x.shape[1] * x.shape[0]}  # C_out x k^2 per sample
     if kx in EVENTS and kw in EVENTS:
         coincidences = torch.ops.aten.convolution.default(
             x.double(), weight.double(), None, spec.stride, spec.padding, spec.dilation, spec.transposed,
             list(spec.output_padding) or [0] * len(spec.stride), spec.groups)
         return _read(Operation(label, "convolution", kind, worst(kx, kw), True, float(coincidences.sum()), dense,
                                _events(x), x.numel(), float(coincidences.count_nonzero()), coincidences.numel(),
-                               mixed=kx != kw))
+                               mixed=kx != kw)).sized(_events(x), **sizes)
     if kx in EVENTS:
         counts = x.sum(0).double()  # events per input position over the batch: whole numbers, exact below 2**24
-        acs = float((counts * fan_out).sum())
-        return _read(Operation(label, "convolution", kind, kx, False, acs, dense, float(counts.sum()), x.numel()))
+        acs, events = float((counts * fan_out).sum()), float(counts.sum())
+        taps = math.prod(weight.shape[2:])
+        if spec.transposed:  # an input event reaches C_out/groups x k^2 outputs
+            paper_fanout = paper_synops = events * weight.shape[1] * taps
+        else:  # the paper: C_out/groups x k^2 targets, C_out/groups x ceil(k/s)^2 additions
+            paper_fanout = events * weight.shape[0] / spec.groups * taps
+            paper_synops = events * weight.shape[0] / spec.groups * math.prod(
+                math.ceil(k / s) for k, s in zip(weight.shape[2:], spec.stride))
+        return _read(Operation(label, "convolution", kind, kx, False, acs, dense, events, x.numel())
+                     ).sized(events, **sizes, paper_fanout=paper_fanout, paper_synops=paper_synops)
     if kw in EVENTS:  # a spike kernel over a dense input: every kernel event meets every output position
         positions = out.shape[0] * math.prod(out.shape[2:]) if not spec.transposed else (
             x.shape[0] * math.prod(x.shape[2:]))
         return _read(Operation(label, "convolution", kind, kw, False, _events(weight) * positions, dense,
-                               _events(weight), weight.numel()))
-    return _read(Operation(label, "convolution", kind, DENSE, False, 0.0, dense))
+                               _events(weight), weight.numel())).sized(_events(weight), **sizes)
+    return _read(Operation(label, "convolution", kind, DENSE, False, 0.0, dense)).sized(0.0, **sizes)
 
 
 def elementwise(label: str, operator: str, kind: str, a: torch.Tensor, b: torch.Tensor, ka: str, kb: str
@@ -224,22 +257,25 @@ def elementwise(label: str, operator: str, kind: str, a: torch.Tensor, b: torch.
     reach = {id(x): size / max(x.numel(), 1) for x, _ in events}  # outputs each element reaches (broadcast)
     source, first = worst(*(k for _, k in events)), events[0][0]
     spikes = sum(_events(x) * reach[id(x)] for x, k in events if k == SPIKES)
+    reads, second = sum(_events(x) for x, _ in events), b if first is a else a
+    sizes = (a.numel() + b.numel(), float(size), second.numel())
     if kind == "product" and len(events) == 2:
         product = a.double() * b.double()
         return _read(Operation(label, operator, kind, source, True, _events(product), float(size), _events(first),
                                first.numel(), float(product.count_nonzero()), float(size), mixed=ka != kb),
-                     spike_part=spikes if ka != kb else 0.0)
+                     spike_part=spikes if ka != kb else 0.0).sized(_events(first), *sizes)
     acs = sum(_events(x) * reach[id(x)] for x, _ in events)
     return _read(Operation(label, operator, kind, source, len(events) == 2, acs, float(size), _events(first),
-                           first.numel(), mixed=len(events) == 2 and ka != kb), spike_part=spikes)
+                           first.numel(), mixed=len(events) == 2 and ka != kb), spike_part=spikes
+                 ).sized(reads if kind == "add" else _events(first), *sizes)
 
 
-def reduction(label: str, operator: str, x: torch.Tensor, kx: str) -> Operation | None:
-    """A sum or mean of an event tensor: each event is accumulated once."""
+def reduction(label: str, operator: str, x: torch.Tensor, kx: str, outputs: int) -> Operation | None:
+    """A sum or mean of an event tensor into `outputs` values: each event is accumulated once."""
     if kx not in EVENTS:
         return None
     return _read(Operation(label, operator, "reduction", kx, False, _events(x), float(x.numel()), _events(x),
-                           x.numel()))
+                           x.numel())).sized(_events(x), x.numel(), outputs)
 
 
 def window_reach(size: int, windows: list[tuple[int, int]]) -> torch.Tensor:
@@ -251,8 +287,8 @@ def window_reach(size: int, windows: list[tuple[int, int]]) -> torch.Tensor:
     return reach.cumsum(0)[:size]
 
 
-def pooling(label: str, operator: str, x: torch.Tensor, kx: str, windows: list[list[tuple[int, int]]]
-            ) -> Operation | None:
+def pooling(label: str, operator: str, x: torch.Tensor, kx: str, windows: list[list[tuple[int, int]]],
+            outputs: int) -> Operation | None:
     """Average pooling of events: each event is accumulated once per window it falls in (`windows`: the windows
     along each pooled axis, the last axes of `x`); exact for overlapping, padded and uneven windows."""
     if kx not in EVENTS:
@@ -263,4 +299,5 @@ def pooling(label: str, operator: str, x: torch.Tensor, kx: str, windows: list[l
     counts = x.reshape(-1, *x.shape[x.dim() - axes:]).sum(0).double()
     leading = x.numel() // max(counts.numel(), 1)
     return _read(Operation(label, operator, "pooling", kx, False, float((counts * reach).sum()),
-                           float(reach.sum()) * leading, float(counts.sum()), x.numel()))
+                           float(reach.sum()) * leading, float(counts.sum()), x.numel())
+                 ).sized(float(counts.sum()), x.numel(), outputs)

@@ -227,9 +227,7 @@ class OperatorCounter(TorchDispatchMode):
                 self._in_dispatch, frame.quiet = False, True
             if name in self.whole and args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 3:
                 x = args[0]
-                dense = float(self.whole[name].macs(tuple(x.shape[2:])) * x.shape[1])
-                self._rows.setdefault(name, []).append(
-                    c.Operation(name, "fsta", "fsta", c.DENSE, False, 0.0, dense, dr_macs=dense))
+                self._rows.setdefault(name, []).append(whole_operation(name, self.whole[name], x))
 
     def _leave_module(self, module: nn.Module, args, output) -> None:
         if self._counting and not self._paused and len(self._stack) > 1 and (
@@ -318,19 +316,27 @@ class OperatorCounter(TorchDispatchMode):
             elif name == "dot":
                 a, b = a.unsqueeze(0), b.unsqueeze(-1)
             product = out if name in ("mm", "bmm") else None  # the others add a bias or are vectors
-            return [c.matrix_product("matmul", name, "matmul", a, b, ka, kb, c.batches(a), product)]
+            operation = c.matrix_product("matmul", name, "matmul", a, b, ka, kb, c.batches(a), product)
+            return [self._biased(operation, args[0] if name in ("addmm", "baddbmm") else None)]
         if PRODUCTS.get(name) == "conv":
             x, w = args[0], args[1]
-            return [c.convolution("conv", "conv", x, w, kind(x), kind(w), ConvSpec.of_operator(w, *args[3:9]), out)]
+            operation = c.convolution("conv", "conv", x, w, kind(x), kind(w), ConvSpec.of_operator(w, *args[3:9]), out)
+            return [self._biased(operation, args[2] if len(args) > 2 else None)]
         x = args[0]
         if name in REDUCTIONS:
-            operation = c.reduction(name, name, x, kind(x))
+            operation = c.reduction(name, name, x, kind(x), out.numel())
             if operation and name == "sum":
                 self.operands.tag(out)
             return [operation] if operation else []
         operator = "avg_pool" if name.startswith("avg") else "adaptive_avg_pool"
-        operation = c.pooling("pooling", operator, x, kind(x), _windows(name, args, x, out))
+        operation = c.pooling("pooling", operator, x, kind(x), _windows(name, args, x, out), out.numel())
         return [operation] if operation else []
+
+    def _biased(self, operation: c.Operation, bias) -> c.Operation:
+        """A product whose outputs get one of the model's biases added (`addmm`, a convolution's bias)."""
+        if isinstance(bias, torch.Tensor) and c.storage(bias) in self.operands.weights:
+            operation.bias, operation.bias_elements = operation.outputs, float(bias.numel())
+        return operation
 
     def attention(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                   attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> None:
@@ -368,6 +374,14 @@ class OperatorCounter(TorchDispatchMode):
         else:
             row = f"{frame.name or c.MODEL_ROW}: {operation.label} {n}"
         self._rows.setdefault(row, []).append(operation)
+
+
+def whole_operation(name: str, module: nn.Module, x: torch.Tensor) -> c.Operation:
+    """A module costed whole by its own `macs(sample_shape)` (FSTA) fed `x: [T, B, ...]`: dense MACs whose weights
+    are its parameters, reading and writing a tensor of `x`'s size."""
+    dense = float(module.macs(tuple(x.shape[2:])) * x.shape[1])
+    operation = c.Operation(name, "fsta", "fsta", c.DENSE, False, 0.0, dense, dr_macs=dense, weighted=True)
+    return operation.sized(0.0, x.numel(), x.numel(), float(sum(p.numel() for p in module.parameters())))
 
 
 def _inside(module: str, roots: set[str]) -> bool:

@@ -95,3 +95,24 @@ def side_by_side(energy: pd.DataFrame, counts: pd.DataFrame, images: int) -> pd.
     merged[numbers] = merged[numbers].fillna(0.0)
     merged["input"] = merged["input"].fillna("")
     return merged[SIDE_BY_SIDE].reset_index(drop=True)
+
+
+LEMAIRE_TERMS = {"ops_pj": "ops", "addressing_pj": "addressing", "inout_pj": "inout", "params_pj": "params",
+                 "potential_pj": "potentials"}  # SpikingJelly's breakdown -> spikescope's terms
+
+
+def spikingjelly_lemaire(model: nn.Module, images: torch.Tensor) -> dict[str, float]:
+    """SpikingJelly's Lemaire estimate (`estimate_lemaire_energy`) per image of `images` `[N, ...]`, in pJ: `total`
+    and spikescope's term names. SpikingJelly sizes each memory from the tensors it sees, batch included, so it is
+    run on one image at a time (the paper's one inference), neuron states reset before each."""
+    analytical = _spikingjelly("spikingjelly.activation_based.op_counter.analytical_energy")
+    functional = _spikingjelly("spikingjelly.activation_based.functional")
+    totals = dict.fromkeys(["total", *LEMAIRE_TERMS.values()], 0.0)
+    for image in images:
+        functional.reset_net(model)
+        report = analytical.estimate_lemaire_energy(model, image.unsqueeze(0))
+        totals["total"] += report.total_pj
+        for theirs, ours in LEMAIRE_TERMS.items():
+            totals[ours] += report.breakdown_pj[theirs]
+    functional.reset_net(model)
+    return {name: value / len(images) for name, value in totals.items()}

@@ -1,10 +1,11 @@
-"""Synaptic operations and compute energy (docs/metrics.md, "Synaptic operations and energy").
+"""Synaptic operations and energy (docs/metrics.md, "Synaptic operations and energy", "Energy models").
 
 One row per costed operation site (`energy.operators` counts them; a synaptic module can also be fed
 directly with `update`). An event operand (spikes, spike sums) costs one accumulate (AC) per event per
 target it reaches; operations without one cost dense multiply-accumulates (MACs). Beside it: the
-paper-style fr x FLOPs and the dense reading of spike sums. Energy = E_MAC * MACs + E_AC * SOPs:
-compute only, no memory access.
+paper-style fr x FLOPs and the dense reading of spike sums. The energy model (`energy.models`) prices the
+rows: compute only (E_MAC x MACs + E_AC x SOPs) or with memory (`lemaire2022`, which also prices each spiking
+layer's own updates, fed by `neurons`), each beside the network's ANN twin.
 """
 from __future__ import annotations
 
@@ -16,16 +17,11 @@ from torch import nn
 from ..energy import DENSE, SPIKES, SUMS
 from ..energy import conventions as c
 from ..energy.geometry import ConvSpec
+from ..energy.models import TERMS, EnergyModel, Neurons, Site, energy_model
+from ..energy.operators import whole_operation
 from ..energy.parts import part_of
 from ..errors import SpikescopeError
 from .base import Metric, MetricResult, zero_one
-
-# Horowitz, ISSCC 2014, 45 nm: FP32 mult 3.7 pJ + add 0.9 pJ; FP16 1.1 + 0.4; INT8 0.2 + 0.03.
-ENERGY_PRESETS_PJ = {
-    "fp32": {"mac": 4.6, "ac": 0.9},
-    "fp16": {"mac": 1.5, "ac": 0.4},
-    "int8": {"mac": 0.23, "ac": 0.03},
-}
 
 DEFINITIONS = {
     "SOPs (exact)": "accumulates under spikescope's convention (docs/metrics.md, 'Operators and conventions'): each "
@@ -39,8 +35,13 @@ DEFINITIONS = {
     "MACs": "dense multiply-accumulates of operations with no event operand: the encoding layer, layers after "
             "average pooling, FSTA's convolutions and gates; a row counts as dense if any analysed batch fed it "
             "dense values",
-    "energy": "E = E_MAC x MACs + E_AC x SOPs(exact), per image; compute only (memory access not included); "
-              "beside it the paper-style E_MAC x MACs + E_AC x SOPs(approx.) and the dense reading of spike sums",
+    "energy": "the energy model's total per image (docs/metrics.md, 'Energy models'): compute only, E = E_MAC x "
+              "MACs + E_AC x SOPs(exact), or with addressing and memory (lemaire2022); beside it the paper-style "
+              "E_MAC x MACs + E_AC x SOPs(approx.) and the dense reading of spike sums (operations only)",
+    "terms": "the total split into operations, addressing, and memory reads and writes of inputs and outputs, "
+             "parameters and potentials (compute-only models have operations only)",
+    "ANN twin": "the same architecture run once per image as a dense network (every activation a real number, "
+                "every product dense MACs) under the same energy model; the SNN/ANN ratio divides the totals",
     "dense reading": "the same operations with spike sums read as dense values, as SpikingJelly's MACCounter and "
                      "most papers cost a residual sum of spikes: products fed spike sums cost dense MACs, sums and "
                      "reductions of them are dense elementwise work and are not costed",
@@ -53,17 +54,13 @@ KINDS = ("conv", "linear", "fsta", "transposed conv", "matmul", "attention", "pr
 OPERATORS = ("convolution", "linear", "fsta", "mm", "addmm", "bmm", "baddbmm", "mv", "dot", "sdpa", "mul", "div",
              "add", "sub", "rsub", "sum", "mean", "avg_pool", "adaptive_avg_pool")
 INPUTS = (SPIKES, SUMS, DENSE)
+SIZES = ("reads", "inputs", "outputs", "other", "bias", "taps", "paper_fanout", "paper_synops")  # `Site`'s sizes
 COUNTS = ("acs", "dense", "macs", "events", "elements", "dr_acs", "dr_macs", "out_nonzero", "out_elements",
-          "samples")  # per row, summed
-LABELS = ("kind", "operator", "input", "both", "weighted", "mixed", "alone")  # per row, the largest index seen
+          "samples", *SIZES)  # per row, summed
+LABELS = ("kind", "operator", "input", "both", "weighted", "mixed", "alone", "parameters")  # per row, the largest
+NEURON_COUNTS = ("updates", "spikes", "samples")  # per spiking layer, summed
+NEURON_LABELS = ("timesteps", "leak")  # per spiking layer, the largest
 RUN = "(images)"  # the state of the images every pass covered: each row's count is per image of the whole run
-
-
-def check_preset(preset: str) -> str:
-    """`preset` if it names an energy preset, else a one-line error."""
-    if preset not in ENERGY_PRESETS_PJ:
-        raise SpikescopeError(f"unknown energy preset {preset!r}; choose one of {', '.join(ENERGY_PRESETS_PJ)}")
-    return preset
 
 
 class Energy(Metric):
@@ -73,15 +70,17 @@ class Energy(Metric):
     (`LABELS`: indices into `KINDS`, `OPERATORS` and `INPUTS`, the worst input seen, and flags). Under `RUN`, the
     images of every pass: a row seen on some batches only is still per image of the whole run.
 
-    `preset` picks the energy per operation (`ENERGY_PRESETS_PJ`).
+    Beside them, per spiking layer (`neurons`), its updates and spikes, which memory-aware models price, and
+    under `RUN` the run's timesteps. `model` names the energy model (`energy.models.ENERGY_MODELS`) or is one.
     """
 
-    reductions = {"counts": "sum", "labels": "max", "samples": "sum"}
+    reductions = {"counts": "sum", "labels": "max", "samples": "sum", "timesteps": "max", "neurons": "sum",
+                  "neuron_labels": "max"}
     inputs = "synapses"
 
-    def __init__(self, preset: str = "fp32") -> None:
+    def __init__(self, model: str | EnergyModel = "fp32") -> None:
         super().__init__()
-        self.preset = check_preset(preset)
+        self.model = energy_model(model)
 
     def update(self, layer: str, inputs: torch.Tensor, module: nn.Module) -> None:
         """Cost one synaptic module (a convolution, plain or transposed, a linear layer, or a module costed whole by its
@@ -89,8 +88,7 @@ class Energy(Metric):
         recorder's operator counter applies: events of spikes, else dense MACs."""
         T, B = inputs.shape[:2]
         if hasattr(module, "macs"):
-            dense = float(module.macs(tuple(inputs.shape[2:])) * B)
-            calls = [c.Operation(layer, "fsta", "fsta", DENSE, False, 0.0, dense, dr_macs=dense)]
+            calls = [whole_operation(layer, module, inputs)]
         elif isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
             kind = SPIKES if zero_one(inputs) else DENSE
             folded = inputs.flatten(0, 1)
@@ -99,81 +97,124 @@ class Energy(Metric):
                                              module.weight.T, kind, c.WEIGHTS, 1)
             else:
                 spec = ConvSpec.of_module(module)
+                with torch.no_grad():  # the output's shape, from one sample
+                    out = torch.empty(folded.shape[0], *module(folded[:1]).shape[1:], device="meta")
                 operation = c.convolution(layer, "transposed conv" if spec.transposed else "conv", folded,
-                                          module.weight, kind, c.WEIGHTS, spec, folded)
+                                          module.weight, kind, c.WEIGHTS, spec, out)
+            operation.weighted = True
+            if module.bias is not None:
+                operation.bias, operation.bias_elements = operation.outputs, float(module.bias.numel())
             calls = [operation]
         else:
             raise SpikescopeError(f"Energy.update costs convolutions, linear layers and modules with macs(); "
                                   f"{layer} is a {type(module).__name__}")
-        self._add_row(layer, calls, B, inputs.device, alone=True)
+        self._add_row(layer, calls, B, inputs.device, alone=True, timesteps=T)
 
-    def add(self, rows: dict[str, list[c.Operation]], samples: float, device: torch.device | str = "cpu") -> None:
-        """Add one forward pass over `samples` images: every row's operation calls (a module stepped T times in
-        one pass calls its operations T times)."""
-        self._accumulate(RUN, {"samples": torch.tensor(float(samples), dtype=torch.float64, device=device)})
+    def add(self, rows: dict[str, list[c.Operation]], samples: float, timesteps: int = 1,
+            device: torch.device | str = "cpu") -> None:
+        """Add one forward pass over `samples` images of `timesteps` steps: every row's operation calls (a module
+        stepped T times in one pass calls its operations T times)."""
+        self._accumulate(RUN, {"samples": torch.tensor(float(samples), dtype=torch.float64, device=device),
+                               "timesteps": torch.tensor(int(timesteps), dtype=torch.int64, device=device)})
         for row, calls in rows.items():
             self._add_row(row, calls, samples, device)
 
+    def neurons(self, layer: str, spikes: torch.Tensor, leak: bool) -> None:
+        """One sequence of a spiking layer's outputs `[T, B, ...]`: its updates (every neuron at every step) and
+        non-zero outputs, which memory-aware models price; `leak`: its updates multiply by a decay."""
+        T, B = spikes.shape[:2]
+        counts = [float(spikes.numel()), float(spikes.count_nonzero()), float(B)]
+        self._accumulate(layer, {
+            "neurons": torch.tensor(counts, dtype=torch.float64, device=spikes.device),
+            "neuron_labels": torch.tensor([T, int(leak)], dtype=torch.int64, device=spikes.device)})
+
     def _add_row(self, row: str, calls: list[c.Operation], samples: float, device: torch.device | str,
-                 alone: bool = False) -> None:
-        """`alone`: a row costed by `update`, outside any pass: per image of its own samples."""
+                 alone: bool = False, timesteps: int = 0) -> None:
+        """`alone`: a row costed by `update`, outside any pass: per image of its own samples (and `timesteps`)."""
         totals = dict.fromkeys(COUNTS, 0.0)
         for op in calls:
-            for name in ("acs", "dense", "events", "elements", "dr_acs", "dr_macs", "out_nonzero", "out_elements"):
+            for name in ("acs", "dense", "events", "elements", "dr_acs", "dr_macs", "out_nonzero", "out_elements",
+                         *SIZES):
                 totals[name] += getattr(op, name)
             totals["macs"] += op.dense if op.input == DENSE else 0.0
         totals["samples"] = float(samples)
         first = calls[0]
+        parameters = max((op.other + op.bias_elements for op in calls if op.weighted), default=0.0)
         labels = (KINDS.index(first.kind), OPERATORS.index(first.operator),
                   max(INPUTS.index(op.input) for op in calls), int(any(op.both for op in calls)),
-                  int(any(op.weighted for op in calls)), int(any(op.mixed for op in calls)), int(alone))
+                  int(any(op.weighted for op in calls)), int(any(op.mixed for op in calls)),
+                  timesteps if alone else 0, int(parameters))
         self._accumulate(row, {"counts": torch.tensor(list(totals.values()), dtype=torch.float64, device=device),
                                "labels": torch.tensor(labels, dtype=torch.int64, device=device)})
 
     def merge(self, other: "Energy") -> "Energy":
-        if getattr(other, "preset", self.preset) != self.preset:
-            raise ValueError(f"cannot merge energy measured with preset {other.preset} into {self.preset}")
+        if getattr(other, "model", self.model) != self.model:
+            raise ValueError(f"cannot merge energy measured with model {other.model.name} into {self.model.name}")
         return super().merge(other)
 
     def compute(self) -> MetricResult:
-        pj = ENERGY_PRESETS_PJ[self.preset]
         run = self.states.get(RUN)
-        rows = []
-        for name, s in self.states.items():
-            if name == RUN:
-                continue
-            v = dict(zip(COUNTS, s["counts"].tolist()))
-            label = dict(zip(LABELS, s["labels"].tolist()))
-            samples = float(run["samples"]) if run is not None and not label["alone"] else v["samples"]
-            kind, source = KINDS[label["kind"]], INPUTS[label["input"]]
-            if v["macs"] > 0:  # dense on some batch: the operation multiplies real values on every batch
-                source, sops, approx, macs, fr_in = DENSE, 0.0, 0.0, v["dense"], float("nan")
-                sops_dense_reading, macs_dense_reading = 0.0, macs
-            else:
-                fr_in = v["events"] / v["elements"] if v["elements"] else float("nan")
-                sops, approx, macs = v["acs"], fr_in * v["dense"], 0.0
-                sops_dense_reading, macs_dense_reading = v["dr_acs"], v["dr_macs"]
-            both = bool(label["both"]) and source != DENSE
-            per_image = {"sops": sops / samples, "sops_approx": approx / samples, "macs": macs / samples,
-                         "sops_dense_reading": sops_dense_reading / samples,
-                         "macs_dense_reading": macs_dense_reading / samples}
-            rows.append({
-                "layer": name, "module": c.row_module(name), "operator": OPERATORS[label["operator"]], "kind": kind,
-                "input": source, "operands": operands(kind, source, both, bool(label["weighted"]),
-                                                      bool(label["mixed"])),
-                "part": part_of(name, kind, source),
-                "input_firing_rate": fr_in, **{f"{k}_per_image": x for k, x in per_image.items()},
-                "dense_ops_per_image": v["dense"] / samples,
-                "energy_pj_per_image": pj["mac"] * per_image["macs"] + pj["ac"] * per_image["sops"],
-                "energy_pj_approx_per_image": pj["mac"] * per_image["macs"] + pj["ac"] * per_image["sops_approx"],
-                "energy_pj_dense_reading_per_image": (pj["mac"] * per_image["macs_dense_reading"]
-                                                      + pj["ac"] * per_image["sops_dense_reading"]),
-                "output_sparsity": 1 - v["out_nonzero"] / v["out_elements"] if both and v["out_elements"] else (
-                    float("nan")),
-            })
-        definitions = {**DEFINITIONS, "preset": f"{self.preset}: E_MAC = {pj['mac']} pJ, E_AC = {pj['ac']} pJ "
-                                                  "(Horowitz 2014, 45 nm)"}
+        steps = int(run["timesteps"]) if run is not None else 1
+        spiking = any("neurons" in states for states in self.states.values())
+        rows = [self._row(name, states, run, steps, spiking) for name, states in self.states.items()
+                if "counts" in states]
+        if self.model.memory_aware:
+            rows += [self._neuron_row(name, states) for name, states in self.states.items() if "neurons" in states]
+        definitions = {**DEFINITIONS, "model": self.model.describe()}
         return MetricResult(pd.DataFrame(rows, columns=COLUMNS), None, {}, definitions)
+
+    def _row(self, name: str, s: dict[str, torch.Tensor], run: dict | None, steps: int, spiking: bool) -> dict:
+        """One costed operation's row: its counts per image, and its energy and its ANN twin's under the model."""
+        model = self.model
+        v = dict(zip(COUNTS, s["counts"].tolist()))
+        label = dict(zip(LABELS, s["labels"].tolist()))
+        samples = float(run["samples"]) if run is not None and not label["alone"] else v["samples"]
+        kind, source = KINDS[label["kind"]], INPUTS[label["input"]]
+        if v["macs"] > 0:  # dense on some batch: the operation multiplies real values on every batch
+            source, sops, approx, macs, fr_in = DENSE, 0.0, 0.0, v["dense"], float("nan")
+            sops_dense_reading, macs_dense_reading = 0.0, macs
+        else:
+            fr_in = v["events"] / v["elements"] if v["elements"] else float("nan")
+            sops, approx, macs = v["acs"], fr_in * v["dense"], 0.0
+            sops_dense_reading, macs_dense_reading = v["dr_acs"], v["dr_macs"]
+        both = bool(label["both"]) and source != DENSE
+        per_image = {"sops": sops / samples, "sops_approx": approx / samples, "macs": macs / samples,
+                     "sops_dense_reading": sops_dense_reading / samples,
+                     "macs_dense_reading": macs_dense_reading / samples}
+        site = Site(kind, source, bool(label["weighted"]), label["alone"] or steps, acs=per_image["sops"],
+                    macs=per_image["macs"], dense=v["dense"] / samples, parameters=float(label["parameters"]),
+                    **{size: v[size] / samples for size in SIZES})
+        terms, twin = model.site(site, spiking), model.ann(site)
+        return {
+            "layer": name, "module": c.row_module(name), "operator": OPERATORS[label["operator"]], "kind": kind,
+            "input": source, "operands": operands(kind, source, both, bool(label["weighted"]), bool(label["mixed"])),
+            "part": part_of(name, kind, source),
+            "input_firing_rate": fr_in, **{f"{k}_per_image": x for k, x in per_image.items()},
+            "dense_ops_per_image": v["dense"] / samples,
+            "energy_pj_per_image": sum(terms.values()),
+            "energy_pj_approx_per_image": model.e_mac * per_image["macs"] + model.e_add * per_image["sops_approx"],
+            "energy_pj_dense_reading_per_image": (model.e_mac * per_image["macs_dense_reading"]
+                                                  + model.e_add * per_image["sops_dense_reading"]),
+            **{f"energy_{term}_pj_per_image": value for term, value in terms.items()},
+            "ann_macs_per_image": 0.0 if kind in ("add", "reduction", "pooling") else site.dense / site.timesteps,
+            "ann_energy_pj_per_image": sum(twin.values()),
+            **{f"ann_energy_{term}_pj_per_image": value for term, value in twin.items()},
+            "output_sparsity": 1 - v["out_nonzero"] / v["out_elements"] if both and v["out_elements"] else (
+                float("nan")),
+        }
+
+    def _neuron_row(self, name: str, s: dict[str, torch.Tensor]) -> dict:
+        """A spiking layer's own updates under a memory-aware model (its twin, a ReLU, costs nothing)."""
+        updates, spikes, samples = s["neurons"].tolist()
+        timesteps, leak = s["neuron_labels"].tolist()
+        terms = self.model.neurons(Neurons(updates / samples, spikes / samples, int(timesteps), bool(leak)))
+        row = {column: 0.0 for column in COLUMNS}
+        row.update({"layer": name, "module": name, "operator": "neuron", "kind": "neuron", "input": SPIKES,
+                    "operands": "potentials", "part": part_of(name, "neuron", SPIKES),
+                    "input_firing_rate": float("nan"), "output_sparsity": float("nan"),
+                    "energy_pj_per_image": sum(terms.values()),
+                    **{f"energy_{term}_pj_per_image": value for term, value in terms.items()}})
+        return row
 
 
 def operands(kind: str, source: str, both: bool, weighted: bool, mixed: bool = False) -> str:
@@ -191,4 +232,6 @@ def operands(kind: str, source: str, both: bool, weighted: bool, mixed: bool = F
 COLUMNS = ["layer", "module", "operator", "kind", "input", "operands", "part", "input_firing_rate", "sops_per_image",
            "sops_approx_per_image", "macs_per_image", "sops_dense_reading_per_image",
            "macs_dense_reading_per_image", "dense_ops_per_image", "energy_pj_per_image", "energy_pj_approx_per_image",
-           "energy_pj_dense_reading_per_image", "output_sparsity"]
+           "energy_pj_dense_reading_per_image", *(f"energy_{term}_pj_per_image" for term in TERMS),
+           "ann_macs_per_image", "ann_energy_pj_per_image", *(f"ann_energy_{term}_pj_per_image" for term in TERMS),
+           "output_sparsity"]

@@ -105,7 +105,7 @@ def _energy_section(result: AnalysisResult) -> str:
     """The energy per part under each reading (spikescope's events, paper-style, spike sums dense), the
     attention's products, every costed operation by part (folded for long tables), and what could not be
     costed."""
-    preset, pj, energy = result.info.get("energy_preset", "fp32"), result.info.get("energy_pj", {}), result.energy
+    preset, pj, energy = result.info.get("energy_model", "fp32"), result.info.get("energy_pj", {}), result.energy
     if energy.empty:  # no energy metric ran, or nothing was costed
         return "<p>No synaptic operation was costed.</p>" + _uncosted(result)
     parts = result.energy_by_part().rename(columns=SHARES)
