@@ -26,11 +26,12 @@ def study_folder(reports: str | Path, study: str) -> Path:
     return folder
 
 
-def compare_groups(groups: dict, args, study: str, membrane: bool = False) -> tuple[spikescope.Comparison, dict]:
-    """The groups' comparison on the study's test images (with membrane potentials if asked), written to
-    `reports/<study>/comparison/` (loading the shared plotly.js), and its statistics."""
-    comparison, _ = spikescope.compare(groups=groups, limit=args.test_limit, device=args.device,
-                                       out=study_folder(args.reports, study) / "comparison", membrane=membrane,
+def compare_groups(groups: dict, args, study: str, membrane: bool = False, energy: str = "fp32",
+                   folder: str = "comparison") -> tuple[spikescope.Comparison, dict]:
+    """The groups' comparison on the study's test images (with membrane potentials if asked, under the `energy`
+    model), written to `reports/<study>/<folder>/` (loading the shared plotly.js), and its statistics."""
+    comparison, _ = spikescope.compare(groups=groups, limit=args.test_limit, device=args.device, energy=energy,
+                                       out=study_folder(args.reports, study) / folder, membrane=membrane,
                                        plotly_js=f"../../{SHARED_PLOTLY}", command=f"python analyses/{study}.py")
     return comparison, comparison.statistics()
 

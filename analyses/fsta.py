@@ -2,10 +2,10 @@
 
 Four arms trained with one recipe (baseline, FSTA, temporal-only FSTA, spatial-only FSTA), with the
 same seeds, analysed on the same test images: accuracy, firing rate per layer and overall, and energy
-with and without FSTA's own multiply-accumulates, each with a 95% confidence interval over seeds and
-a paired test against the baseline. Then FSTA's MAC budget in the paper's ResNet-19 and ResNet-20 on
-32x32 inputs against those networks' dense operations (no training needed), to see whether the
-energy verdict would change at paper scale. Writes reports/fsta/.
+with and without FSTA's own, under two energy models (compute only, and with addressing and memory),
+each with a 95% confidence interval over seeds and a paired test against the baseline. Then FSTA's cost
+in the paper's ResNet-19 and ResNet-20 on 32x32 inputs under both models (no training needed), to see
+whether the energy verdict would change at paper scale. Writes reports/fsta/.
 
     python analyses/fsta.py                                    # defaults: about 25 minutes on 2 CPU cores
     python analyses/fsta.py --seeds 5 --epochs 10 --limit 0    # the whole training set
@@ -23,30 +23,36 @@ import pandas as pd
 import torch
 
 import spikescope
+from spikescope.energy.models import TERMS
 from _recipe import arguments, recipe, runs_folder
 from _report import compare_groups, interval, markdown_table, save_figure, study_folder, verdict
 
 ARMS = ["baseline", "fsta", "fsta-temporal", "fsta-spatial"]
+ENERGY_MODELS = ("fp32", "lemaire2022")  # compute only, and with addressing and memory (docs/metrics.md)
 PAPER_SCALE = {"ResNet-19 (CIFAR-100)": ("resnet19", 100), "ResNet-20 (CIFAR-10)": ("resnet20", 10)}
 
 
 def mac_budget() -> pd.DataFrame:
-    """FSTA's analytic MACs per 32x32 image against the dense operations of the rest of each paper network."""
+    """FSTA's cost per 32x32 image in each paper network under each energy model, against what the rest of the
+    network costs, and the drop of the spike-fed layers' input firing rate that would pay for it."""
     rows = []
+    images = [torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))]
     for name, (arch, classes) in PAPER_SCALE.items():
         model = spikescope.build_model(arch, in_channels=3, num_classes=classes, T=2, fsta=True).eval()
-        energy = spikescope.analyze(model, [torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))],
-                                    metrics=[spikescope.Energy()]).energy
-        fsta = energy["kind"] == "fsta"
-        weighted = energy["kind"].isin(["conv", "transposed conv", "linear", "matmul", "attention"])  # not adds, pools
-        spiking = weighted & (energy["input"] == "spikes")
-        fsta_macs, dense = energy.loc[fsta, "macs_per_image"].sum(), energy.loc[weighted, "dense_ops_per_image"].sum()
-        # how much must FSTA lower the spike-fed layers' input firing rate to pay for its MACs in AC energy?
-        break_even = 4.6 * fsta_macs / (0.9 * energy.loc[spiking, "dense_ops_per_image"].sum())
-        rows.append({"network (T = 2, 32x32)": name, "FSTA MACs per image (M)": f"{fsta_macs / 1e6:.1f}",
-                     "dense MACs of the rest (M)": f"{dense / 1e6:.0f}",
-                     "FSTA share": f"{100 * fsta_macs / dense:.1f} %",
-                     "firing-rate drop that pays for FSTA": f"{break_even:.3f}"})
+        for energy_model in ENERGY_MODELS:
+            energy = spikescope.analyze(model, images, metrics=[spikescope.Energy(energy_model)]).energy
+            fsta = energy["kind"] == "fsta"
+            weighted = energy["kind"].isin(["conv", "transposed conv", "linear", "matmul", "attention"])
+            spiking = weighted & (energy["input"] == "spikes")
+            fsta_pj = energy.loc[fsta, "energy_pj_per_image"].sum()
+            # a spike-fed row's energy is proportional to its input events: its cost per unit of input firing rate
+            per_rate = (energy.loc[spiking, "energy_pj_per_image"] / energy.loc[spiking, "input_firing_rate"]).sum()
+            rows.append({"network (T = 2, 32x32)": name, "energy model": energy_model,
+                         "FSTA MACs per image (M)": f"{energy.loc[fsta, 'macs_per_image'].sum() / 1e6:.1f}",
+                         "FSTA energy (µJ)": f"{fsta_pj / 1e6:.2f}",
+                         "the rest (µJ)": f"{energy.loc[~fsta, 'energy_pj_per_image'].sum() / 1e6:.1f}",
+                         "FSTA share": f"{100 * fsta_pj / energy['energy_pj_per_image'].sum():.1f} %",
+                         "firing-rate drop that pays for FSTA": f"{fsta_pj / per_rate:.3f}"})
     return pd.DataFrame(rows)
 
 
@@ -163,6 +169,48 @@ def cka_rows(comparison: spikescope.Comparison) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def energy_changes(by_model: dict[str, dict]) -> pd.DataFrame:
+    """Per energy model and arm: the paired change of the energy per image against the baseline, with and without
+    FSTA's own energy, and whether it is lowered."""
+    rows = []
+    for model, statistics in by_model.items():
+        for arm in ARMS[1:]:
+            c = statistics["changes"][arm]["totals"]
+            energy = c["energy_pj_per_image"]
+            rows.append({"energy model": model, "arm − baseline": arm,
+                         "energy (µJ)": interval(energy, 1e-6, 2) + f" ({energy['percent']:+.1f} %)",
+                         "without FSTA's own (µJ)": interval(c["energy_pj_per_image_without_fsta"], 1e-6, 2),
+                         "energy lowered": verdict(energy["ci_low"], energy["ci_high"], -1)})
+    return pd.DataFrame(rows)
+
+
+def energy_terms(comparisons: dict[str, spikescope.Comparison]) -> pd.DataFrame:
+    """Per energy model and arm, means over seeds: the total, its terms, the ANN twin's total and the SNN/ANN
+    ratio (docs/metrics.md, "Energy models")."""
+    rows = []
+    for model, comparison in comparisons.items():
+        for arm in ARMS:
+            totals = pd.DataFrame([comparison.results[label].energy_totals() for label in comparison.groups[arm]])
+            mean = totals.mean()
+            rows.append({"energy model": model, "arm": arm, "total (µJ)": f"{mean['energy_pj_per_image'] / 1e6:.2f}",
+                         **{term: f"{mean[f'energy_{term}_pj_per_image'] / 1e6:.2f}" for term in TERMS},
+                         "ANN twin (µJ)": f"{mean['ann_energy_pj_per_image'] / 1e6:.2f}",
+                         "SNN / ANN": f"{mean['snn_ann_ratio']:.3f}"})
+    return pd.DataFrame(rows)
+
+
+def energy_reading(by_model: dict[str, dict]) -> str:
+    """In words: FSTA's energy verdict under each model, and whether counting memory changes it."""
+    verdicts = {}
+    for model, statistics in by_model.items():
+        energy = statistics["changes"]["fsta"]["totals"]["energy_pj_per_image"]
+        verdicts[model] = (verdict(energy["ci_low"], energy["ci_high"], -1), interval(energy, 1e-6, 2))
+    said = "; ".join(f"under {model}, {v} (change {i} µJ)" for model, (v, i) in verdicts.items())
+    same = len({v for v, _ in verdicts.values()}) == 1
+    return (f"FSTA lowers the energy per image: {said}. Counting addressing and memory "
+            f"{'does not change' if same else 'changes'} the verdict.")
+
+
 def main() -> None:
     args = arguments(__doc__).parse_args()
     started = time.time()
@@ -170,6 +218,10 @@ def main() -> None:
     paths = spikescope.train_arms(config, ARMS, seeds=range(args.seeds), out=runs_folder(args, config))
     folder = study_folder(args.reports, "fsta")
     comparison, statistics = compare_groups(paths, args, "fsta", membrane=True)
+    memory_aware, memory_statistics = compare_groups(paths, args, "fsta", energy="lemaire2022",
+                                                     folder="comparison-lemaire2022")
+    comparisons = {"fp32": comparison, "lemaire2022": memory_aware}
+    by_model = {"fp32": statistics, "lemaire2022": memory_statistics}
     groups, changes = statistics["groups"], statistics["changes"]
     steps = step_times(config)
 
@@ -218,8 +270,8 @@ def main() -> None:
         overall = f"inconclusive: the firing-rate change's interval includes 0 (accuracy: {raises})"
     budget = mac_budget()
     drop = -fsta["firing_rate"]["mean"]
-    scale_note = "; ".join(f"{row['network (T = 2, 32x32)']} needs {row['firing-rate drop that pays for FSTA']}"
-                           for _, row in budget.iterrows())
+    scale_note = "; ".join(f"{row['network (T = 2, 32x32)']} under {row['energy model']} needs "
+                           f"{row['firing-rate drop that pays for FSTA']}" for _, row in budget.iterrows())
     minutes = (time.time() - started) / 60
     training_minutes = training_seconds(paths) / 60
     first = spikescope.load(paths["baseline"][0])[1]
@@ -239,7 +291,10 @@ FSTA (both branches) against the baseline: firing rate {interval(fsta['firing_ra
   schedule, batch {config.batch_size}; seeds {', '.join(map(str, range(args.seeds)))} for every arm (the same
   initial weights of the shared layers and the same data order).
 - Arms: {', '.join(ARMS)} (FSTA with one branch only for the last two).
-- Energy: FP32 45 nm presets (4.6 pJ per MAC, 0.9 pJ per AC), compute only.
+- Energy: two models (docs/metrics.md, "Energy models"): `fp32`, compute only (45 nm, 4.6 pJ per MAC,
+  0.9 pJ per AC), the convention of the paper; and `lemaire2022`, which adds addressing and the memory reads and
+  writes of inputs and outputs, parameters and membrane potentials (Lemaire et al. 2022). The tables above the
+  section "Energy under both models" use `fp32`.
 - Compute: the {len(ARMS) * args.seeds} training runs took {training_minutes:.0f} min together (as they ran, with
   other work on the same 2 cores); this run of the script took {minutes:.0f} min (finished runs are reused).
   Training speed measured here, interleaved on the same batches: FSTA {steps['fsta'] / steps['baseline']:.2f}x
@@ -280,11 +335,28 @@ other seeds show how much two baseline trainings differ anyway.
 
 {markdown_table(cka_rows(comparison))}
 
+## Energy under both models
+{energy_reading(by_model)}
+
+Paired changes against the baseline (95% CI over seeds):
+
+{markdown_table(energy_changes(by_model))}
+
+Where the energy goes (µJ per image, means over seeds): operations, addressing, and memory of inputs and outputs
+(`inout`), parameters (`params`) and membrane potentials (`potentials`); the ANN twin is the same architecture run
+once per image as a dense network under the same model.
+
+{markdown_table(energy_terms(comparisons))}
+
+The comparison under `lemaire2022` is in
+[comparison-lemaire2022/comparison.html](comparison-lemaire2022/comparison.html).
+
 ## FSTA's cost at paper scale (no training)
 {markdown_table(budget)}
 
 The last column is the drop of the spike-fed layers' input firing rate (in absolute spikes per neuron per
-timestep) at which the accumulates FSTA saves pay for its own multiply-accumulates. FSTA's MACs are counted
+timestep) at which the energy FSTA saves in those layers pays for its own, under each model (a spike-fed layer's
+energy is proportional to its input events; the neurons' own updates are left out). FSTA's MACs are counted
 analytically as the module computes them (docs/metrics.md, "Synaptic operations and energy"). Here FSTA lowered
 the firing rate by {drop:.3f} on average; at paper scale the break-even drop is {scale_note}: the larger the
 network, the smaller FSTA's share of the compute, so the energy verdict measured on the compact CNN need not
