@@ -116,3 +116,19 @@ def spikingjelly_lemaire(model: nn.Module, images: torch.Tensor) -> dict[str, fl
             totals[ours] += report.breakdown_pj[theirs]
     functional.reset_net(model)
     return {name: value / len(images) for name, value in totals.items()}
+
+
+def spikingjelly_refusal(model: nn.Module, inputs: torch.Tensor) -> str | None:
+    """Why SpikingJelly's Lemaire estimator (strict mode, its default) refuses `model` on `inputs`: the message of
+    the error it raises for a module it has no formula for; None where it accepts the model. It checks modules
+    only: operations in a `forward` (a residual sum, a matrix product) are neither refused nor costed."""
+    analytical = _spikingjelly("spikingjelly.activation_based.op_counter.analytical_energy")
+    functional = _spikingjelly("spikingjelly.activation_based.functional")
+    functional.reset_net(model)
+    try:
+        analytical.estimate_lemaire_energy(model, inputs)
+    except ValueError as error:
+        return str(error)
+    finally:
+        functional.reset_net(model)
+    return None
