@@ -33,7 +33,11 @@ $(VENV)/.installed: pyproject.toml
 
 # SpikingJelly 2.0, snnTorch and sinabs declare heavy dependencies (CUDA torch via torchvision, samna) they do
 # not need here; sinabs imports pbr, nir, nirtorch and h5py (nir 1.0.4 is the newest sinabs 3.1.3 accepts).
-INTEROP_PACKAGES ?= spikingjelly==2.0.0 snntorch==1.0.0 sinabs==3.1.3 nir==1.0.4 nirtorch==2.6 pbr==7.1.3 h5py==3.16.0
+# NeuroBench 2.3.0 (tests/test_neurobench.py runs its harness) needs only torch, snntorch, tqdm and numpy for its
+# models, benchmarks and metrics; it also declares numba, llvmlite, tonic and torchaudio (a torch of its own), which
+# only its data sets and pre-processors import.
+INTEROP_PACKAGES ?= spikingjelly==2.0.0 snntorch==1.0.0 sinabs==3.1.3 nir==1.0.4 nirtorch==2.6 pbr==7.1.3 h5py==3.16.0 \
+	neurobench==2.3.0
 $(VENV)/.installed-test: $(VENV)/.installed Makefile
 	$(PIP) install -e ".[test]"
 	$(PIP) install --no-deps $(INTEROP_PACKAGES)

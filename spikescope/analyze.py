@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -16,6 +17,7 @@ from . import distributed
 from .detect import OUTPUT_ANALOG, first_tensor, reset_neuron_states
 from .devices import resolve_device
 from .metrics.base import Metric
+from .neurobench import NeuroBench
 from .errors import SpikescopeError
 from .metrics.capture import SpikeCapture
 from .energy.models import TERMS
@@ -66,6 +68,7 @@ class AnalysisResult:
     attribution: Any = None  # an `attribution.Attribution` of example images, when asked for
     tokens: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TOKEN_COLUMNS))
     heads: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HEAD_COLUMNS))
+    neurobench: dict[str, Any] = field(default_factory=dict)  # NeuroBench's metrics by its names (`neurobench`)
 
     def energy_totals(self) -> dict[str, float]:
         """Per-image totals over all costed rows: SOPs (exact and paper-style), MACs and energy in pJ under
@@ -165,7 +168,8 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
             device: str | torch.device = "cpu", energy: str = "fp32", capture: int = 0,
             metrics: Sequence[Metric] | None = None, run: Callable[[nn.Module, torch.Tensor], Any] | None = None,
             fold: str | None = None, batch_first: bool | None = None, membrane: bool = False,
-            progress: bool = False, tokens: str | Sequence[int] | None = None) -> AnalysisResult:
+            progress: bool = False, tokens: str | Sequence[int] | None = None,
+            neurobench: bool = False) -> AnalysisResult:
     """Run `model` over `loader` and measure its spiking layers.
 
     Batches may be input tensors, `(inputs,)` or `(inputs, labels)` tuples, or dicts with an input key
@@ -177,7 +181,10 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
     `SpikeRecorder`). `tokens=(h, w)` declares the patch grid of a transformer's token layers (see
     `spikescope.tokens`; inferred from the model when not given). Accuracy is reported when
     batches carry labels and the output is `[B, classes]` logits (or `[T, B, classes]` /
-    `[B, T, classes]`, averaged over time); see docs/metrics.md, "Accuracy".
+    `[B, T, classes]`, averaged over time); see docs/metrics.md, "Accuracy". `neurobench` also measures
+    NeuroBench's metrics in the same pass (`result.neurobench`; `MembraneUpdates` needs `membrane`; see
+    `spikescope.neurobench`): opt-in, as counting every Linear and Conv call's inputs adds about a tenth to a
+    CNN's analysis on the CPU.
 
     In a torch.distributed process group (e.g. under torchrun) every process passes the same model and
     the same unsharded loader, yielding the same batches in the same order: process r analyses batches
@@ -189,8 +196,9 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
     device = resolve_device(device)
     _check_unsharded(loader)
     analysis = ModelAnalysis(model.to(device).eval(), layers, T, device, metrics if metrics is not None else
-                             default_metrics(energy), capture, run, fold, batch_first, membrane, tokens)
-    with distributed.together("analyzing its batches"), torch.no_grad(), analysis.recorder:
+                             default_metrics(energy), capture, run, fold, batch_first, membrane, tokens, neurobench)
+    with distributed.together("analyzing its batches"), torch.no_grad(), analysis.recorder, (
+            analysis.neurobench or nullcontext()):
         batches = tqdm(loader, desc="analyze", unit="batch", disable=not progress or not distributed.is_main(),
                        delay=1.0)
         for batch in distributed.shard(batches):
@@ -207,8 +215,10 @@ class ModelAnalysis:
                  metrics: Sequence[Metric], capture: int = 0,
                  run: Callable[[nn.Module, torch.Tensor], Any] | None = None, fold: str | None = None,
                  batch_first: bool | None = None, membrane: bool = False,
-                 tokens: str | Sequence[int] | None = None) -> None:
+                 tokens: str | Sequence[int] | None = None, neurobench: bool = False) -> None:
         self.model, self.device, self.run = model, device, run or default_run
+        self.neurobench = NeuroBench(model, membrane) if neurobench else None  # its hooks: entered by `analyze`
+        metrics = self.neurobench.recorded(list(metrics)) if self.neurobench else metrics
         self.recorder = SpikeRecorder(model, layers=layers, metrics=list(metrics), T=T, capture=capture, fold=fold,
                                       batch_first=batch_first, membrane=membrane, tokens=tokens)
         self.tally = {"batches": 0, "samples": 0, "correct": 0, "labelled": 0}
@@ -238,8 +248,12 @@ class ModelAnalysis:
         """What the model's batches measured, over every process of a process group (see `analyze`)."""
         tallies = _combine_processes(self.recorder, self.tally)
         correct, labelled = (sum(t[key] for t in tallies) for key in ("correct", "labelled"))
-        return _assemble(self.recorder, self.seconds, correct / labelled if labelled else None,
-                         [t["samples"] for t in tallies])
+        result = _assemble(self.recorder, self.seconds, correct / labelled if labelled else None,
+                           [t["samples"] for t in tallies])
+        if self.neurobench is not None:
+            result.neurobench = self.neurobench.result(self.recorder.add_warning)
+            result.info["warnings"] = list(self.recorder.warnings)
+        return result
 
 
 def _check_unsharded(loader: Iterable) -> None:
