@@ -30,21 +30,29 @@ from .data import make_loader
 from .errors import SpikescopeError, note, recorded_warnings, warn
 from .groupstats import paired_difference, summarize
 from .lockstep import analyze_together
-from .energy.models import energy_model
+from .energy.models import TERMS, energy_model
 from .pipeline import MODULE_SOURCE, PreparedModel, prepare_file
 from .report.folder import check_output_folder, default_report_folder, model_label
 
 LAYER_METRICS = ("firing_rate", "silent_fraction", "axis_OI", "wedge_OI", "spike_cosine_mean_off_diagonal",
                  "spectral_cosine_ac_mean_off_diagonal", "cka_mean_off_diagonal", "membrane_mean", "membrane_sd",
                  "near_threshold_share", "reset_share")
+ENERGY_TERMS = tuple(f"energy_{term}_pj_per_image" for term in TERMS)  # the energy model's terms of the total
 TOTAL_METRICS = ("accuracy", "firing_rate", "sops_per_image", "macs_per_image", "fsta_macs_per_image",
-                 "energy_pj_per_image", "energy_pj_per_image_without_fsta")
+                 "energy_pj_per_image", "energy_pj_per_image_without_fsta", *ENERGY_TERMS, "ann_energy_pj_per_image",
+                 "snn_ann_ratio")
 DEFINITIONS = {
     "firing_rate (total)": "spikes / (T x samples x neurons) pooled over every spiking layer",
     "macs_per_image": "multiply-accumulates of analog-fed layers other than FSTA (the encoding layer, ...)",
     "fsta_macs_per_image": "FSTA's own multiply-accumulates (DCT, fusion, gates)",
     "energy_pj_per_image_without_fsta": ("energy per image minus FSTA's own (compute only: E_MAC x FSTA's MACs): "
                                          "what the rest costs"),
+    "energy_{term}_pj_per_image": ("the energy model's terms of energy_pj_per_image: operations (ops), addressing, "
+                                   "memory of inputs and outputs (inout), of parameters (params) and of membrane "
+                                   "potentials (potentials); compute-only models have operations alone"),
+    "ann_energy_pj_per_image": ("energy per image of the model's ANN twin: the same architecture run once per image "
+                                "as a dense network, under the same energy model"),
+    "snn_ann_ratio": "energy_pj_per_image / ann_energy_pj_per_image: below 1, the SNN spends less than its twin",
     "change": "group mean minus the reference group's mean; in percent of the reference mean",
     "ci95": "95% confidence interval of a mean over seeds (Student's t), or of the mean paired difference",
     "cka": "linear CKA between every layer of the reference group's first model and every layer of another model, "
@@ -56,7 +64,8 @@ DEFINITIONS = {
 
 
 def model_totals(result: AnalysisResult) -> dict[str, float]:
-    """Accuracy, pooled firing rate, SOPs, MACs (FSTA's apart) and energy per image of one analysis."""
+    """Accuracy, pooled firing rate, SOPs, MACs (FSTA's apart) and energy per image of one analysis: the total, its
+    terms, the ANN twin's total and the SNN/ANN ratio."""
     layers = result.layers[result.layers["output"] != "analog"]
     firing = float(layers["spikes"].sum() / (layers["T"] * layers["samples"] * layers["neurons"]).sum())
     energy = result.energy
@@ -68,13 +77,15 @@ def model_totals(result: AnalysisResult) -> dict[str, float]:
             "sops_per_image": totals["sops_per_image"], "macs_per_image": totals["macs_per_image"] - fsta_macs,
             "fsta_macs_per_image": fsta_macs, "energy_pj_per_image": totals["energy_pj_per_image"],
             "energy_pj_per_image_without_fsta": totals["energy_pj_per_image"] - (
-                float(energy.loc[fsta, "energy_pj_per_image"].sum()) if len(energy) else 0.0)}
+                float(energy.loc[fsta, "energy_pj_per_image"].sum()) if len(energy) else 0.0),
+            **{metric: totals[metric] for metric in (*ENERGY_TERMS, "ann_energy_pj_per_image", "snn_ann_ratio")}}
 
 
 BOUNDS = {"accuracy": (0.0, 1.0), "firing_rate": (0.0, np.inf), "silent_fraction": (0.0, 1.0),
           "axis_OI": (-1.0, 1.0), "wedge_OI": (-1.0, 1.0), "spike_cosine_mean_off_diagonal": (0.0, 1.0),
           "spectral_cosine_ac_mean_off_diagonal": (0.0, 1.0), "cka_mean_off_diagonal": (0.0, 1.0),
           "near_threshold_share": (0.0, 1.0), "reset_share": (0.0, 1.0), "membrane_sd": (0.0, np.inf),
+          "snn_ann_ratio": (0.0, np.inf),
           **{metric: (0.0, np.inf) for metric in TOTAL_METRICS if "_per_image" in metric}}
 """The range each metric cannot leave: confidence intervals over seeds are clipped to it (a firing rate has no
 upper bound: layers of multi-spike neurons count spikes, and their mean count can exceed 1)."""

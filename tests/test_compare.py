@@ -245,3 +245,29 @@ def test_a_model_that_cannot_run_on_the_images_is_one_line_that_names_it(tmp_pat
         compare(files, arch="compact_cnn", arch_kwargs={"in_channels": 3}, T=2, data="fashion-mnist-sample",
                 limit=10, out=tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def test_totals_carry_the_energy_terms_the_ann_twin_and_the_ratio_with_their_changes():
+    from spikescope.compare import DEFINITIONS, TOTAL_METRICS, Comparison, model_totals
+
+    results = {arm: spikescope.pipeline.analyze_file(spikescope.bundled_checkpoint(arm), limit=16,
+                                                     energy="lemaire2022", capture=0)[0]
+               for arm in ("baseline", "fsta")}
+    terms = [f"energy_{term}_pj_per_image" for term in ("ops", "addressing", "inout", "params", "potentials")]
+    assert {*terms, "ann_energy_pj_per_image", "snn_ann_ratio"} <= set(TOTAL_METRICS)
+    assert {"energy_{term}_pj_per_image", "ann_energy_pj_per_image", "snn_ann_ratio"} <= set(DEFINITIONS)
+    for result in results.values():
+        totals, expected = model_totals(result), result.energy_totals()
+        assert list(totals) == list(TOTAL_METRICS)
+        assert sum(totals[t] for t in terms) == pytest.approx(totals["energy_pj_per_image"], rel=1e-12)
+        assert all(totals[t] > 0 for t in terms)  # lemaire2022 prices every term on this network
+        for metric in (*terms, "ann_energy_pj_per_image", "snn_ann_ratio"):
+            assert totals[metric] == expected[metric]
+        assert totals["snn_ann_ratio"] == pytest.approx(totals["energy_pj_per_image"]
+                                                        / totals["ann_energy_pj_per_image"], rel=1e-12)
+    stats_ = Comparison({"baseline": ["baseline"], "fsta": ["fsta"]}, results).statistics()
+    change = stats_["changes"]["fsta"]["totals"]
+    for metric in (*terms, "ann_energy_pj_per_image", "snn_ann_ratio"):
+        values = [model_totals(results[arm])[metric] for arm in ("baseline", "fsta")]
+        assert change[metric]["mean"] == pytest.approx(values[1] - values[0], rel=1e-12)
+        assert stats_["groups"]["fsta"]["totals"][metric]["mean"] == values[1]

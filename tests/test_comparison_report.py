@@ -13,7 +13,7 @@ from spikescope.checkpoint import load
 from spikescope.compare import compare
 from spikescope.data import load_dataset, make_loader
 from spikescope.groupstats import summarize
-from spikescope.report.comparison import qualifies_accuracy
+from spikescope.report.comparison import energy_unit, qualifies_accuracy
 from spikescope.train import TrainConfig
 from test_report_polish import column, table_with
 
@@ -29,6 +29,15 @@ def pair(tmp_path_factory):
     comparison, files = compare([spikescope.bundled_checkpoint("baseline"), spikescope.bundled_checkpoint("fsta")],
                                 labels=["<b>x</b>", "a&b"], data="gratings", limit=20, membrane=True,
                                 out=tmp_path_factory.mktemp("pair") / "cmp")
+    return comparison, json.loads(files["comparison.json"].read_text()), files["comparison.html"].read_text()
+
+
+@pytest.fixture(scope="module")
+def lemaire_pair(tmp_path_factory):
+    """The bundled baseline and FSTA models under lemaire2022, on their own images."""
+    comparison, files = compare([spikescope.bundled_checkpoint("baseline"), spikescope.bundled_checkpoint("fsta")],
+                                labels=["baseline", "fsta"], limit=20, energy="lemaire2022",
+                                out=tmp_path_factory.mktemp("lemaire") / "cmp")
     return comparison, json.loads(files["comparison.json"].read_text()), files["comparison.html"].read_text()
 
 
@@ -124,8 +133,6 @@ def spikescope_summary(comparison) -> str:
 
 
 def test_energy_unit_is_micro_or_nanojoules_by_the_largest_energy():
-    from spikescope.report.comparison import energy_unit
-
     assert energy_unit([9.8e6, 2e5]) == ("µJ", 1e6)
     assert energy_unit([5.2e5, 1e3]) == ("nJ", 1e3)
     assert energy_unit([999_999.0]) == ("nJ", 1e3) and energy_unit([1e6]) == ("µJ", 1e6)
@@ -236,3 +243,68 @@ def test_groups_show_n_and_intervals_that_stay_in_range_and_the_energy_chart_has
         assert np.all(y - numbers(trace["error_y"]["arrayminus"]) >= -1e-9)
         assert np.all(y + numbers(trace["error_y"]["array"]) <= 1 + 1e-9)
     assert column(change_table(page), "models compared") == ["2 pairs, by recorded seed"]
+
+
+TERMS = {"ops": "operations", "addressing": "addressing", "inout": "in/out memory", "params": "parameter memory",
+         "potentials": "potential memory"}
+
+
+def terms_table(page: str) -> list[list[str]]:
+    return table_with(page, "SNN / ANN")
+
+
+def terms_change_table(page: str) -> list[list[str]]:
+    return terms_table(page[page.index("<h3>Change of each term against"):])
+
+
+def test_each_energy_term_the_ann_twin_and_the_ratio_and_their_changes_are_shown_under_lemaire2022(lemaire_pair):
+    _, summary, page = lemaire_pair
+    metrics = {**{f"energy_{t}_pj_per_image": f"{name} (µJ)" for t, name in TERMS.items()},
+               "energy_pj_per_image": "total (µJ)", "ann_energy_pj_per_image": "ANN twin (µJ)"}
+    assert terms_table(page)[0] == ["group", *metrics.values(), "SNN / ANN"]
+    for row in terms_table(page)[1:]:
+        model = summary["models"][row[0]]
+        assert row[1:] == [f"{model[m] / 1e6:,.3f}" for m in metrics] + [f"{model['snn_ann_ratio']:.3g}"]
+    assert sum(summary["models"]["fsta"][m] for m in list(metrics)[:5]) == pytest.approx(
+        summary["models"]["fsta"]["energy_pj_per_image"], rel=1e-12)
+    change = summary["changes"]["fsta"]["totals"]
+    (row,) = terms_change_table(page)[1:]
+    assert row[0] == "fsta"
+    for cell, metric in zip(row[1:], [*metrics, "snn_ann_ratio"]):
+        mean, percent = change[metric]["mean"], change[metric]["percent"]
+        value = f"{mean:+.3g}" if metric == "snn_ann_ratio" else f"{mean / 1e6:+,.3f}"
+        assert cell == f"{value} ({percent:+.1f} %)", metric
+    figures = plotly_figures(page)
+    (bars,) = figures["energy-terms"]["data"]
+    assert bars["x"] == [*TERMS.values(), "total", "ANN twin's total"] and bars["name"] == "fsta"
+    assert numbers(bars["y"]) == pytest.approx([change[m]["mean"] / 1e6 for m in metrics], rel=1e-9)
+    split = figures["energy"]["data"]  # the energy figure stacks the model's terms
+    assert [trace["name"] for trace in split] == list(TERMS.values())
+    assert sum(numbers(trace["y"]) for trace in split) == pytest.approx(
+        [summary["models"][m]["energy_pj_per_image"] / 1e6 for m in ("baseline", "fsta")], rel=1e-9)
+
+
+def test_a_compute_only_model_shows_the_total_the_ann_twin_and_the_ratio_without_repeating_its_one_term(pair):
+    _, summary, page = pair
+    assert terms_table(page)[0] == ["group", "total (µJ)", "ANN twin (µJ)", "SNN / ANN"]
+    twins = [summary["models"][m]["ann_energy_pj_per_image"] for m in ("<b>x</b>", "a&b")]
+    assert column(terms_table(page), "ANN twin (µJ)") == [f"{twin / 1e6:,.3f}" for twin in twins]
+    (bars,) = plotly_figures(page)["energy-terms"]["data"]
+    assert bars["x"] == ["total", "ANN twin's total"]
+    change = summary["changes"]["a&b"]["totals"]
+    assert numbers(bars["y"]) == pytest.approx([change[m]["mean"] / 1e6 for m in ("energy_pj_per_image",
+                                                                                  "ann_energy_pj_per_image")])
+    assert "memory access is not included" in page
+
+
+def test_groups_show_each_terms_change_with_the_interval_of_the_paired_difference(groups):
+    _, summary, page = groups
+    change = summary["changes"]["fsta"]["totals"]
+    (bars,) = plotly_figures(page)["energy-terms"]["data"]
+    metrics = ["energy_pj_per_image", "ann_energy_pj_per_image"]  # fp32: operations are the whole total
+    _, unit = energy_unit(g["totals"][m]["mean"] for g in summary["groups"].values() for m in metrics)
+    assert numbers(bars["error_y"]["array"]) == pytest.approx(
+        [(change[m]["ci_high"] - change[m]["mean"]) / unit for m in metrics], rel=1e-9)
+    assert numbers(bars["error_y"]["arrayminus"]) == pytest.approx(
+        [(change[m]["mean"] - change[m]["ci_low"]) / unit for m in metrics], rel=1e-9)
+    assert "p = " in terms_change_table(page)[1][-1]

@@ -56,8 +56,8 @@ def test_report_renders_every_figure_without_javascript_errors(tmp_path):
     page = files["report.html"].resolve().as_uri()
     parsed = rendered(page)
     figures = int(parsed.body["data-figures"])
-    assert figures == 8  # firing, channels, spectra, orientation, similarity, energy by part and by operation,
-    # spike maps
+    assert figures == 9  # firing, channels, spectra, orientation, similarity, energy terms beside the ANN twin,
+    # energy by part and by operation, spike maps
     assert int(parsed.body["data-rendered"]) == figures and parsed.plot_divs == figures
     assert parsed.svgs >= figures
 

@@ -1,5 +1,7 @@
 """The report's energy section on a real analysis of a Spikformer block: the split by part under both readings of
-spike sums, the attention's products, every operation grouped by part, and what could not be costed."""
+spike sums, the attention's products, every operation grouped by part, and what could not be costed; on the bundled
+model under a compute-only and a memory-aware model: the model named, every row's terms beside its ANN twin's, and
+the totals per term."""
 import re
 
 import pytest
@@ -10,8 +12,10 @@ import attention_blocks
 import spikescope
 from spikescope.data import load_dataset, make_loader
 from spikescope.neurons import LIF
+from spikescope.pipeline import analyze_checkpoint
 from spikescope.report.html import render
 from spikescope.report.outputs import write_outputs
+from test_comparison_report import numbers, plotly_figures
 from test_report_browser import ARTIFACTS, CHROMIUM, chromium, rendered
 from test_report_polish import Tables, column
 
@@ -47,7 +51,7 @@ def count(value: float) -> str:
 
 def test_the_split_by_part_equals_the_result_under_both_readings(spikformer):
     result, page = spikformer
-    parts_table = tables_of(energy_section(page.read_text()))[0]
+    parts_table = next(t for t in tables_of(energy_section(page.read_text())) if t[0][0] == "part")
     rows = {row[0]: dict(zip(parts_table[0], row)) for row in parts_table[1:]}
     energy = result.energy
     assert list(rows) == [*dict.fromkeys(energy["part"]), "total"]  # in the order the network runs them
@@ -136,3 +140,71 @@ def test_the_spikformer_report_renders_in_a_browser(spikformer):
     shot = chromium("--window-size=1200,12000", f"--screenshot={screenshot}", page.resolve().as_uri())
     assert shot.returncode == 0 and screenshot.stat().st_size > 50_000
 
+
+
+# Known answers of the bundled CNN: its ANN twin runs 16,401,280 MACs per image (the conv layers and the classifier
+# once, densely) and nothing else, so under fp32 it costs 4.6 pJ per MAC.
+BUNDLED_ANN_MACS = 16_401_280
+TERM_NAMES = ["operations", "addressing", "in/out memory", "parameter memory", "potential memory"]
+TERMS = ["ops", "addressing", "inout", "params", "potentials"]
+
+
+@pytest.fixture(scope="module", params=["fp32", "lemaire2022"])
+def bundled(request, tmp_path_factory):
+    result, files = analyze_checkpoint(limit=20, energy=request.param,
+                                       out=tmp_path_factory.mktemp(request.param) / "report")
+    return request.param, result, energy_section(files["report.html"].read_text())
+
+
+def test_the_section_names_the_energy_model_and_what_it_includes(bundled):
+    model, result, section = bundled
+    assert result.info["energy_model_description"] in section
+    if model == "fp32":
+        assert "memory access is not included" in section and "Compute energy" not in section
+    else:
+        assert "addressing and memory" in section and "memory access is not included" not in section
+        assert "paper-style and dense readings price operations only" in section
+
+
+def test_the_terms_figure_stacks_each_rows_terms_beside_its_ann_twin_and_the_total(bundled):
+    model, result, section = bundled
+    traces = plotly_figures(section)["energy-terms"]["data"]
+    per_row = [t for t in traces if t.get("xaxis", "x") == "x"]
+    total = [t for t in traces if t.get("xaxis") == "x2"]
+    names = TERM_NAMES[:1] if model == "fp32" else TERM_NAMES  # compute only: one term
+    assert [t["name"] for t in per_row] == [t["name"] for t in total] == names
+    rows = result.energy.reset_index(drop=True)
+    assert per_row[0]["x"] == [[layer for layer in rows["layer"] for _ in "SA"], ["SNN", "ANN"] * len(rows)]
+    for trace, term in zip(per_row, TERMS):
+        values = numbers(trace["y"])
+        assert values[0::2] == pytest.approx(rows[f"energy_{term}_pj_per_image"].to_numpy(), rel=1e-12)
+        assert values[1::2] == pytest.approx(rows[f"ann_energy_{term}_pj_per_image"].to_numpy(), rel=1e-12)
+    stacked = sum(numbers(t["y"]) for t in per_row)
+    assert stacked[0::2] == pytest.approx(rows["energy_pj_per_image"].to_numpy(), rel=1e-9)
+    assert stacked[1::2] == pytest.approx(rows["ann_energy_pj_per_image"].to_numpy(), rel=1e-9)
+    totals = result.energy_totals()
+    assert sum(numbers(t["y"]) for t in total) == pytest.approx(
+        [totals["energy_pj_per_image"], totals["ann_energy_pj_per_image"]], rel=1e-9)
+    neurons = rows.index[rows["kind"] == "neuron"]
+    if model == "fp32":
+        assert len(neurons) == 0
+        assert totals["ann_energy_pj_per_image"] == pytest.approx(4.6 * BUNDLED_ANN_MACS, rel=1e-9)
+    else:  # each spiking layer's own updates: potentials written and read, twin (a ReLU) free
+        assert len(neurons) == 5 and all(stacked[2 * i] > 0 == stacked[2 * i + 1] for i in neurons)
+
+
+def test_the_totals_table_gives_snn_and_ann_twin_per_term_and_their_ratio(bundled):
+    model, result, section = bundled
+    totals = result.energy_totals()
+    rows = next(t for t in tables_of(section) if t[0] == ["term", "SNN (pJ)", "ANN twin (pJ)", "SNN / ANN"])
+    terms = [] if model == "fp32" else TERMS  # compute only: the total alone (its one term would repeat it)
+    assert [row[0] for row in rows[1:]] == [*(TERM_NAMES if terms else []), "total"]
+    for row, term in zip(rows[1:], [*terms, None]):
+        infix = f"{term}_" if term else ""
+        snn, ann = totals[f"energy_{infix}pj_per_image"], totals[f"ann_energy_{infix}pj_per_image"]
+        assert row[1:] == [count(snn), count(ann), f"{snn / ann:.3g}" if ann else "–"], term
+    assert rows[-1][3] == f"{totals['snn_ann_ratio']:.3g}"
+    if model == "fp32":
+        assert rows[-1][2] == count(4.6 * BUNDLED_ANN_MACS)
+    else:
+        assert rows[TERMS.index("potentials") + 1][2:] == ["0", "–"]  # the twin has no potentials

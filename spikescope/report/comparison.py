@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..compare import DEFINITIONS, Comparison
+from ..compare import DEFINITIONS, ENERGY_TERMS, Comparison
 from ..fsta import fsta_branches
 from . import figures
-from .comparison_figures import (any_interval, cka_heatmaps, energy_split, escaped, firing_by_layer,
-                                 orientation_by_depth, similarity_summary, spectrum_difference)
+from .comparison_figures import (any_interval, cka_heatmaps, compared_terms, energy_split, energy_term_changes,
+                                 escaped, firing_by_layer, orientation_by_depth, similarity_summary,
+                                 spectrum_difference)
+from .figures import TERM_NAMES, beside_total, term_column
 from .folder import report_folder, report_marker
 from .outputs import plain
 from .page import PLOTLY_JS, figure_block, page, plotly_js
@@ -23,7 +25,7 @@ from .tables import COLUMN_FORMATS, table
 
 ENERGY_UNITS = (("µJ", 1e6), ("nJ", 1e3))  # picojoules per unit, the largest first; 1 nJ or 0.1 nJ resolution
 ENERGY_DECIMALS = {"µJ": 3, "nJ": 1}
-ENERGY_METRICS = ("energy_pj_per_image", "energy_pj_per_image_without_fsta")
+ENERGY_METRICS = ("energy_pj_per_image", "energy_pj_per_image_without_fsta", *ENERGY_TERMS, "ann_energy_pj_per_image")
 SHARE_METRICS = ("accuracy", "silent_fraction", "near_threshold_share", "reset_share")  # fractions shown in %
 CAVEAT = "†"  # marks a number that a warning of the report qualifies (`*` in the terminal, which may lack "†")
 ACCURACY_WARNINGS = ("its accuracy there is meaningless", "no accuracy is reported")  # see `qualifies_accuracy`
@@ -49,8 +51,9 @@ def _formats(unit: tuple[str, float]) -> dict[str, Callable[[Any], str]]:
 
 
 def _unit_of(stats: dict[str, Any]) -> tuple[str, float]:
-    """The energy unit of a comparison (see `energy_unit`) from its statistics' group means."""
-    return energy_unit(g["totals"]["energy_pj_per_image"]["mean"] for g in stats["groups"].values())
+    """The energy unit of a comparison (see `energy_unit`) from its statistics' group means (and their ANN twins')."""
+    return energy_unit(g["totals"][m]["mean"] for g in stats["groups"].values()
+                       for m in ("energy_pj_per_image", "ann_energy_pj_per_image"))
 
 
 def qualifies_accuracy(warning: str) -> bool:
@@ -156,6 +159,35 @@ def _totals_section(comparison: Comparison, stats: dict[str, Any], unit: tuple[s
             + f"<p class='caption'>{html.escape(change_caption)}</p>")
 
 
+def _energy_terms_section(comparison: Comparison, stats: dict[str, Any], unit: tuple[str, float]) -> str:
+    """Each group's energy per term the model prices, its total, its ANN twin's total and the SNN/ANN ratio; then
+    the change of each against the reference (table and figure)."""
+    formats, intervals = _formats(unit), any_interval(stats)
+    terms = beside_total(compared_terms(stats))
+    headers = {**{term_column("SNN", term): f"{TERM_NAMES[term]} ({unit[0]})" for term in terms},
+               "energy_pj_per_image": f"total ({unit[0]})", "ann_energy_pj_per_image": f"ANN twin ({unit[0]})",
+               "snn_ann_ratio": "SNN / ANN"}
+    rows = [{"group": group, **{m: _cell(stats["groups"][group]["totals"][m], formats[m]) for m in headers}}
+            for group in comparison.groups]
+    described = next(iter(comparison.results.values())).info.get("energy_model_description", "")
+    caption = (f"Energy model {described} " + '(docs/metrics.md, "Energy models"). Per image'
+               + (", mean [95% CI] over each group" if intervals else "") + "; ANN twin: the same architecture run "
+               "once per image as a dense network under the same model; SNN / ANN: the energy over the twin's.")
+    section = table(pd.DataFrame(rows), {"group": "group", **headers}, numbers=False)
+    section += f"<p class='caption'>{html.escape(caption)}</p>"
+    if not stats["changes"]:
+        return section
+    changes = [{"group": group, **{m: _change_cell(change["totals"][m], m, formats[m]) for m in headers}}
+               for group, change in stats["changes"].items()]
+    return (section + f"<h3>Change of each term against {html.escape(stats['reference'])}</h3>"
+            + table(pd.DataFrame(changes), {"group": "group", **headers}, numbers=False)
+            + figure_block("energy-terms", energy_term_changes(comparison, stats, unit),
+                           f"Group mean minus {html.escape(stats['reference'])}'s, in {unit[0]} per image, of each "
+                           "term, of the total and of the ANN twin's total"
+                           + (" (95% CI of the mean paired difference where there are two pairs or more)."
+                              if intervals else ".")))
+
+
 def _fsta(meta: dict[str, Any]) -> str:
     """Which FSTA a model has, in one vocabulary: none, both, temporal or spatial."""
     value = meta.get("arch_kwargs", {}).get("fsta", meta.get("train_config", {}).get("fsta", False))
@@ -234,10 +266,13 @@ def render_comparison(comparison: Comparison, stats: dict[str, Any], plotly_src:
                                                 "Each model's rate; right: its change in percent of the "
                                                 "reference's rate."))),
         ("Energy", figure_block("energy", energy_split(comparison, stats, unit),
-                                f"Compute energy per image in {unit[0]} (group means"
-                                f"{', total with 95% CI' if interval else ''}): "
-                                "accumulates of spike-fed synaptic layers, multiply-accumulates of analog-fed layers, "
-                                "and FSTA's own multiply-accumulates.")),
+                                f"Energy per image in {unit[0]} (group means"
+                                f"{', total with 95% CI' if interval else ''}) "
+                                + ("split into the energy model's terms." if compared_terms(stats) != ["ops"] else
+                                   "split into accumulates of spike-fed synaptic layers, multiply-accumulates of "
+                                   "analog-fed layers, and FSTA's own multiply-accumulates (compute only: memory "
+                                   "access is not included)."))
+         + _energy_terms_section(comparison, stats, unit)),
         ("Orientation against depth", figure_block("orientation", orientation_by_depth(comparison, stats),
                                                    "OI = (E_vert - E_horz) / (E_vert + E_horz) per layer; "
                                                    "positive when variation along the height dominates.")),

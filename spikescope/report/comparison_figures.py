@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..compare import Comparison
-from .figures import PALETTE, grid_shape
+from ..energy.models import TERMS
+from .figures import PALETTE, TERM_COLOURS, TERM_NAMES, beside_total, grid_shape, priced_terms, term_column
 
 
 def escaped(text: Any) -> str:
@@ -75,20 +76,30 @@ def firing_by_layer(comparison: Comparison, stats: dict[str, Any]) -> go.Figure:
     return fig
 
 
+def compared_terms(stats: dict[str, Any]) -> list[str]:
+    """The energy terms the model prices on some group (`figures.priced_terms`): operations alone under compute-only
+    models."""
+    means = {term_column("SNN", term): sum(abs(g["totals"][term_column("SNN", term)]["mean"])
+                                           for g in stats["groups"].values()) for term in TERMS}
+    return priced_terms(means)
+
+
 def energy_split(comparison: Comparison, stats: dict[str, Any], unit: tuple[str, float]) -> go.Figure:
-    """Energy per image of each group (mean) in `unit`, split into synaptic SOPs, analog MACs and FSTA's own MACs;
-    with two models or more in a group, the 95% CI of its total."""
+    """Energy per image of each group (mean) in `unit`, split into the energy model's terms, or under a compute-only
+    model into synaptic SOPs, analog MACs and FSTA's own MACs; with two models or more in a group, the 95% CI of
+    its total."""
     pj = next(iter(comparison.results.values())).info.get("energy_pj", {"mac": float("nan"), "ac": float("nan")})
     groups = list(comparison.groups)
     x = [escaped(group) for group in groups]
-    means = {m: [stats["groups"][g]["totals"][m]["mean"] / unit[1] for g in groups]
-             for m in ("sops_per_image", "macs_per_image", "fsta_macs_per_image")}
+    terms = compared_terms(stats)
+    split = ([(TERM_NAMES[term], term_column("SNN", term), 1.0, TERM_COLOURS[term]) for term in terms]
+             if terms != ["ops"] else [("synaptic SOPs (AC)", "sops_per_image", pj["ac"], PALETTE[0]),
+                                       ("analog MACs", "macs_per_image", pj["mac"], PALETTE[1]),
+                                       ("FSTA's MACs", "fsta_macs_per_image", pj["mac"], PALETTE[2])])
     fig = go.Figure()
-    for name, metric, per_op in (("synaptic SOPs (AC)", "sops_per_image", pj["ac"]),
-                                 ("analog MACs", "macs_per_image", pj["mac"]),
-                                 ("FSTA's MACs", "fsta_macs_per_image", pj["mac"])):
-        fig.add_bar(x=x, y=[per_op * v for v in means[metric]], name=name,
-                    hovertemplate=f"%{{x}}: %{{y:.4g}} {unit[0]}<extra>{name}</extra>")
+    for name, metric, per_op, colour in split:
+        fig.add_bar(x=x, y=[per_op * stats["groups"][g]["totals"][metric]["mean"] / unit[1] for g in groups],
+                    name=name, marker_color=colour, hovertemplate=f"%{{x}}: %{{y:.4g}} {unit[0]}<extra>{name}</extra>")
     if any_interval(stats):
         means, minus, plus = zip(*(_spread(stats["groups"][g]["totals"]["energy_pj_per_image"]) for g in groups))
         fig.add_scatter(x=x, y=[m / unit[1] for m in means], mode="markers", name="total: 95% CI over models",
@@ -96,6 +107,29 @@ def energy_split(comparison: Comparison, stats: dict[str, Any], unit: tuple[str,
                         error_y=_error_bars([m / unit[1] for m in minus], [p / unit[1] for p in plus]))
     fig.update_yaxes(title_text=f"{unit[0]} per image", rangemode="tozero")
     fig.update_layout(barmode="stack", height=380, margin=dict(t=30, b=40))
+    return fig
+
+
+def energy_term_changes(comparison: Comparison, stats: dict[str, Any], unit: tuple[str, float]) -> go.Figure:
+    """The change of each group's mean energy per image against the reference in `unit`: per term the model prices,
+    in total and of the ANN twin's total; with the 95% CI of the mean paired difference where there are two pairs
+    or more."""
+    metrics = {**{TERM_NAMES[term]: term_column("SNN", term) for term in beside_total(compared_terms(stats))},
+               "total": "energy_pj_per_image", "ANN twin's total": "ann_energy_pj_per_image"}
+    fig = go.Figure()
+    for index, group in enumerate(comparison.groups):
+        change = stats["changes"].get(group)
+        if change is None:
+            continue
+        rows = [change["totals"][metric] for metric in metrics.values()]
+        minus = [(r["mean"] - r.get("ci_low", np.nan)) / unit[1] for r in rows]
+        plus = [(r.get("ci_high", np.nan) - r["mean"]) / unit[1] for r in rows]
+        fig.add_bar(x=list(metrics), y=[r["mean"] / unit[1] for r in rows], error_y=_error_bars(minus, plus),
+                    name=escaped(group), marker_color=PALETTE[index % len(PALETTE)],
+                    hovertemplate=f"%{{x}}: %{{y:+.4g}} {unit[0]}<extra>{escaped(group)}</extra>")
+    fig.add_hline(y=0, line_color="#999999")
+    fig.update_yaxes(title_text=f"change, {unit[0]} per image")
+    fig.update_layout(barmode="group", height=380, margin=dict(t=30, b=40), showlegend=True)
     return fig
 
 

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..analyze import AnalysisResult
+from ..energy.models import TERMS
 from ..metrics.membrane import EDGES
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -157,6 +158,53 @@ def _energy_bars(table: pd.DataFrame, by: str) -> go.Figure:
         fig.add_bar(x=table[by], y=table[column], name=name, marker_color=PALETTE[index])
     fig.update_yaxes(title_text="pJ per image")
     fig.update_layout(barmode="group", height=380, margin=dict(t=30, b=40), legend=dict(orientation="h", y=1.1))
+    return fig
+
+
+TERM_NAMES = {"ops": "operations", "addressing": "addressing", "inout": "in/out memory",
+              "params": "parameter memory", "potentials": "potential memory"}  # the energy models' `TERMS`
+TERM_COLOURS = {"ops": "#1f77b4", "addressing": "#9467bd", "inout": "#2ca02c", "params": "#ff7f0e",
+                "potentials": "#d62728"}
+SIDES = {"SNN": "energy_{term}pj_per_image", "ANN": "ann_energy_{term}pj_per_image"}  # column of each side
+
+
+def term_column(side: str, term: str | None = None) -> str:
+    """The column (of `result.energy`, or key of `energy_totals()`) of `side`'s energy of `term` (None: total)."""
+    return SIDES[side].format(term=f"{term}_" if term else "")
+
+
+def priced_terms(totals: dict[str, float]) -> list[str]:
+    """The terms the energy model prices on this network (non-zero on the SNN or its twin): compute-only models
+    have operations alone."""
+    return [term for term in TERMS if term == "ops" or any(totals.get(term_column(side, term)) for side in SIDES)]
+
+
+def beside_total(terms: list[str]) -> list[str]:
+    """The terms a table or a figure of changes lists beside the total: none where the total has one term (a
+    compute-only model's operations), which would only repeat it."""
+    return terms if len(terms) > 1 else []
+
+
+def energy_terms(result: AnalysisResult) -> go.Figure:
+    """Energy per image in pJ of every costed row (spiking layers' own updates included) and in total, split into
+    the model's terms: per row two stacked bars, the SNN's and its ANN twin's (a spiking layer's twin, an
+    activation function, costs nothing)."""
+    rows, totals = result.energy, result.energy_totals()
+    terms = priced_terms(totals)
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.86, 0.14], horizontal_spacing=0.06,
+                        subplot_titles=("per layer", "total"))
+    x = [[layer for layer in rows["layer"] for _ in SIDES], [side for _ in rows["layer"] for side in SIDES]]
+    total_x = [["total"] * len(SIDES), list(SIDES)]
+    patterns = ["", "/"] * len(rows)
+    for term in terms:
+        style = dict(name=TERM_NAMES[term], legendgroup=term, marker_color=TERM_COLOURS[term],
+                     hovertemplate=f"%{{x}}: %{{y:,.0f}} pJ<extra>{TERM_NAMES[term]}</extra>")
+        values = [row[term_column(side, term)] for _, row in rows.iterrows() for side in SIDES]
+        fig.add_bar(x=x, y=values, marker_pattern_shape=patterns, row=1, col=1, **style)
+        fig.add_bar(x=total_x, y=[totals[term_column(side, term)] for side in SIDES],
+                    marker_pattern_shape=patterns[:len(SIDES)], showlegend=False, row=1, col=2, **style)
+    fig.update_yaxes(title_text="pJ per image", row=1, col=1)
+    fig.update_layout(barmode="stack", height=460, margin=dict(t=60, b=40), legend=dict(orientation="h", y=1.14))
     return fig
 
 

@@ -102,20 +102,26 @@ OPEN_DETAILS_ROWS = 12  # an energy table this short is shown whole; a longer on
 
 
 def _energy_section(result: AnalysisResult) -> str:
-    """The energy per part under each reading (spikescope's events, paper-style, spike sums dense), the
-    attention's products, every costed operation by part (folded for long tables), and what could not be
-    costed."""
-    preset, pj, energy = result.info.get("energy_model", "fp32"), result.info.get("energy_pj", {}), result.energy
+    """Which energy model priced it; every row's energy split into the model's terms beside its ANN twin's, and
+    the totals per term; the energy per part under each reading (spikescope's events, paper-style, spike sums
+    dense), the attention's products, every costed operation by part (folded for long tables), and what could not
+    be costed."""
+    energy = result.energy
     if energy.empty:  # no energy metric ran, or nothing was costed
         return "<p>No synaptic operation was costed.</p>" + _uncosted(result)
     parts = result.energy_by_part().rename(columns=SHARES)
     parts["operations"] = parts["part"].map(energy["part"].value_counts())
     total = pd.DataFrame([{"part": "total", "operations": len(energy), **result.energy_totals(),
                            **parts[list(SHARES.values())].sum()}])
-    return (figure_block("energy", figures.energy(result),
-                         f"Compute energy per image and part with the {preset} preset (E_MAC = {pj.get('mac')} pJ, "
-                         f"E_AC = {pj.get('ac')} pJ, Horowitz 2014, 45 nm) under each reading; memory access is not "
-                         "included.")
+    return (_energy_model(result)
+            + figure_block("energy-terms", figures.energy_terms(result),
+                           "Energy per image of every costed operation, then of every spiking layer's own updates "
+                           "(under memory-aware models), and in total, split into the model's terms: per row the "
+                           "SNN's bar and, hatched, its ANN twin's (ANN: the same architecture run once per image as a "
+                           "dense network; a spiking layer's twin, an activation function, costs nothing).")
+            + _energy_totals(result)
+            + figure_block("energy", figures.energy(result),
+                           f"Energy per image and part under each reading. {_readings(result)}")
             + table(pd.concat([parts, total]), {
                 "part": "part", "operations": "operations", **ENERGY_COLUMNS, "energy_share": "share of energy",
                 "energy_pj_approx_per_image": "energy (pJ), fr x FLOPs", "energy_share_approx": "share, fr x FLOPs",
@@ -129,6 +135,45 @@ def _energy_section(result: AnalysisResult) -> str:
                            "Energy per image of every costed operation, in the order the network runs them, under "
                            "each reading.")
             + _attention_products(energy) + _energy_details(energy, parts) + _uncosted(result))
+
+
+def _energy_model(result: AnalysisResult) -> str:
+    """Which energy model produced the section's numbers: its description (constants and source)."""
+    described = result.info.get("energy_model_description", result.info.get("energy_model", "fp32"))
+    return (f"<p>Energy model <b>{html.escape(described)}</b>. Its terms and formulas: "
+            'docs/metrics.md, "Energy models".</p>')
+
+
+def _readings(result: AnalysisResult) -> str:
+    """What each reading of the part figure includes: the model's total, and the operations alone for the other
+    two."""
+    pj = result.info.get("energy_pj", {})
+    if figures.priced_terms(result.energy_totals()) == ["ops"]:
+        return (f"Every reading prices operations only (E_MAC = {pj.get('mac')} pJ, E_AC = {pj.get('ac')} pJ); "
+                "memory access is not included.")
+    return (f"Spike sums as events: the model's total ({', '.join(figures.TERM_NAMES.values())}). The paper-style "
+            f"and dense readings price operations only (E_MAC = {pj.get('mac')} pJ, E_AC = {pj.get('ac')} pJ), "
+            "without addressing or memory, so they are far below it.")
+
+
+def _energy_totals(result: AnalysisResult) -> str:
+    """Per term (where the model prices more than operations) the SNN's and its ANN twin's energy per image, with
+    their ratio; then the totals and the SNN/ANN ratio."""
+    totals = result.energy_totals()
+    terms = figures.beside_total(figures.priced_terms(totals))
+    rows = [{"term": figures.TERM_NAMES[term], **_sides(totals, term)} for term in terms]
+    rows.append({"term": "total", **_sides(totals, None)})
+    return (table(pd.DataFrame(rows), {"term": "term", "energy_pj_per_image": "SNN (pJ)",
+                                       "ann_energy_pj_per_image": "ANN twin (pJ)", "snn_ann_ratio": "SNN / ANN"})
+            + "<p class='caption'>Per image. SNN / ANN: the SNN's energy over its twin's (– where the twin spends "
+              "nothing); the total's is the network's SNN/ANN ratio.</p>")
+
+
+def _sides(totals: dict[str, float], term: str | None) -> dict[str, float]:
+    """The SNN's and the twin's energy of `term` (None: the total) and their ratio, under the table's columns."""
+    snn, ann = (totals[figures.term_column(side, term)] for side in figures.SIDES)
+    return {"energy_pj_per_image": snn, "ann_energy_pj_per_image": ann,
+            "snn_ann_ratio": snn / ann if ann else float("nan")}
 
 
 def _attention_products(energy: pd.DataFrame) -> str:

@@ -36,6 +36,7 @@ COLUMN_FORMATS: dict[str, Callable[[Any], str]] = {
     "energy_pj_dense_reading_per_image": COUNT, "energy_pj_approx_per_image": COUNT, "operations": COUNT,
     "energy_share": PERCENT, "energy_share_approx": PERCENT, "energy_share_dense_reading": PERCENT,
     "output_sparsity": PERCENT,
+    "ann_energy_pj_per_image": COUNT, "snn_ann_ratio": SIGNIFICANT,
     "fsta_macs_per_image": COUNT, "energy_pj_per_image_without_fsta": COUNT, "accuracy": PERCENT,
     "spectral_cosine_ac_mean_off_diagonal": COSINE, "cka_mean_off_diagonal": COSINE,
     "parseval_error": SCIENTIFIC, "infidelity": SIGNIFICANT,
