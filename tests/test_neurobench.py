@@ -1,9 +1,12 @@
 """NeuroBench's metrics measured in spikescope's pass: hand-computed answers, NeuroBench 2.3's own harness on a
 snnTorch network, and merged halves."""
 import copy
+import json
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -116,6 +119,27 @@ def test_two_halves_merged_equal_the_whole():
     assert merged["SynapticOperations"]["Dense"] > 0 and merged["MembraneUpdates"] > 0
 
 
+def _two_processes(rank: int, port: int, folder: str) -> None:
+    """One of two processes analysing the loader's batches under a gloo process group; saves its result."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    result = spikescope.analyze(conv_net(), DataLoader(TensorDataset(*sequences()), batch_size=8), T=T, run=stepped,
+                                membrane=True, neurobench=True)
+    with open(f"{folder}/rank{rank}.json", "w") as f:
+        json.dump(result.neurobench, f)
+    dist.destroy_process_group()
+
+
+def test_two_processes_measure_what_one_process_does(tmp_path):
+    from test_distributed import free_port
+
+    mp.spawn(_two_processes, args=(free_port(), str(tmp_path)), nprocs=2)  # 5 batches: 3 and 2 per process
+    alone = spikescope.analyze(conv_net(), DataLoader(TensorDataset(*sequences()), batch_size=8), T=T, run=stepped,
+                               membrane=True, neurobench=True).neurobench
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == alone
+
+
 def test_counting_leaves_the_energy_of_the_bundled_model_alone():
     model, _ = spikescope.load(spikescope.bundled_checkpoint("baseline"))
     batches = list(make_loader(load_dataset("fashion-mnist-sample", "test", limit=8), 4))
@@ -138,3 +162,14 @@ def test_membrane_updates_of_spikescope_lif_count_the_state_it_keeps_after_a_spi
         "ActivationSparsity": pytest.approx(5 / 6, rel=1e-12), "MembraneUpdates": 2.0 + 1 + 1,
         "SynapticOperations": {"Effective_MACs": 0.0, "Effective_ACs": 0.0, "Dense": 0.0},
         "ConnectionSparsity": None, "Footprint": 0, "ParameterCount": 0}
+
+
+def test_membrane_updates_are_none_where_a_potential_cannot_be_read():
+    import snn_zoo
+    from spikescope.errors import SpikescopeWarning
+
+    images = next(iter(make_loader(IMAGES, 4)))[0]
+    with pytest.warns(SpikescopeWarning, match="no membrane statistics"):
+        result = spikescope.analyze(snn_zoo.PlainSNN().eval(), [images], membrane=True, neurobench=True)
+    assert result.neurobench["MembraneUpdates"] is None  # reference-style neurons: no framework keeps a potential
+    assert result.neurobench["SynapticOperations"]["Dense"] > 0 and result.neurobench["ActivationSparsity"] < 1
