@@ -261,3 +261,27 @@ def test_lemaire_with_the_papers_fanouts_equals_spikingjellys_estimator_on_a_net
     assert theirs["inout"] - ours["inout"] == pytest.approx(
         input_reads * 4 * (LEMAIRE.per_byte(T * image * 4) - per_byte(image * 4)), rel=1e-9)
     assert ours["addressing"] - theirs["addressing"] == pytest.approx((T - 1) * 8 * 9 * E_ADD, rel=1e-9)  # conv1
+
+
+class OwnLoop(nn.Module):
+    """Steps time in its own forward: each timestep's add is a row of its own (`(model): add t`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = Fire(), Fire()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.a(step[:, 0]) + self.b(step[:, 1]) for step in x])
+
+
+def test_a_row_of_one_timestep_in_a_models_own_time_loop_has_memories_of_one_timestep():
+    T, B, N = 3, 4, 4 * 8
+    x = (torch.rand(T, B, 2, 4, 8, generator=torch.Generator().manual_seed(2)) < 0.4).float()
+    rows = energy_rows(OwnLoop(), x)
+    for t in range(T):
+        add = rows.loc[f"(model): add {t + 1}"]
+        events = float(x[t].sum()) / B
+        assert add["energy_potentials_pj_per_image"] == pytest.approx(2 * events * 4 * per_byte(N * 4), rel=1e-12)
+        assert add["ann_energy_ops_pj_per_image"] == pytest.approx(N * E_ADD / T)  # together: the twin's one add
+        assert add["ann_energy_inout_pj_per_image"] == pytest.approx(
+            (2 * N * 4 * per_byte(2 * N * 4) + N * 4 * per_byte(N * 4)) / T)

@@ -60,11 +60,13 @@ class Operation:
     taps: float = 0.0
     paper_fanout: float = 0.0
     paper_synops: float = 0.0
+    leading: int = 0  # the output's first axis: the batch of one timestep, or time and batch together
 
     def sized(self, reads: float, inputs: float, outputs: float, other: float = 0.0, paper_fanout: float | None = None,
-              paper_synops: float | None = None, taps: float = 0.0) -> "Operation":
+              paper_synops: float | None = None, taps: float = 0.0, leading: int = 0) -> "Operation":
         """Fill in the sizes the memory-aware models read (the paper's fan-outs default to the exact ones)."""
         self.reads, self.inputs, self.outputs, self.other, self.taps = reads, inputs, outputs, other, taps
+        self.leading = leading
         self.paper_fanout = self.acs if paper_fanout is None else paper_fanout
         self.paper_synops = self.paper_fanout if paper_synops is None else paper_synops
         return self
@@ -194,6 +196,7 @@ def matrix_product(label: str, operator: str, kind: str, a: torch.Tensor, b: tor
     """`a [.., m, k] @ b [.., k, n]` over `batch` independent products (mm, bmm, linear, attention)."""
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     dense, outputs = float(batch * m * k * n), float(batch * m * n)
+    leading = a.shape[0] if a.dim() > 2 else m
     if ka in EVENTS and kb in EVENTS:
         # sum of all outputs = sum over k of (column sum of a) x (row sum of b), per product
         acs = float((a.double().sum(-2) * b.double().sum(-1)).sum())
@@ -202,14 +205,15 @@ def matrix_product(label: str, operator: str, kind: str, a: torch.Tensor, b: tor
         spike_part = (_events(a) * n if ka == SPIKES else _events(b) * m) if mixed else 0.0
         return _read(Operation(label, operator, kind, worst(ka, kb), True, acs, dense, _events(a), a.numel(),
                                float(product.count_nonzero()), product.numel(), mixed=mixed), spike_part
-                     ).sized(_events(a), a.numel(), outputs, b.numel())
+                     ).sized(_events(a), a.numel(), outputs, b.numel(), leading=leading)
     if ka in EVENTS:
         return _read(Operation(label, operator, kind, ka, False, _events(a) * n, dense, _events(a), a.numel())
-                     ).sized(_events(a), a.numel(), outputs, b.numel())
+                     ).sized(_events(a), a.numel(), outputs, b.numel(), leading=leading)
     if kb in EVENTS:
         return _read(Operation(label, operator, kind, kb, False, _events(b) * m, dense, _events(b), b.numel())
-                     ).sized(_events(b), b.numel(), outputs, a.numel())
-    return _read(Operation(label, operator, kind, DENSE, False, 0.0, dense)).sized(0.0, a.numel(), outputs, b.numel())
+                     ).sized(_events(b), b.numel(), outputs, a.numel(), leading=leading)
+    return _read(Operation(label, operator, kind, DENSE, False, 0.0, dense)).sized(0.0, a.numel(), outputs, b.numel(),
+                                                                                     leading=leading)
 
 
 def convolution(label: str, kind: str, x: torch.Tensor, weight: torch.Tensor, kx: str, kw: str, spec: ConvSpec,
@@ -218,7 +222,8 @@ def convolution(label: str, kind: str, x: torch.Tensor, weight: torch.Tensor, kx
     fan_out, per_sample = conv_geometry(spec, x.shape[1:], x.device)
     dense = float(per_sample * x.shape[0])
     sizes = {"inputs": x.numel(), "outputs": out.numel(), "other": weight.numel(),
-             "taps": weight.numel() * spec.groups / x.shape[1] * x.shape[0]}  # C_out x k^2 per sample
+             "taps": weight.numel() * spec.groups / x.shape[1] * x.shape[0],  # C_out x k^2 per sample
+             "leading": out.shape[0]}
     if kx in EVENTS and kw in EVENTS:
         coincidences = torch.ops.aten.convolution.default(
             x.double(), weight.double(), None, spec.stride, spec.padding, spec.dilation, spec.transposed,
@@ -258,24 +263,27 @@ def elementwise(label: str, operator: str, kind: str, a: torch.Tensor, b: torch.
     source, first = worst(*(k for _, k in events)), events[0][0]
     spikes = sum(_events(x) * reach[id(x)] for x, k in events if k == SPIKES)
     reads, second = sum(_events(x) for x, _ in events), b if first is a else a
-    sizes = (a.numel() + b.numel(), float(size), second.numel())
+    shape = torch.broadcast_shapes(a.shape, b.shape)
+    sizes = {"inputs": a.numel() + b.numel(), "outputs": float(size), "other": second.numel(),
+             "leading": shape[0] if shape else 1}
     if kind == "product" and len(events) == 2:
         product = a.double() * b.double()
         return _read(Operation(label, operator, kind, source, True, _events(product), float(size), _events(first),
                                first.numel(), float(product.count_nonzero()), float(size), mixed=ka != kb),
-                     spike_part=spikes if ka != kb else 0.0).sized(_events(first), *sizes)
+                     spike_part=spikes if ka != kb else 0.0).sized(_events(first), **sizes)
     acs = sum(_events(x) * reach[id(x)] for x, _ in events)
     return _read(Operation(label, operator, kind, source, len(events) == 2, acs, float(size), _events(first),
                            first.numel(), mixed=len(events) == 2 and ka != kb), spike_part=spikes
-                 ).sized(reads if kind == "add" else _events(first), *sizes)
+                 ).sized(reads if kind == "add" else _events(first), **sizes)
 
 
-def reduction(label: str, operator: str, x: torch.Tensor, kx: str, outputs: int) -> Operation | None:
-    """A sum or mean of an event tensor into `outputs` values: each event is accumulated once."""
+def reduction(label: str, operator: str, x: torch.Tensor, kx: str, out: torch.Tensor) -> Operation | None:
+    """A sum or mean of an event tensor into `out`: each event is accumulated once."""
     if kx not in EVENTS:
         return None
     return _read(Operation(label, operator, "reduction", kx, False, _events(x), float(x.numel()), _events(x),
-                           x.numel())).sized(_events(x), x.numel(), outputs)
+                           x.numel())).sized(_events(x), x.numel(), out.numel(),
+                                             leading=out.shape[0] if out.dim() else 1)
 
 
 def window_reach(size: int, windows: list[tuple[int, int]]) -> torch.Tensor:
@@ -288,7 +296,7 @@ def window_reach(size: int, windows: list[tuple[int, int]]) -> torch.Tensor:
 
 
 def pooling(label: str, operator: str, x: torch.Tensor, kx: str, windows: list[list[tuple[int, int]]],
-            outputs: int) -> Operation | None:
+            out: torch.Tensor) -> Operation | None:
     """Average pooling of events: each event is accumulated once per window it falls in (`windows`: the windows
     along each pooled axis, the last axes of `x`); exact for overlapping, padded and uneven windows."""
     if kx not in EVENTS:
@@ -300,4 +308,4 @@ def pooling(label: str, operator: str, x: torch.Tensor, kx: str, windows: list[l
     leading = x.numel() // max(counts.numel(), 1)
     return _read(Operation(label, operator, "pooling", kx, False, float((counts * reach).sum()),
                            float(reach.sum()) * leading, float(counts.sum()), x.numel())
-                 ).sized(float(counts.sum()), x.numel(), outputs)
+                 ).sized(float(counts.sum()), x.numel(), out.numel(), leading=out.shape[0])

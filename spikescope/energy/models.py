@@ -31,12 +31,15 @@ class Site:
     `reads` the events read, `inputs`/`outputs`/`other` the elements of its activation operand, output and second
     operand, `bias` the outputs a bias is added to, `taps` the weights a convolution's outputs address
     (`C_out x k^2` per sample and timestep), `parameters` the weights and bias it reads from (elements),
-    `paper_fanout`/`paper_synops` the paper's fan-outs of its events (every kernel tap; `ceil(k/s)^2` taps)."""
+    `paper_fanout`/`paper_synops` the paper's fan-outs of its events (every kernel tap; `ceil(k/s)^2` taps).
+    `timesteps` is the run's T, `steps` the timesteps of an image the row holds (one when a model's own time loop
+    names each step's operation apart): its memories hold a `steps`-th of its elements per image."""
 
     kind: str
     source: str
     weighted: bool
     timesteps: int
+    steps: int
     acs: float = 0.0
     macs: float = 0.0
     dense: float = 0.0
@@ -146,7 +149,7 @@ class Lemaire2022:
         its target addressed (a convolution first locates each event's window: two MACs), the event read from its
         queue, a weight (or the other operand's value) read per target, and the target's potential read and
         written."""
-        e, per_step = zero(), s.timesteps
+        e, per_step = zero(), s.steps
         if s.source == DENSE:
             e["ops"] = s.macs * self.e_mac + s.bias * self.e_add
             e["addressing"] = (s.inputs + s.outputs + s.taps) * self.e_add
@@ -181,21 +184,21 @@ class Lemaire2022:
         """The row in the formal network, once per image: a product's MACs, its inputs, outputs (and a convolution's
         taps) addressed, an input and a weight read per MAC, each output written; an add, reduction or pooling reads
         its inputs, adds, and writes its outputs."""
-        step = s.timesteps
+        step, held = s.timesteps, s.steps  # the twin does a T-th of the row's work, in memories of one step
         inputs, outputs, once = s.inputs / step, s.outputs / step, s.dense / step
         e = zero()
         e["addressing"] = (inputs + outputs + (s.taps / step if s.kind not in ACCUMULATIONS else 0.0)) * self.e_add
-        e["inout"] = self.access(outputs, outputs)
+        e["inout"] = self.access(outputs, s.outputs / held)
         if s.kind in ACCUMULATIONS:
             e["ops"] = once * self.e_add
-            e["inout"] += self.access(inputs, inputs)
+            e["inout"] += self.access(inputs, s.inputs / held)
             return e
         e["ops"] = once * self.e_mac + s.bias / step * self.e_add
-        e["inout"] += self.access(once if s.kind in CONVOLUTIONS else inputs, inputs)
+        e["inout"] += self.access(once if s.kind in CONVOLUTIONS else inputs, s.inputs / held)
         if s.weighted:
             e["params"] = self.access(once + s.bias / step, s.parameters)
         else:
-            e["inout"] += self.access(once, s.other / step)
+            e["inout"] += self.access(once, s.other / held)
         return e
 
 

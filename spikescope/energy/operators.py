@@ -324,12 +324,12 @@ class OperatorCounter(TorchDispatchMode):
             return [self._biased(operation, args[2] if len(args) > 2 else None)]
         x = args[0]
         if name in REDUCTIONS:
-            operation = c.reduction(name, name, x, kind(x), out.numel())
+            operation = c.reduction(name, name, x, kind(x), out)
             if operation and name == "sum":
                 self.operands.tag(out)
             return [operation] if operation else []
         operator = "avg_pool" if name.startswith("avg") else "adaptive_avg_pool"
-        operation = c.pooling("pooling", operator, x, kind(x), _windows(name, args, x, out), out.numel())
+        operation = c.pooling("pooling", operator, x, kind(x), _windows(name, args, x, out), out)
         return [operation] if operation else []
 
     def _biased(self, operation: c.Operation, bias) -> c.Operation:
@@ -381,7 +381,8 @@ def whole_operation(name: str, module: nn.Module, x: torch.Tensor) -> c.Operatio
     are its parameters, reading and writing a tensor of `x`'s size."""
     dense = float(module.macs(tuple(x.shape[2:])) * x.shape[1])
     operation = c.Operation(name, "fsta", "fsta", c.DENSE, False, 0.0, dense, dr_macs=dense, weighted=True)
-    return operation.sized(0.0, x.numel(), x.numel(), float(sum(p.numel() for p in module.parameters())))
+    return operation.sized(0.0, x.numel(), x.numel(), float(sum(p.numel() for p in module.parameters())),
+                           leading=x.shape[0])
 
 
 def _inside(module: str, roots: set[str]) -> bool:

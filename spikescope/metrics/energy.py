@@ -57,7 +57,7 @@ INPUTS = (SPIKES, SUMS, DENSE)
 SIZES = ("reads", "inputs", "outputs", "other", "bias", "taps", "paper_fanout", "paper_synops")  # `Site`'s sizes
 COUNTS = ("acs", "dense", "macs", "events", "elements", "dr_acs", "dr_macs", "out_nonzero", "out_elements",
           "samples", *SIZES)  # per row, summed
-LABELS = ("kind", "operator", "input", "both", "weighted", "mixed", "alone", "parameters")  # per row, the largest
+LABELS = ("kind", "operator", "input", "both", "weighted", "mixed", "alone", "parameters", "steps")  # the largest
 NEURON_COUNTS = ("updates", "spikes", "samples")  # per spiking layer, summed
 NEURON_LABELS = ("timesteps", "leak")  # per spiking layer, the largest
 RUN = "(images)"  # the state of the images every pass covered: each row's count is per image of the whole run
@@ -117,7 +117,7 @@ class Energy(Metric):
         self._accumulate(RUN, {"samples": torch.tensor(float(samples), dtype=torch.float64, device=device),
                                "timesteps": torch.tensor(int(timesteps), dtype=torch.int64, device=device)})
         for row, calls in rows.items():
-            self._add_row(row, calls, samples, device)
+            self._add_row(row, calls, samples, device, steps=steps_in(calls, samples, timesteps))
 
     def neurons(self, layer: str, spikes: torch.Tensor, leak: bool) -> None:
         """One sequence of a spiking layer's outputs `[T, B, ...]`: its updates (every neuron at every step) and
@@ -129,8 +129,9 @@ class Energy(Metric):
             "neuron_labels": torch.tensor([T, int(leak)], dtype=torch.int64, device=spikes.device)})
 
     def _add_row(self, row: str, calls: list[c.Operation], samples: float, device: torch.device | str,
-                 alone: bool = False, timesteps: int = 0) -> None:
-        """`alone`: a row costed by `update`, outside any pass: per image of its own samples (and `timesteps`)."""
+                 alone: bool = False, timesteps: int = 0, steps: int = 0) -> None:
+        """`alone`: a row costed by `update`, outside any pass: per image of its own samples (and `timesteps`).
+        `steps`: the timesteps of each image its calls of one pass hold."""
         totals = dict.fromkeys(COUNTS, 0.0)
         for op in calls:
             for name in ("acs", "dense", "events", "elements", "dr_acs", "dr_macs", "out_nonzero", "out_elements",
@@ -143,7 +144,7 @@ class Energy(Metric):
         labels = (KINDS.index(first.kind), OPERATORS.index(first.operator),
                   max(INPUTS.index(op.input) for op in calls), int(any(op.both for op in calls)),
                   int(any(op.weighted for op in calls)), int(any(op.mixed for op in calls)),
-                  timesteps if alone else 0, int(parameters))
+                  timesteps if alone else 0, int(parameters), timesteps if alone else steps)
         self._accumulate(row, {"counts": torch.tensor(list(totals.values()), dtype=torch.float64, device=device),
                                "labels": torch.tensor(labels, dtype=torch.int64, device=device)})
 
@@ -181,7 +182,8 @@ class Energy(Metric):
         per_image = {"sops": sops / samples, "sops_approx": approx / samples, "macs": macs / samples,
                      "sops_dense_reading": sops_dense_reading / samples,
                      "macs_dense_reading": macs_dense_reading / samples}
-        site = Site(kind, source, bool(label["weighted"]), label["alone"] or steps, acs=per_image["sops"],
+        site = Site(kind, source, bool(label["weighted"]), label["alone"] or steps, label["steps"] or 1,
+                    acs=per_image["sops"],
                     macs=per_image["macs"], dense=v["dense"] / samples, parameters=float(label["parameters"]),
                     **{size: v[size] / samples for size in SIZES})
         terms, twin = model.site(site, spiking), model.ann(site)
@@ -215,6 +217,13 @@ class Energy(Metric):
                     "energy_pj_per_image": sum(terms.values()),
                     **{f"energy_{term}_pj_per_image": value for term, value in terms.items()}})
         return row
+
+
+def steps_in(calls: list[c.Operation], samples: float, timesteps: int) -> int:
+    """The timesteps of each image that a row's calls in one pass hold: a call whose output's first axis is the
+    pass's batch holds one timestep (a model stepping time in its own forward names each step's operation
+    apart); any other call holds them all (time folded into the batch, or a timestep per pass)."""
+    return min(timesteps, sum(1 if op.leading == samples else timesteps for op in calls))
 
 
 def operands(kind: str, source: str, both: bool, weighted: bool, mixed: bool = False) -> str:
