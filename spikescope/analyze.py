@@ -183,8 +183,8 @@ def analyze(model: nn.Module, loader: Iterable, layers: str | Sequence[str] = "a
     batches carry labels and the output is `[B, classes]` logits (or `[T, B, classes]` /
     `[B, T, classes]`, averaged over time); see docs/metrics.md, "Accuracy". `neurobench` also measures
     NeuroBench's metrics in the same pass (`result.neurobench`; `MembraneUpdates` needs `membrane`; see
-    `spikescope.neurobench`): opt-in, as counting every Linear and Conv call's inputs adds about a tenth to a
-    CNN's analysis on the CPU.
+    `spikescope.neurobench`): opt-in, as counting every Linear and Conv call's inputs adds 10-20 % to the bundled
+    CNNs' analysis on a CPU.
 
     In a torch.distributed process group (e.g. under torchrun) every process passes the same model and
     the same unsharded loader, yielding the same batches in the same order: process r analyses batches
