@@ -81,8 +81,8 @@ class AnalysisResult:
         return totals
 
     def energy_by_part(self) -> pd.DataFrame:
-        """The totals per part of the network (stem, attention, MLP, conv, residual, head, FSTA, other), with each
-        part's share of the energy under each reading."""
+        """The totals per part of the network (stem, attention, MLP, conv, residual, head, FSTA, neurons, other),
+        with each part's share of the energy under each reading."""
         columns = [c for c in ENERGY_TOTALS if c in self.energy]
         parts = self.energy.groupby("part", sort=False)[columns].sum().reset_index() if len(self.energy) else (
             pd.DataFrame(columns=["part", *columns]))

@@ -141,7 +141,7 @@ def test_a_residual_sum_of_spikes_adds_each_event_into_its_output_and_each_neuro
         2 * N * 4 * per_byte(2 * N * 4) + N * 4 * per_byte(N * 4))  # reads both operands, writes the sum
     a = rows.loc["a"]
     spikes = float(x[:, :, 0].sum()) / B
-    assert a["kind"] == "neuron" and a["ann_energy_pj_per_image"] == 0
+    assert a["kind"] == "neuron" and a["part"] == "neurons" and a["ann_energy_pj_per_image"] == 0
     assert terms(a) == pytest.approx({"ops": spikes * E_ADD + T * N * E_MAC,  # a reset per spike, a leak per update
                                       "addressing": 0.0, "inout": spikes * 4 * FIFO, "params": 0.0,
                                       "potentials": 2 * T * N * 4 * per_byte(N * 4)}, rel=1e-12)

@@ -5,7 +5,7 @@ words split at `_` and digits: `self_attn`, `attn_lif`), MLP (`mlp`, `ffn`, `fee
 the stem (a top-level `patch_embed`, `sps`, `stem`, `embed`, `tokenizer`, `conv1`, `bn1`), the head (a
 top-level `head`, `classifier`, `fc`, `readout`, and the model's own averages before it); otherwise adds
 of spikes and anything fed spike sums are the residual path, other convolutions and linear layers `conv`,
-FSTA `FSTA`, the rest `other`.
+FSTA `FSTA`, spiking layers' own updates (memory-aware energy models) `neurons`, the rest `other`.
 """
 from __future__ import annotations
 
@@ -17,13 +17,15 @@ ATTENTION = {"attn", "attention", "ssa", "sdsa", "tssa", "qk", "mhsa", "msa"}  #
 MLP = {"mlp", "ffn", "feedforward"}
 STEM = re.compile(r"(patch_embed|sps|stem|embed|tokenizer|conv1|bn1)\d*", re.IGNORECASE)
 HEAD = re.compile(r"(head|classifier|fc|readout)\d*", re.IGNORECASE)
-PARTS = ("stem", "attention", "MLP", "conv", "residual", "head", "FSTA", "other")
+PARTS = ("stem", "attention", "MLP", "conv", "residual", "head", "FSTA", "neurons", "other")
 
 
 def part_of(row: str, kind: str, source: str) -> str:
     """One of `PARTS` for the energy row `row` (`"blocks.0.attn: matmul 1"` or a module name)."""
     if kind == "fsta":
         return "FSTA"
+    if kind == "neuron":
+        return "neurons"
     components = [c for c in row_module(row).split(".") if c]
     words = {word for c in components for word in re.split(r"[_\d]+", c.lower()) if word}
     if words & ATTENTION:
