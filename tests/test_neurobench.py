@@ -140,7 +140,7 @@ def test_two_processes_measure_what_one_process_does(tmp_path):
         assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == alone
 
 
-def test_counting_leaves_the_energy_of_the_bundled_model_alone():
+def test_counting_leaves_the_energy_of_the_bundled_model_alone_and_agrees_with_its_sops():
     model, _ = spikescope.load(spikescope.bundled_checkpoint("baseline"))
     batches = list(make_loader(load_dataset("fashion-mnist-sample", "test", limit=8), 4))
     counted = spikescope.analyze(copy.deepcopy(model), batches, neurobench=True)
@@ -148,6 +148,9 @@ def test_counting_leaves_the_energy_of_the_bundled_model_alone():
     assert counted.energy.equals(plain.energy) and counted.layers.equals(plain.layers)
     assert plain.neurobench == {} and 0 < counted.neurobench["ActivationSparsity"] < 1
     assert counted.neurobench["MembraneUpdates"] is None  # potentials are read with membrane=True only
+    # two independent counts of the same events: every spike meets the non-zero weights it reaches (none are zero)
+    assert counted.neurobench["SynapticOperations"]["Effective_ACs"] == pytest.approx(
+        counted.energy_totals()["sops_per_image"], rel=1e-9)
 
 
 def test_membrane_updates_of_spikescope_lif_count_the_state_it_keeps_after_a_spike():
