@@ -158,11 +158,11 @@ def fan_out(module: nn.Module, sample: tuple[int, ...], binary: bool = True) -> 
 
 
 class ConnectionTap:
-    """Forward pre-hooks on every connection layer of `model` that feed `metric` each call's input (with no dispatch
+    """Forward pre-hooks on every connection layer `metric` counts that feed it each call's input (with no dispatch
     mode running, so that an energy counter does not cost the counting)."""
 
-    def __init__(self, model: nn.Module, metric: SynapticOperations) -> None:
-        self.model, self.metric = model, metric
+    def __init__(self, metric: SynapticOperations) -> None:
+        self.metric = metric
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def __enter__(self) -> "ConnectionTap":
@@ -226,7 +226,7 @@ class NeuroBench:
         self.operations = SynapticOperations(model)
         self.membrane = MembraneUpdates({n for n, m in model.named_modules() if neuron_framework(m) == "spikescope"}
                                         ) if membrane else None
-        self.tap = ConnectionTap(model, self.operations)
+        self.tap = ConnectionTap(self.operations)
         self.unsupported = [n for n, m in model.named_modules() if isinstance(m, RECURRENT)]
 
     def recorded(self, metrics: list[Metric]) -> list[Metric]:
