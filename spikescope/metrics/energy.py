@@ -136,7 +136,8 @@ class Energy(Metric):
         for op in calls:
             for name in ("acs", "dense", "events", "elements", "dr_acs", "dr_macs", "out_nonzero", "out_elements",
                          *SIZES):
-                totals[name] += getattr(op, name)
+                if not (name == "other" and op.weighted):  # a weight is held once (`parameters`), not per call
+                    totals[name] += getattr(op, name)
             totals["macs"] += op.dense if op.input == DENSE else 0.0
         totals["samples"] = float(samples)
         first = calls[0]
