@@ -135,7 +135,7 @@ def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[st
                  T: int | None = None, trust_pickle: bool = False, time_first_input: bool = False,
                  fold: str | None = None, batch_first: bool | None = None, capture: int = 3,
                  attribution: str | None = None, attribution_samples: int = 8, membrane: bool = False,
-                 progress: bool = False, tokens: str | Sequence[int] | None = None
+                 progress: bool = False, tokens: str | Sequence[int] | None = None, neurobench: bool = False
                  ) -> tuple[AnalysisResult, dict[str, Any]]:
     """Load a model file and analyze it on its test images; returns `(result, what the model and data are)`.
 
@@ -143,7 +143,8 @@ def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[st
     With `attribution` (a method of `attribution.METHODS`), the first `attribution_samples` images are
     attributed too (`result.attribution`; planned, with its size warning, before the analysis) and the mean
     spike activation map of every layer is measured on all of them (`result.sam`). `membrane` adds the
-    membrane-potential statistics (`result.membrane`). `tokens` declares the patch grid of token layers (`HxW`
+    membrane-potential statistics (`result.membrane`), `neurobench` NeuroBench's metrics (`result.neurobench`,
+    see `spikescope.neurobench`). `tokens` declares the patch grid of token layers (`HxW`
     or `(h, w)`; see `spikescope.tokens`).
     """
     energy_model(energy)
@@ -161,7 +162,7 @@ def analyze_file(checkpoint: str | Path | None = None, layers: str | Sequence[st
             result = analyze(prepared.model, make_loader(dataset, batch_size), layers=layers, T=prepared.T,
                              device=device, energy=energy, capture=capture, progress=progress, fold=fold,
                              batch_first=batch_first, run=prepared.run, metrics=metrics, membrane=membrane,
-                             tokens=tokens)
+                             tokens=tokens, neurobench=neurobench)
             if plan is not None:
                 result.attribution = plan.run()
         except RuntimeError as error:  # shape and dtype mismatches between the user's model and the data

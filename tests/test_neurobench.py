@@ -176,3 +176,18 @@ def test_membrane_updates_are_none_where_a_potential_cannot_be_read():
         result = spikescope.analyze(snn_zoo.PlainSNN().eval(), [images], membrane=True, neurobench=True)
     assert result.neurobench["MembraneUpdates"] is None  # reference-style neurons: no framework keeps a potential
     assert result.neurobench["SynapticOperations"]["Dense"] > 0 and result.neurobench["ActivationSparsity"] < 1
+
+
+def test_the_cli_flag_writes_the_metrics_of_the_python_call_to_summary_json(tmp_path):
+    from spikescope.cli import main
+
+    assert main(["analyze", "--limit", "8", "--batch-size", "4", "--neurobench", "--membrane",
+                 "--out", str(tmp_path / "with")]) == 0
+    assert main(["analyze", "--limit", "8", "--batch-size", "4", "--out", str(tmp_path / "without")]) == 0
+    model, _ = spikescope.load(spikescope.bundled_checkpoint("baseline"))
+    batches = list(make_loader(load_dataset("fashion-mnist-sample", "test", limit=8), 4))
+    expected = spikescope.analyze(model, batches, membrane=True, neurobench=True).neurobench
+    written = json.loads((tmp_path / "with" / "summary.json").read_text())["neurobench"]
+    assert written == json.loads(json.dumps(expected))  # the same pass over the same batches
+    assert written["MembraneUpdates"] > 0
+    assert json.loads((tmp_path / "without" / "summary.json").read_text())["neurobench"] is None

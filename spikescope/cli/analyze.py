@@ -27,6 +27,7 @@ ANALYZE_EXAMPLES = """examples:
   spikescope analyze whole_model.pt --trust-pickle --data gratings
   spikescope analyze runs/baseline/checkpoint.pt --attribution gradcam --attribution-samples 16
   spikescope analyze runs/fsta/checkpoint.pt --membrane
+  spikescope analyze runs/fsta/checkpoint.pt --neurobench --membrane   # NeuroBench's metrics in summary.json
   python -m torch.distributed.run --nproc_per_node=2 -m spikescope analyze runs/baseline/checkpoint.pt --limit 2000
 
 Under torchrun, process r analyses batches r, r+N, ... and rank 0 writes the report of them all (the same
@@ -71,6 +72,9 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
     a.add_argument("--membrane", action="store_true",
                    help="also measure where membrane potentials sit relative to the threshold (spikescope, "
                         "SpikingJelly, snnTorch and sinabs neurons)")
+    a.add_argument("--neurobench", action="store_true",
+                   help="also measure NeuroBench's metrics in the same pass (activation sparsity, synaptic operations, "
+                        "connection sparsity, footprint; membrane updates with --membrane), in summary.json")
     e = commands.add_parser("evaluate", help="accuracy and firing rate of a checkpoint on a test set",
                             epilog=EVALUATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("checkpoint", nargs="?", help="a spikescope checkpoint (default: the bundled baseline demo model)")
@@ -105,7 +109,7 @@ def run_analyze(args: argparse.Namespace) -> None:
         arch=args.arch, arch_kwargs=dict(args.arch_kw), T=args.T, trust_pickle=args.trust_pickle,
         time_first_input=args.time_first_input, fold=args.fold, batch_first=args.batch_first, tokens=args.tokens,
         attribution=args.attribution, attribution_samples=args.attribution_samples, membrane=args.membrane,
-        command=command_line(),
+        neurobench=args.neurobench, command=command_line(),
         progress=True)
     if main:
         print(summary_table(result))

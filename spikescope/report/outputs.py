@@ -97,6 +97,7 @@ def summary(result: AnalysisResult, meta: dict[str, Any]) -> dict[str, Any]:
         "claims": read_claims(result.layers, result.similarity),
         "warnings": result.info.get("warnings", []),
         "attribution": attribution_summary(result.attribution) if result.attribution is not None else None,
+        "neurobench": result.neurobench or None,
     })
 
 
