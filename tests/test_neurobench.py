@@ -119,10 +119,10 @@ def test_two_halves_merged_equal_the_whole():
     assert merged["SynapticOperations"]["Dense"] > 0 and merged["MembraneUpdates"] > 0
 
 
-def _two_processes(rank: int, port: int, folder: str) -> None:
+def _two_processes(rank: int, folder: str) -> None:
     """One of two processes analysing the loader's batches under a gloo process group; saves its result."""
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=2)
     result = spikescope.analyze(conv_net(), DataLoader(TensorDataset(*sequences()), batch_size=8), T=T, run=stepped,
                                 membrane=True, neurobench=True)
     with open(f"{folder}/rank{rank}.json", "w") as f:
@@ -131,9 +131,7 @@ def _two_processes(rank: int, port: int, folder: str) -> None:
 
 
 def test_two_processes_measure_what_one_process_does(tmp_path):
-    from test_distributed import free_port
-
-    mp.spawn(_two_processes, args=(free_port(), str(tmp_path)), nprocs=2)  # 5 batches: 3 and 2 per process
+    mp.spawn(_two_processes, args=(str(tmp_path),), nprocs=2)  # 5 batches: 3 and 2 per process
     alone = spikescope.analyze(conv_net(), DataLoader(TensorDataset(*sequences()), batch_size=8), T=T, run=stepped,
                                membrane=True, neurobench=True).neurobench
     for rank in (0, 1):
