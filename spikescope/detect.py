@@ -165,6 +165,11 @@ def _framework_pass_through() -> tuple[type, ...]:
     return tuple(found)
 
 
+def pass_through(module: nn.Module) -> bool:
+    """A module that only moves, pools or masks what it is fed (`PASS_THROUGH`, and other frameworks' such modules)."""
+    return isinstance(module, PASS_THROUGH + _framework_pass_through())
+
+
 def sample_rank(module: nn.Module) -> int | None:
     """Dimensions of one sample's input to a convolution (`C` plus the spatial axes); None if unknown."""
     if isinstance(module, nn.modules.conv._ConvNd):
@@ -198,13 +203,12 @@ def probe_candidates(model: nn.Module, known: dict[str, str]) -> tuple[list[str]
     every module around it as a container of spikes rather than a neuron.
     """
     excluded_roots = set(known) | {name for name, m in model.named_modules() if isinstance(m, FSTA)}
-    framework_pass = _framework_pass_through()
-    candidates, pass_through = [], []
+    candidates, passing = [], []
     for name, module in model.named_modules():
         if not name or name in known or isinstance(module, FSTA) or _inside(name, excluded_roots):
             continue
-        (pass_through if isinstance(module, PASS_THROUGH + framework_pass) else candidates).append(name)
-    return candidates, pass_through
+        (passing if pass_through(module) else candidates).append(name)
+    return candidates, passing
 
 
 def innermost(names: set[str], inner: set[str]) -> set[str]:

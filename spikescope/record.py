@@ -24,7 +24,7 @@ from torch import nn
 
 from .detect import (FOUND_BY_NAME, FOUND_BY_PROBE, OUTPUT_ANALOG, OUTPUT_COUNTS, OUTPUT_SPIKES, ROLE_PASS_THROUGH,
                      ROLE_SPIKING, declared_geometry, declared_layouts, declared_output, first_tensor,
-                     framework_fold, innermost, neurons_by_class, output_kind, probe_candidates,
+                     framework_fold, innermost, neurons_by_class, output_kind, pass_through, probe_candidates,
                      sample_rank, sums_spikes)
 from .errors import SpikescopeError, describe, warn
 from .fsta import FSTA
@@ -38,7 +38,6 @@ from .metrics.membrane import MembranePotential
 from .metrics.spectrum import Spectrum
 from .metrics.temporal import TemporalSimilarity
 from .energy import MODEL_ROW
-from .energy.models import leaks
 from .energy.operators import OperatorCounter
 from .tokens import Geometry, as_features, declared_grid, decide_geometries, model_evidence
 from .timelayout import (FOLD_ORDERS, WHOLE_SEQUENCE, FirstPass, Layout, batch_size_of, candidate_layouts,
@@ -197,9 +196,12 @@ class SpikeRecorder:
         norms = {name for name, module in self._modules.items() if isinstance(module, NORMALISATIONS)}
         sinks = [m for m in self.metrics if m.inputs == "synapses"]
         counts = any(sums_spikes(m) or declared_output(m) == OUTPUT_COUNTS for m in self._modules.values())
-        self._operations = OperatorCounter(self.model, lambda rows, samples: [m.add(rows, samples, self.T or 1)
-                                                                              for m in sinks],
-                                           neurons | norms, fsta, counts)
+        def deliver(rows: dict, samples: float, spiking: dict) -> None:
+            layouts = {info.layout for info in self.layers}
+            for metric in sinks:
+                metric.add(rows, samples, self.T or 1, layouts=layouts, neurons=spiking)
+
+        self._operations = OperatorCounter(self.model, deliver, neurons | norms, fsta, counts)
 
     def add_warning(self, message: str) -> None:
         """Issue a `SpikescopeWarning` about this run once, and keep it in `warnings` (it reaches the report)."""
@@ -270,7 +272,10 @@ class SpikeRecorder:
         sees a T-th of each image per pass."""
         if self._operations is None:
             return
-        self._operations.settle(self._neurons, self._pass_samples())
+        analog = {info.name for info in self.layers if info.output == OUTPUT_ANALOG}
+        neurons = self._neurons | set(neurons_by_class(self.model))  # selected or not: the energy has them all
+        self._operations.settle(self._neurons, self._pass_samples(), {  # layers named that are no neurons: no updates
+            name for name in neurons if name not in analog and not pass_through(self._modules[name])})
         self._name_uncosted()
 
     def _watch(self, name: str, found_by: str, role: str) -> None:
@@ -581,8 +586,6 @@ class SpikeRecorder:
         for metric in self.metrics:
             if metric.inputs == "spikes":
                 metric.update(info.name, spikes)
-            elif metric.inputs == "synapses" and info.output != OUTPUT_ANALOG:  # a spiking layer's own updates
-                metric.neurons(info.name, spikes, leaks(self._modules[info.name]))
         if self.capture is not None and info.output != OUTPUT_ANALOG:
             self.capture.update(info.name, spikes)
         potentials = self._potentials.get(key)

@@ -57,13 +57,15 @@ class Operation:
     other: float = 0.0
     bias: float = 0.0
     bias_elements: float = 0.0
+    weight_elements: float = 0.0  # a product's operand that is a model parameter (a layer scale): held once
     taps: float = 0.0
     paper_fanout: float = 0.0
     paper_synops: float = 0.0
-    leading: int = 0  # the output's first axis: the batch of one timestep, or time and batch together
+    leading: tuple[int, ...] = ()  # the output's first two axes (`metrics.energy.steps_in` reads the time in them)
 
     def sized(self, reads: float, inputs: float, outputs: float, other: float = 0.0, paper_fanout: float | None = None,
-              paper_synops: float | None = None, taps: float = 0.0, leading: int = 0) -> "Operation":
+              paper_synops: float | None = None, taps: float = 0.0, leading: tuple[int, ...] = ()
+              ) -> "Operation":
         """Fill in the sizes the memory-aware models read (the paper's fan-outs default to the exact ones)."""
         self.reads, self.inputs, self.outputs, self.other, self.taps = reads, inputs, outputs, other, taps
         self.leading = leading
@@ -196,7 +198,8 @@ def matrix_product(label: str, operator: str, kind: str, a: torch.Tensor, b: tor
     """`a [.., m, k] @ b [.., k, n]` over `batch` independent products (mm, bmm, linear, attention)."""
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     dense, outputs = float(batch * m * k * n), float(batch * m * n)
-    leading = a.shape[0] if a.dim() > 2 else m
+    whole = a._base if a._base is not None and a._base.numel() == a.numel() else a  # `a` before it was flattened
+    leading = tuple(whole.shape[:2]) if whole.dim() > 2 else (m,)
     if ka in EVENTS and kb in EVENTS:
         # sum of all outputs = sum over k of (column sum of a) x (row sum of b), per product
         acs = float((a.double().sum(-2) * b.double().sum(-1)).sum())
@@ -223,7 +226,7 @@ def convolution(label: str, kind: str, x: torch.Tensor, weight: torch.Tensor, kx
     dense = float(per_sample * x.shape[0])
     sizes = {"inputs": x.numel(), "outputs": out.numel(), "other": weight.numel(),
              "taps": weight.numel() * spec.groups / x.shape[1] * x.shape[0],  # C_out x k^2 per sample
-             "leading": out.shape[0]}
+             "leading": tuple(out.shape[:2])}
     if kx in EVENTS and kw in EVENTS:
         coincidences = torch.ops.aten.convolution.default(
             x.double(), weight.double(), None, spec.stride, spec.padding, spec.dilation, spec.transposed,
@@ -265,16 +268,21 @@ def elementwise(label: str, operator: str, kind: str, a: torch.Tensor, b: torch.
     reads, second = sum(_events(x) for x, _ in events), b if first is a else a
     shape = torch.broadcast_shapes(a.shape, b.shape)
     sizes = {"inputs": a.numel() + b.numel(), "outputs": float(size), "other": second.numel(),
-             "leading": shape[0] if shape else 1}
+             "leading": tuple(shape[:2])}
+    parameter = kind == "product" and (kb if second is b else ka) == WEIGHTS
+    if parameter:  # read from the parameter memory, which holds it once (not per image)
+        sizes["inputs"], sizes["other"] = float(first.numel()), 0.0
     if kind == "product" and len(events) == 2:
         product = a.double() * b.double()
         return _read(Operation(label, operator, kind, source, True, _events(product), float(size), _events(first),
                                first.numel(), float(product.count_nonzero()), float(size), mixed=ka != kb),
                      spike_part=spikes if ka != kb else 0.0).sized(_events(first), **sizes)
     acs = sum(_events(x) * reach[id(x)] for x, _ in events)
-    return _read(Operation(label, operator, kind, source, len(events) == 2, acs, float(size), _events(first),
-                           first.numel(), mixed=len(events) == 2 and ka != kb), spike_part=spikes
-                 ).sized(reads if kind == "add" else _events(first), **sizes)
+    operation = _read(Operation(label, operator, kind, source, len(events) == 2, acs, float(size), _events(first),
+                                first.numel(), mixed=len(events) == 2 and ka != kb), spike_part=spikes
+                      ).sized(reads if kind == "add" else _events(first), **sizes)
+    operation.weight_elements = float(second.numel()) if parameter else 0.0
+    return operation
 
 
 def reduction(label: str, operator: str, x: torch.Tensor, kx: str, out: torch.Tensor) -> Operation | None:
@@ -283,7 +291,7 @@ def reduction(label: str, operator: str, x: torch.Tensor, kx: str, out: torch.Te
         return None
     return _read(Operation(label, operator, "reduction", kx, False, _events(x), float(x.numel()), _events(x),
                            x.numel())).sized(_events(x), x.numel(), out.numel(),
-                                             leading=out.shape[0] if out.dim() else 1)
+                                             leading=tuple(out.shape[:2]))
 
 
 def window_reach(size: int, windows: list[tuple[int, int]]) -> torch.Tensor:
@@ -308,4 +316,4 @@ def pooling(label: str, operator: str, x: torch.Tensor, kx: str, windows: list[l
     leading = x.numel() // max(counts.numel(), 1)
     return _read(Operation(label, operator, "pooling", kx, False, float((counts * reach).sum()),
                            float(reach.sum()) * leading, float(counts.sum()), x.numel())
-                 ).sized(float(counts.sum()), x.numel(), out.numel(), leading=out.shape[0])
+                 ).sized(float(counts.sum()), x.numel(), out.numel(), leading=tuple(out.shape[:2]))

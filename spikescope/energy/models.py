@@ -32,13 +32,14 @@ class Site:
     operand, `bias` the outputs a bias is added to, `taps` the weights a convolution's outputs address
     (`C_out x k^2` per sample and timestep), `parameters` the weights and bias it reads from (elements),
     `paper_fanout`/`paper_synops` the paper's fan-outs of its events (every kernel tap; `ceil(k/s)^2` taps).
-    `timesteps` is the run's T, `steps` the timesteps of an image the row holds (one when a model's own time loop
-    names each step's operation apart): its memories hold a `steps`-th of its elements per image."""
+    `runs` is how often the row runs per image (T, or 1 for a row run once per image, before time begins), `steps`
+    the timesteps of an image its sizes hold (one when a model's own time loop names each step's operation apart),
+    `seen` the share of the run's images it ran on: its memories hold a `steps`-th of its elements per image seen."""
 
     kind: str
     source: str
     weighted: bool
-    timesteps: int
+    runs: int
     steps: int
     acs: float = 0.0
     macs: float = 0.0
@@ -52,17 +53,24 @@ class Site:
     parameters: float = 0.0
     paper_fanout: float = 0.0
     paper_synops: float = 0.0
+    seen: float = 1.0
+
+    def held(self, elements: float) -> float:
+        """The capacity of a memory holding one timestep of `elements` (per image of the run)."""
+        return elements / (self.steps * self.seen)
 
 
 @dataclass(frozen=True)
 class Neurons:
-    """A spiking layer per image: `updates` = neurons x timesteps, `spikes` its non-zero outputs, `leak` whether
-    each update multiplies the potential by a decay."""
+    """A spiking layer per image of the run: `updates` = neurons x timesteps, `spikes` its output events (a count of
+    k is k events, as the layers it feeds read it), `leak` whether each update multiplies the potential by a decay,
+    `seen` the share of the run's images it ran on."""
 
     updates: float
     spikes: float
     timesteps: int
     leak: bool
+    seen: float = 1.0
 
 
 def zero() -> dict[str, float]:
@@ -91,7 +99,7 @@ class ComputeOnly:
 
     def ann(self, s: Site) -> dict[str, float]:
         """The twin's row: a product's dense MACs once per image; an add, reduction or pooling its adds."""
-        once = s.dense / s.timesteps
+        once = s.dense / s.runs
         return {**zero(), "ops": once * (self.e_add if s.kind in ACCUMULATIONS else self.e_mac)}
 
 
@@ -149,28 +157,28 @@ class Lemaire2022:
         its target addressed (a convolution first locates each event's window: two MACs), the event read from its
         queue, a weight (or the other operand's value) read per target, and the target's potential read and
         written."""
-        e, per_step = zero(), s.steps
+        e = zero()
         if s.source == DENSE:
             e["ops"] = s.macs * self.e_mac + s.bias * self.e_add
             e["addressing"] = (s.inputs + s.outputs + s.taps) * self.e_add
-            e["inout"] = self.access(s.macs if s.kind in CONVOLUTIONS else s.inputs, s.inputs / per_step)
-            if s.weighted:
+            e["inout"] = self.access(s.macs if s.kind in CONVOLUTIONS else s.inputs, s.held(s.inputs))
+            if s.weighted or s.parameters:
                 e["params"] = self.access(s.macs + s.bias, s.parameters)
             else:
-                e["inout"] += self.access(s.macs, s.other / per_step)
+                e["inout"] += self.access(s.macs, s.held(s.other))
             if not spiking:
-                e["inout"] += self.access(s.outputs, s.outputs / per_step)
+                e["inout"] += self.access(s.outputs, s.held(s.outputs))
             return e
         paper = self.fanout == "paper"
         targets = s.paper_fanout if paper else s.acs
         e["ops"] = (s.paper_synops if paper else s.acs) * self.e_add + s.bias * self.e_add
         e["addressing"] = targets * self.e_add + (2 * s.reads * self.e_mac if s.kind in CONVOLUTIONS else 0.0)
         e["inout"] = self.access(s.reads, self.fifo)
-        if s.weighted:
+        if s.weighted or s.parameters:
             e["params"] = self.access(targets + s.bias, s.parameters)
         elif s.kind not in ACCUMULATIONS:
-            e["inout"] += self.access(targets, s.other / per_step)
-        e["potentials"] = 2 * self.access(targets, s.outputs / per_step)
+            e["inout"] += self.access(targets, s.held(s.other))
+        e["potentials"] = 2 * self.access(targets, s.held(s.outputs))
         return e
 
     def neurons(self, n: Neurons) -> dict[str, float]:
@@ -178,27 +186,27 @@ class Lemaire2022:
         and is written to the layer's event queue."""
         return {**zero(), "ops": n.spikes * self.e_add + (n.updates * self.e_mac if n.leak else 0.0),
                 "inout": self.access(n.spikes, self.fifo),
-                "potentials": 2 * self.access(n.updates, n.updates / n.timesteps)}
+                "potentials": 2 * self.access(n.updates, n.updates / (n.timesteps * n.seen))}
 
     def ann(self, s: Site) -> dict[str, float]:
         """The row in the formal network, once per image: a product's MACs, its inputs, outputs (and a convolution's
         taps) addressed, an input and a weight read per MAC, each output written; an add, reduction or pooling reads
         its inputs, adds, and writes its outputs."""
-        step, held = s.timesteps, s.steps  # the twin does a T-th of the row's work, in memories of one step
+        step = s.runs  # the twin runs the row once per image, in memories of one step
         inputs, outputs, once = s.inputs / step, s.outputs / step, s.dense / step
         e = zero()
         e["addressing"] = (inputs + outputs + (s.taps / step if s.kind not in ACCUMULATIONS else 0.0)) * self.e_add
-        e["inout"] = self.access(outputs, s.outputs / held)
+        e["inout"] = self.access(outputs, s.held(s.outputs))
         if s.kind in ACCUMULATIONS:
             e["ops"] = once * self.e_add
-            e["inout"] += self.access(inputs, s.inputs / held)
+            e["inout"] += self.access(inputs, s.held(s.inputs))
             return e
         e["ops"] = once * self.e_mac + s.bias / step * self.e_add
-        e["inout"] += self.access(once if s.kind in CONVOLUTIONS else inputs, s.inputs / held)
-        if s.weighted:
+        e["inout"] += self.access(once if s.kind in CONVOLUTIONS else inputs, s.held(s.inputs))
+        if s.weighted or s.parameters:
             e["params"] = self.access(once + s.bias / step, s.parameters)
         else:
-            e["inout"] += self.access(once, s.other / held)
+            e["inout"] += self.access(once, s.held(s.other))
         return e
 
 

@@ -29,6 +29,7 @@ from torch.utils._python_dispatch import (TorchDispatchMode, _disable_current_mo
 from . import conventions as c
 from .attention import AttentionTap, masked_attention, visible
 from .geometry import ConvSpec
+from .models import leaks
 
 PRODUCTS = {"mm": "matmul", "addmm": "matmul", "bmm": "matmul", "baddbmm": "matmul", "mv": "matmul",
             "dot": "matmul", "convolution": "conv", "_convolution": "conv"}
@@ -100,12 +101,16 @@ def _tensors(args) -> list[torch.Tensor]:
     return found + [t for a in args if isinstance(a, (list, tuple)) for t in a if isinstance(t, torch.Tensor)]
 
 
+Sink = Callable[[dict[str, list[c.Operation]], float, dict[str, tuple[float, float, bool]]], None]
+
+
 class OperatorCounter(TorchDispatchMode):
     """Counts the operations of `model`'s forward passes: `begin()` / `end(samples)` around each pass, rows handed
-    to `sink(rows, samples)` (the energy metrics). Until `settle()` is called, passes are held back, because the
-    recorder learns only after the first pass which modules are neurons (whose operations are not costed)."""
+    to `sink(rows, samples, neurons)` (the energy metrics), with every neuron's outputs and output events. Until
+    `settle()` is called, passes are held back, because the recorder learns only after the first pass which modules
+    are neurons (whose operations are not costed, and whose updates memory-aware models price)."""
 
-    def __init__(self, model: nn.Module, sink: Callable[[dict[str, list[c.Operation]], float], None],
+    def __init__(self, model: nn.Module, sink: Sink,
                  skipped: set[str], whole: dict[str, nn.Module] | None = None,
                  counts_everywhere: bool = False) -> None:
         """`skipped`: modules whose operations are not synaptic (neurons, normalisation); a convolution or linear
@@ -129,7 +134,10 @@ class OperatorCounter(TorchDispatchMode):
         self._stack: list[_Frame] = []
         self._rows: dict[str, list[c.Operation]] = {}
         self._uncosted_pass: dict[tuple[str, str], None] = {}
-        self._held: list[tuple[dict[str, list[c.Operation]], dict[tuple[str, str], None]]] = []
+        self._outputs: dict[str, list[float]] = {}  # per module of this pass: outputs, output events
+        self._neurons: set[str] | None = None  # the neurons, once settled (until then, every module is counted)
+        self._held: list[tuple[dict[str, list[c.Operation]], dict[tuple[str, str], None],
+                               dict[str, list[float]]]] = []
         self._settled = False
         self._skip_cache: dict[str, bool] = {}
         self._paused = 0
@@ -147,7 +155,7 @@ class OperatorCounter(TorchDispatchMode):
         """Start counting a forward pass."""
         self._stop()  # a pass cut short by an error leaves nothing behind
         self._stack = [_Frame("", False)]  # the model's own forward
-        self._rows, self._uncosted_pass = {}, {}
+        self._rows, self._uncosted_pass, self._outputs = {}, {}, {}
         self.operands.clear()
         if self not in _get_current_dispatch_mode_stack():  # never twice, even if another mode kept it from leaving
             self.__enter__()
@@ -161,10 +169,10 @@ class OperatorCounter(TorchDispatchMode):
             return
         self._stop()
         if self._settled:
-            self._deliver(self._rows, self._uncosted_pass, samples)
+            self._deliver(self._rows, self._uncosted_pass, self._outputs, samples)
         else:
-            self._held.append((self._rows, self._uncosted_pass))
-        self._rows, self._uncosted_pass = {}, {}
+            self._held.append((self._rows, self._uncosted_pass, self._outputs))
+        self._rows, self._uncosted_pass, self._outputs = {}, {}, {}
 
     def _stop(self) -> None:
         """Leave both modes if this counter entered them and is still the innermost (never pop another's)."""
@@ -183,15 +191,17 @@ class OperatorCounter(TorchDispatchMode):
         return {n for n in names if n in self._modules and n not in self._weighted
                 and not any(t.dim() >= 2 for t in (*self._modules[n].parameters(), *self._modules[n].buffers()))}
 
-    def settle(self, skipped: set[str], samples: float) -> None:
-        """The recorder has decided which modules are neurons: drop their operations from the held passes and
-        deliver them, each as `samples` images' worth (a T-th of the batch when one pass is one timestep)."""
-        self.skipped |= skipped
+    def settle(self, neurons: set[str], samples: float, updating: set[str] | None = None) -> None:
+        """The recorder has decided which modules are `neurons`: drop their operations from the held passes and
+        deliver them, each as `samples` images' worth (a T-th of the batch when one pass is one timestep).
+        `updating`: the neurons with updates of their own (default: all; not a dropout named as a spiking layer)."""
+        self.skipped |= neurons
+        self._neurons = set(neurons if updating is None else updating)
         self._quiet = self._without_weights(self.skipped)
         self._skip_cache.clear()
         self._settled = True
-        for rows, uncosted in self._held:
-            self._deliver(rows, uncosted, samples)
+        for rows, uncosted, outputs in self._held:
+            self._deliver(rows, uncosted, outputs, samples)
         self._held.clear()
 
     def drop_held(self) -> None:
@@ -210,11 +220,13 @@ class OperatorCounter(TorchDispatchMode):
         return _Paused(self)
 
     def _deliver(self, rows: dict[str, list[c.Operation]], uncosted: dict[tuple[str, str], None],
-                 samples: float) -> None:
+                 outputs: dict[str, list[float]], samples: float) -> None:
         """Hand a pass over, without what ran inside modules found to be neurons since it was counted."""
         self.uncosted.update({k: None for k in uncosted if not self._skips(k[0])})
+        neurons = {name: (updates, events, leaks(self._modules[name])) for name, (updates, events) in outputs.items()
+                   if name in self._neurons}
         self.sink({row: calls for row, calls in rows.items() if row in self.whole or not self._skips(c.row_module(row))
-                   or (calls[0].weighted and not self._inside_whole(c.row_module(row)))}, samples)
+                   or (calls[0].weighted and not self._inside_whole(c.row_module(row)))}, samples, neurons)
 
     # --- modules --------------------------------------------------------------------------------
     def _enter_module(self, module: nn.Module, args) -> None:
@@ -232,9 +244,23 @@ class OperatorCounter(TorchDispatchMode):
     def _leave_module(self, module: nn.Module, args, output) -> None:
         if self._counting and not self._paused and len(self._stack) > 1 and (
                 self._stack[-1].name == self._names.get(id(module))):
-            if self._stack.pop().quiet:
+            frame = self._stack.pop()
+            if self._neurons is None or frame.name in self._neurons:
+                with self.paused():
+                    self._count_outputs(frame.name, output)
+            if frame.quiet:
                 self.__enter__()
                 self._in_dispatch = True
+
+    def _count_outputs(self, name: str, output) -> None:
+        """A neuron's outputs and output events (a count of k is k events) in this call."""
+        tensors = _tensors(output if isinstance(output, (tuple, list)) else (output,))
+        out = tensors[0] if tensors else None
+        if out is None or not (out.is_floating_point() or out.dtype == torch.bool):
+            return
+        counts = self._outputs.setdefault(name, [0.0, 0.0])
+        counts[0] += out.numel()
+        counts[1] += float(out.detach().double().abs().sum())
 
     def _skips(self, module: str) -> bool:
         """Inside a neuron, a normalisation layer or a module costed whole (a convolution or linear layer is never
@@ -381,8 +407,8 @@ def whole_operation(name: str, module: nn.Module, x: torch.Tensor) -> c.Operatio
     are its parameters, reading and writing a tensor of `x`'s size."""
     dense = float(module.macs(tuple(x.shape[2:])) * x.shape[1])
     operation = c.Operation(name, "fsta", "fsta", c.DENSE, False, 0.0, dense, dr_macs=dense, weighted=True)
-    return operation.sized(0.0, x.numel(), x.numel(), float(sum(p.numel() for p in module.parameters())),
-                           leading=x.shape[0])
+    return operation.sized(0.0, x.numel(), x.numel(), float(sum(p.numel() for p in module.parameters())))
+    # no `leading`: fed a whole sequence, it holds every timestep
 
 
 def _inside(module: str, roots: set[str]) -> bool:

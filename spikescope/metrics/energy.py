@@ -9,6 +9,8 @@ layer's own updates, fed by `neurons`), each beside the network's ANN twin.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pandas as pd
 import torch
 
@@ -21,6 +23,7 @@ from ..energy.models import TERMS, EnergyModel, Neurons, Site, energy_model
 from ..energy.operators import whole_operation
 from ..energy.parts import part_of
 from ..errors import SpikescopeError
+from ..timelayout import Layout
 from .base import Metric, MetricResult, zero_one
 
 DEFINITIONS = {
@@ -59,7 +62,6 @@ COUNTS = ("acs", "dense", "macs", "events", "elements", "dr_acs", "dr_macs", "ou
           "samples", *SIZES)  # per row, summed
 LABELS = ("kind", "operator", "input", "both", "weighted", "mixed", "alone", "parameters", "steps")  # the largest
 NEURON_COUNTS = ("updates", "spikes", "samples")  # per spiking layer, summed
-NEURON_LABELS = ("timesteps", "leak")  # per spiking layer, the largest
 RUN = "(images)"  # the state of the images every pass covered: each row's count is per image of the whole run
 
 
@@ -70,12 +72,13 @@ class Energy(Metric):
     (`LABELS`: indices into `KINDS`, `OPERATORS` and `INPUTS`, the worst input seen, and flags). Under `RUN`, the
     images of every pass: a row seen on some batches only is still per image of the whole run.
 
-    Beside them, per spiking layer (`neurons`), its updates and spikes, which memory-aware models price, and
-    under `RUN` the run's timesteps. `model` names the energy model (`energy.models.ENERGY_MODELS`) or is one.
+    Beside them, per neuron of the model, its updates and spikes (`neurons`, summed) and whether it leaks
+    (`leak`), which memory-aware models price, and under `RUN` the run's timesteps and whether the model steps
+    time in its own forward (`stepped`). `model` names the energy model (`energy.models.ENERGY_MODELS`) or is one.
     """
 
-    reductions = {"counts": "sum", "labels": "max", "samples": "sum", "timesteps": "max", "neurons": "sum",
-                  "neuron_labels": "max"}
+    reductions = {"counts": "sum", "labels": "max", "samples": "sum", "timesteps": "max", "stepped": "max",
+                  "neurons": "sum", "leak": "max"}
     inputs = "synapses"
 
     def __init__(self, model: str | EnergyModel = "fp32") -> None:
@@ -111,22 +114,26 @@ class Energy(Metric):
         self._add_row(layer, calls, B, inputs.device, alone=True, timesteps=T)
 
     def add(self, rows: dict[str, list[c.Operation]], samples: float, timesteps: int = 1,
-            device: torch.device | str = "cpu") -> None:
+            device: torch.device | str = "cpu", layouts: Collection[Layout] = (),
+            neurons: dict[str, tuple[float, float, bool]] | None = None) -> None:
         """Add one forward pass over `samples` images of `timesteps` steps: every row's operation calls (a module
-        stepped T times in one pass calls its operations T times)."""
+        stepped T times in one pass calls its operations T times), and every neuron's `(updates, spikes, leak)`
+        (`neurons`: outputs and output events, summed over the pass's calls). `layouts`: the time layouts of the
+        recorded layers, which say where time sits in a call's shape (`steps_in`)."""
+        stepped = Layout.PER_CALL in layouts
         self._accumulate(RUN, {"samples": torch.tensor(float(samples), dtype=torch.float64, device=device),
-                               "timesteps": torch.tensor(int(timesteps), dtype=torch.int64, device=device)})
+                               "timesteps": torch.tensor(int(timesteps), dtype=torch.int64, device=device),
+                               "stepped": torch.tensor(int(stepped), dtype=torch.int64, device=device)})
+        sequences = {pair for layout, pair in ((Layout.TIME_FIRST, (timesteps, samples)),
+                                               (Layout.BATCH_FIRST, (samples, timesteps)))
+                     if layout in layouts or stepped}  # a stepping model may stack its steps either way
         for row, calls in rows.items():
-            self._add_row(row, calls, samples, device, steps=steps_in(calls, samples, timesteps))
-
-    def neurons(self, layer: str, spikes: torch.Tensor, leak: bool) -> None:
-        """One sequence of a spiking layer's outputs `[T, B, ...]`: its updates (every neuron at every step) and
-        non-zero outputs, which memory-aware models price; `leak`: its updates multiply by a decay."""
-        T, B = spikes.shape[:2]
-        counts = [float(spikes.numel()), float(spikes.count_nonzero()), float(B)]
-        self._accumulate(layer, {
-            "neurons": torch.tensor(counts, dtype=torch.float64, device=spikes.device),
-            "neuron_labels": torch.tensor([T, int(leak)], dtype=torch.int64, device=spikes.device)})
+            self._add_row(row, calls, samples, device,
+                          steps=steps_in(calls, samples, timesteps, stepped, sequences))
+        for layer, (updates, spikes, leak) in (neurons or {}).items():
+            self._accumulate(layer, {
+                "neurons": torch.tensor([updates, spikes, samples], dtype=torch.float64, device=device),
+                "leak": torch.tensor(int(leak), dtype=torch.int64, device=device)})
 
     def _add_row(self, row: str, calls: list[c.Operation], samples: float, device: torch.device | str,
                  alone: bool = False, timesteps: int = 0, steps: int = 0) -> None:
@@ -141,7 +148,8 @@ class Energy(Metric):
             totals["macs"] += op.dense if op.input == DENSE else 0.0
         totals["samples"] = float(samples)
         first = calls[0]
-        parameters = max((op.other + op.bias_elements for op in calls if op.weighted), default=0.0)
+        parameters = max(((op.other if op.weighted else op.weight_elements) + op.bias_elements for op in calls),
+                         default=0.0)
         labels = (KINDS.index(first.kind), OPERATORS.index(first.operator),
                   max(INPUTS.index(op.input) for op in calls), int(any(op.both for op in calls)),
                   int(any(op.weighted for op in calls)), int(any(op.mixed for op in calls)),
@@ -156,21 +164,27 @@ class Energy(Metric):
 
     def compute(self) -> MetricResult:
         run = self.states.get(RUN)
-        steps = int(run["timesteps"]) if run is not None else 1
         spiking = any("neurons" in states for states in self.states.values())
-        rows = [self._row(name, states, run, steps, spiking) for name, states in self.states.items()
+        rows = [self._row(name, states, run, spiking) for name, states in self.states.items()
                 if "counts" in states]
         if self.model.memory_aware:
-            rows += [self._neuron_row(name, states) for name, states in self.states.items() if "neurons" in states]
+            rows += [self._neuron_row(name, states, run) for name, states in self.states.items()
+                     if "neurons" in states]
         definitions = {**DEFINITIONS, "model": self.model.describe()}
         return MetricResult(pd.DataFrame(rows, columns=COLUMNS), None, {}, definitions)
 
-    def _row(self, name: str, s: dict[str, torch.Tensor], run: dict | None, steps: int, spiking: bool) -> dict:
+    def _row(self, name: str, s: dict[str, torch.Tensor], run: dict | None, spiking: bool) -> dict:
         """One costed operation's row: its counts per image, and its energy and its ANN twin's under the model."""
         model = self.model
         v = dict(zip(COUNTS, s["counts"].tolist()))
         label = dict(zip(LABELS, s["labels"].tolist()))
         samples = float(run["samples"]) if run is not None and not label["alone"] else v["samples"]
+        steps = label["steps"] or 1
+        if label["alone"]:
+            runs = label["alone"]
+        else:  # a row of one timestep in a model that does not step time itself runs once per image
+            timesteps = int(run["timesteps"]) if run is not None else 1
+            runs = 1 if steps == 1 and not (run is not None and int(run["stepped"])) else timesteps
         kind, source = KINDS[label["kind"]], INPUTS[label["input"]]
         if v["macs"] > 0:  # dense on some batch: the operation multiplies real values on every batch
             source, sops, approx, macs, fr_in = DENSE, 0.0, 0.0, v["dense"], float("nan")
@@ -183,14 +197,14 @@ class Energy(Metric):
         per_image = {"sops": sops / samples, "sops_approx": approx / samples, "macs": macs / samples,
                      "sops_dense_reading": sops_dense_reading / samples,
                      "macs_dense_reading": macs_dense_reading / samples}
-        site = Site(kind, source, bool(label["weighted"]), label["alone"] or steps, label["steps"] or 1,
-                    acs=per_image["sops"],
+        site = Site(kind, source, bool(label["weighted"]), runs, steps, acs=per_image["sops"],
                     macs=per_image["macs"], dense=v["dense"] / samples, parameters=float(label["parameters"]),
-                    **{size: v[size] / samples for size in SIZES})
+                    seen=v["samples"] / samples, **{size: v[size] / samples for size in SIZES})
         terms, twin = model.site(site, spiking), model.ann(site)
         return {
             "layer": name, "module": c.row_module(name), "operator": OPERATORS[label["operator"]], "kind": kind,
-            "input": source, "operands": operands(kind, source, both, bool(label["weighted"]), bool(label["mixed"])),
+            "input": source, "operands": operands(kind, source, both, bool(label["weighted"] or label["parameters"]),
+                                                bool(label["mixed"])),
             "part": part_of(name, kind, source),
             "input_firing_rate": fr_in, **{f"{k}_per_image": x for k, x in per_image.items()},
             "dense_ops_per_image": v["dense"] / samples,
@@ -199,18 +213,19 @@ class Energy(Metric):
             "energy_pj_dense_reading_per_image": (model.e_mac * per_image["macs_dense_reading"]
                                                   + model.e_add * per_image["sops_dense_reading"]),
             **{f"energy_{term}_pj_per_image": value for term, value in terms.items()},
-            "ann_macs_per_image": 0.0 if kind in ("add", "reduction", "pooling") else site.dense / site.timesteps,
+            "ann_macs_per_image": 0.0 if kind in ("add", "reduction", "pooling") else site.dense / site.runs,
             "ann_energy_pj_per_image": sum(twin.values()),
             **{f"ann_energy_{term}_pj_per_image": value for term, value in twin.items()},
             "output_sparsity": 1 - v["out_nonzero"] / v["out_elements"] if both and v["out_elements"] else (
                 float("nan")),
         }
 
-    def _neuron_row(self, name: str, s: dict[str, torch.Tensor]) -> dict:
-        """A spiking layer's own updates under a memory-aware model (its twin, a ReLU, costs nothing)."""
-        updates, spikes, samples = s["neurons"].tolist()
-        timesteps, leak = s["neuron_labels"].tolist()
-        terms = self.model.neurons(Neurons(updates / samples, spikes / samples, int(timesteps), bool(leak)))
+    def _neuron_row(self, name: str, s: dict[str, torch.Tensor], run: dict) -> dict:
+        """A neuron's own updates under a memory-aware model (its twin, a ReLU, costs nothing), per image of the run."""
+        updates, spikes, seen = s["neurons"].tolist()
+        samples = float(run["samples"])
+        terms = self.model.neurons(Neurons(updates / samples, spikes / samples, int(run["timesteps"]),
+                                           bool(s["leak"]), seen / samples))
         row = {column: 0.0 for column in COLUMNS}
         row.update({"layer": name, "module": name, "operator": "neuron", "kind": "neuron", "input": SPIKES,
                     "operands": "potentials", "part": part_of(name, "neuron", SPIKES),
@@ -220,11 +235,18 @@ class Energy(Metric):
         return row
 
 
-def steps_in(calls: list[c.Operation], samples: float, timesteps: int) -> int:
-    """The timesteps of each image that a row's calls in one pass hold: a call whose output's first axis is the
-    pass's batch holds one timestep (a model stepping time in its own forward names each step's operation
-    apart); any other call holds them all (time folded into the batch, or a timestep per pass)."""
-    return min(timesteps, sum(1 if op.leading == samples else timesteps for op in calls))
+def steps_in(calls: list[c.Operation], samples: float, timesteps: int, stepped: bool = False,
+             sequences: Collection[tuple[float, float]] = ()) -> int:
+    """The timesteps of each image that a row's calls in one pass hold. A call whose output starts with a
+    sequence's `[T, B]` or `[B, T]` (`sequences`) holds them all. Otherwise, in a model stepping time in its own
+    forward (`stepped`), a call holds one (a timestep, or the image before time begins); in any other model, a
+    call whose output starts with the pass's batch holds one (it runs once per image, before time begins), and
+    any other call all (time folded into the batch, or a timestep per pass)."""
+    def held(op: c.Operation) -> int:
+        if op.leading[:2] in sequences:
+            return timesteps
+        return 1 if stepped or op.leading[:1] == (samples,) else timesteps
+    return min(timesteps, sum(held(op) for op in calls))
 
 
 def operands(kind: str, source: str, both: bool, weighted: bool, mixed: bool = False) -> str:
