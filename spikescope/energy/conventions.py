@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -226,7 +227,7 @@ def convolution(label: str, kind: str, x: torch.Tensor, weight: torch.Tensor, kx
     dense = float(per_sample * x.shape[0])
     sizes = {"inputs": x.numel(), "outputs": out.numel(), "other": weight.numel(),
              "taps": weight.numel() * spec.groups / x.shape[1] * x.shape[0],  # C_out x k^2 per sample
-             "leading": tuple(out.shape[:2])}
+             "leading": tuple(out.shape[:1])}  # [N, C, ...]: time is folded into N, if anywhere
     if kx in EVENTS and kw in EVENTS:
         coincidences = torch.ops.aten.convolution.default(
             x.double(), weight.double(), None, spec.stride, spec.padding, spec.dilation, spec.transposed,
@@ -254,6 +255,11 @@ def convolution(label: str, kind: str, x: torch.Tensor, weight: torch.Tensor, kx
     return _read(Operation(label, "convolution", kind, DENSE, False, 0.0, dense)).sized(0.0, **sizes)
 
 
+def _leading(shape: Sequence[int]) -> tuple[int, ...]:
+    """The axes of a shape that may hold time and batch: the first two of a tensor with features besides them."""
+    return tuple(shape[:2]) if len(shape) > 2 else tuple(shape[:1])
+
+
 def elementwise(label: str, operator: str, kind: str, a: torch.Tensor, b: torch.Tensor, ka: str, kb: str
                 ) -> Operation | None:
     """A product (`kind` "product") or sum ("add") of two tensors, costed from its operands (so an in-place call
@@ -268,7 +274,7 @@ def elementwise(label: str, operator: str, kind: str, a: torch.Tensor, b: torch.
     reads, second = sum(_events(x) for x, _ in events), b if first is a else a
     shape = torch.broadcast_shapes(a.shape, b.shape)
     sizes = {"inputs": a.numel() + b.numel(), "outputs": float(size), "other": second.numel(),
-             "leading": tuple(shape[:2])}
+             "leading": _leading(shape)}
     parameter = kind == "product" and (kb if second is b else ka) == WEIGHTS
     if parameter:  # read from the parameter memory, which holds it once (not per image)
         sizes["inputs"], sizes["other"] = float(first.numel()), 0.0
@@ -291,7 +297,7 @@ def reduction(label: str, operator: str, x: torch.Tensor, kx: str, out: torch.Te
         return None
     return _read(Operation(label, operator, "reduction", kx, False, _events(x), float(x.numel()), _events(x),
                            x.numel())).sized(_events(x), x.numel(), out.numel(),
-                                             leading=tuple(out.shape[:2]))
+                                             leading=_leading(out.shape))
 
 
 def window_reach(size: int, windows: list[tuple[int, int]]) -> torch.Tensor:
@@ -316,4 +322,4 @@ def pooling(label: str, operator: str, x: torch.Tensor, kx: str, windows: list[l
     leading = x.numel() // max(counts.numel(), 1)
     return _read(Operation(label, operator, "pooling", kx, False, float((counts * reach).sum()),
                            float(reach.sum()) * leading, float(counts.sum()), x.numel())
-                 ).sized(float(counts.sum()), x.numel(), out.numel(), leading=tuple(out.shape[:2]))
+                 ).sized(float(counts.sum()), x.numel(), out.numel(), leading=tuple(out.shape[:1]))

@@ -119,14 +119,12 @@ class Energy(Metric):
         """Add one forward pass over `samples` images of `timesteps` steps: every row's operation calls (a module
         stepped T times in one pass calls its operations T times), and every neuron's `(updates, spikes, leak)`
         (`neurons`: outputs and output events, summed over the pass's calls). `layouts`: the time layouts of the
-        recorded layers, which say where time sits in a call's shape (`steps_in`)."""
+        recorded layers, which say whether the model steps time in its own forward (`steps_in`)."""
         stepped = Layout.PER_CALL in layouts
         self._accumulate(RUN, {"samples": torch.tensor(float(samples), dtype=torch.float64, device=device),
                                "timesteps": torch.tensor(int(timesteps), dtype=torch.int64, device=device),
                                "stepped": torch.tensor(int(stepped), dtype=torch.int64, device=device)})
-        sequences = {pair for layout, pair in ((Layout.TIME_FIRST, (timesteps, samples)),
-                                               (Layout.BATCH_FIRST, (samples, timesteps)))
-                     if layout in layouts or stepped}  # a stepping model may stack its steps either way
+        sequences = {(timesteps, samples), (samples, timesteps)}  # any layout may view its tensors either way
         for row, calls in rows.items():
             self._add_row(row, calls, samples, device,
                           steps=steps_in(calls, samples, timesteps, stepped, sequences))
