@@ -404,11 +404,11 @@ class OperatorCounter(TorchDispatchMode):
 
 def whole_operation(name: str, module: nn.Module, x: torch.Tensor) -> c.Operation:
     """A module costed whole by its own `macs(sample_shape)` (FSTA) fed `x: [T, B, ...]`: dense MACs whose weights
-    are its parameters, reading and writing a tensor of `x`'s size."""
+    are its parameters, reading and writing a tensor of `x`'s size. Fed a whole sequence, it holds every timestep
+    (it has no `leading` axes to read one from)."""
     dense = float(module.macs(tuple(x.shape[2:])) * x.shape[1])
     operation = c.Operation(name, "fsta", "fsta", c.DENSE, False, 0.0, dense, dr_macs=dense, weighted=True)
     return operation.sized(0.0, x.numel(), x.numel(), float(sum(p.numel() for p in module.parameters())))
-    # no `leading`: fed a whole sequence, it holds every timestep
 
 
 def _inside(module: str, roots: set[str]) -> bool:
