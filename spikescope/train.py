@@ -3,9 +3,7 @@
 Runs are deterministic on the CPU for a given seed: the only randomness is the weight init
 (seeded once) and each epoch's shuffling (seeded by `seed` and the epoch number), and the learning
 rate is a pure function of the step (a cosine from `lr` to 0 over each cycle), so a run resumed
-from its last checkpoint ends with exactly the weights of an uninterrupted run. That needs MKL's
-reproducible mode (`MKL_CBWR`, set by `train` unless already set; it must be set before the process's
-first matrix product, as in a fresh process or the command line). A finished run
+from its last checkpoint ends with exactly the weights of an uninterrupted run. A finished run
 can be extended: the added epochs form a new cosine cycle that starts again at `lr`.
 
 Under torchrun (N processes) the model is wrapped in DistributedDataParallel (gloo on the CPU,
@@ -23,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,9 +228,6 @@ def train(config: TrainConfig | None = None, resume_from: str | Path | None = No
             note(f"{resume_from} was trained with {so_far} so far and continues with {processes}: "
                  "a valid run, but not the one an uninterrupted run would have given")
     device = resolve_device(config.device)
-    # MKL's matrix products may round differently with the memory alignment of their operands, which changes from
-    # one process to the next, unless its conditional numerical reproducibility is on (read at its first call)
-    os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
