@@ -3,7 +3,10 @@
 Runs are deterministic on the CPU for a given seed: the only randomness is the weight init
 (seeded once) and each epoch's shuffling (seeded by `seed` and the epoch number), and the learning
 rate is a pure function of the step (a cosine from `lr` to 0 over each cycle), so a run resumed
-from its last checkpoint ends with exactly the weights of an uninterrupted run. A finished run
+from its last checkpoint ends with exactly the weights of an uninterrupted run. Exactly, that is,
+with one intra-op thread (`OMP_NUM_THREADS=1`): with more, a CPU kernel now and then rounds
+differently from one process to the next (1 run in 16 of the bundled CNN at two threads), and a
+resumed run then drifts from the uninterrupted one as any two such runs do. A finished run
 can be extended: the added epochs form a new cosine cycle that starts again at `lr`.
 
 Under torchrun (N processes) the model is wrapped in DistributedDataParallel (gloo on the CPU,

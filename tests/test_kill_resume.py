@@ -19,6 +19,9 @@ import torch
 from spikescope.checkpoint import read_checkpoint
 
 STEPS_PER_EPOCH = 40
+# One intra-op thread: with two, a CPU kernel now and then rounds differently from one process to the next (1 run in
+# 16 of the same training, measured), and the difference grows over the epochs; with one, every run is identical
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 TRAIN_ARGS = ["train", "--data", "fashion-mnist-sample", "--limit", "640", "--test-limit", "64", "--batch-size", "16",
               "--epochs", "3", "--arch-kw", "width=4"]
 
@@ -85,7 +88,7 @@ sys.exit(cli.main(args))
 
 
 def spikescope(*args):
-    return subprocess.run([sys.executable, "-m", "spikescope", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "spikescope", *args], capture_output=True, text=True, env=ONE_THREAD)
 
 
 def checkpoint_history(path):
@@ -123,7 +126,7 @@ def test_a_run_killed_at_a_precise_moment_of_epoch_2_resumes_to_the_uninterrupte
         tmp_path, uninterrupted, fault, n, env, where):
     out = tmp_path / "run"
     killed = subprocess.run([sys.executable, "-c", LAUNCHER, fault, str(n), *TRAIN_ARGS, "--out", str(out)],
-                            capture_output=True, text=True, env={**os.environ, **env})
+                            capture_output=True, text=True, env={**ONE_THREAD, **env})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert re.search(f"FAULT: SIGKILL {where}\n", killed.stderr), killed.stderr[-2000:]  # once, at that moment
 
@@ -151,7 +154,7 @@ def test_a_kill_between_the_checkpoint_and_the_history_write_leaves_history_csv_
         tmp_path, uninterrupted):
     out = tmp_path / "run"
     killed = subprocess.run([sys.executable, "-c", LAUNCHER, "rename", "2", *TRAIN_ARGS, "--out", str(out)],
-                            capture_output=True, text=True, env={**os.environ, "FAULT_FILE": "history.csv"})
+                            capture_output=True, text=True, env={**ONE_THREAD, "FAULT_FILE": "history.csv"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert checkpoint_history(out / "checkpoint.pt") == [1, 2]  # epoch 2's checkpoint was renamed into place
     csv_epochs = pd.read_csv(out / "history.csv")["epoch"].tolist()
