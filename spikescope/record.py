@@ -197,9 +197,9 @@ class SpikeRecorder:
         sinks = [m for m in self.metrics if m.inputs == "synapses"]
         counts = any(sums_spikes(m) or declared_output(m) == OUTPUT_COUNTS for m in self._modules.values())
         def deliver(rows: dict, samples: float, spiking: dict) -> None:
-            layouts = {info.layout for info in self.layers}
+            stepped = any(info.layout is Layout.PER_CALL for info in self.layers)
             for metric in sinks:
-                metric.add(rows, samples, self.T or 1, layouts=layouts, neurons=spiking)
+                metric.add(rows, samples, self.T or 1, stepped=stepped, neurons=spiking)
 
         self._operations = OperatorCounter(self.model, deliver, neurons | norms, fsta, counts)
 

@@ -9,8 +9,6 @@ layer's own updates, fed by `neurons`), each beside the network's ANN twin.
 """
 from __future__ import annotations
 
-from collections.abc import Collection
-
 import pandas as pd
 import torch
 
@@ -23,7 +21,6 @@ from ..energy.models import TERMS, EnergyModel, Neurons, Site, energy_model
 from ..energy.operators import whole_operation
 from ..energy.parts import part_of
 from ..errors import SpikescopeError
-from ..timelayout import Layout
 from .base import Metric, MetricResult, zero_one
 
 DEFINITIONS = {
@@ -114,20 +111,17 @@ class Energy(Metric):
         self._add_row(layer, calls, B, inputs.device, alone=True, timesteps=T)
 
     def add(self, rows: dict[str, list[c.Operation]], samples: float, timesteps: int = 1,
-            device: torch.device | str = "cpu", layouts: Collection[Layout] = (),
+            device: torch.device | str = "cpu", stepped: bool = False,
             neurons: dict[str, tuple[float, float, bool]] | None = None) -> None:
         """Add one forward pass over `samples` images of `timesteps` steps: every row's operation calls (a module
         stepped T times in one pass calls its operations T times), and every neuron's `(updates, spikes, leak)`
-        (`neurons`: outputs and output events, summed over the pass's calls). `layouts`: the time layouts of the
-        recorded layers, which say whether the model steps time in its own forward (`steps_in`)."""
-        stepped = Layout.PER_CALL in layouts
+        (`neurons`: outputs and output events, summed over the pass's calls). `stepped`: the model steps time in
+        its own forward (`steps_in`)."""
         self._accumulate(RUN, {"samples": torch.tensor(float(samples), dtype=torch.float64, device=device),
                                "timesteps": torch.tensor(int(timesteps), dtype=torch.int64, device=device),
                                "stepped": torch.tensor(int(stepped), dtype=torch.int64, device=device)})
-        sequences = {(timesteps, samples), (samples, timesteps)}  # any layout may view its tensors either way
         for row, calls in rows.items():
-            self._add_row(row, calls, samples, device,
-                          steps=steps_in(calls, samples, timesteps, stepped, sequences))
+            self._add_row(row, calls, samples, device, steps=steps_in(calls, samples, timesteps, stepped))
         for layer, (updates, spikes, leak) in (neurons or {}).items():
             self._accumulate(layer, {
                 "neurons": torch.tensor([updates, spikes, samples], dtype=torch.float64, device=device),
@@ -233,13 +227,15 @@ class Energy(Metric):
         return row
 
 
-def steps_in(calls: list[c.Operation], samples: float, timesteps: int, stepped: bool = False,
-             sequences: Collection[tuple[float, float]] = ()) -> int:
+def steps_in(calls: list[c.Operation], samples: float, timesteps: int, stepped: bool = False) -> int:
     """The timesteps of each image that a row's calls in one pass hold. A call whose output starts with a
-    sequence's `[T, B]` or `[B, T]` (`sequences`) holds them all. Otherwise, in a model stepping time in its own
-    forward (`stepped`), a call holds one (a timestep, or the image before time begins); in any other model, a
-    call whose output starts with the pass's batch holds one (it runs once per image, before time begins), and
-    any other call all (time folded into the batch, or a timestep per pass)."""
+    sequence's `[T, B]` or `[B, T]` holds them all (any layout may view its tensors either way inside a layer).
+    Otherwise, in a model stepping time in its own forward (`stepped`), a call holds one (a timestep, or the
+    image before time begins); in any other model, a call whose output starts with the pass's batch holds one
+    (it runs once per image, before time begins), and any other call all (time folded into the batch, or a
+    timestep per pass)."""
+    sequences = {(timesteps, samples), (samples, timesteps)}
+
     def held(op: c.Operation) -> int:
         if op.leading[:2] in sequences:
             return timesteps
