@@ -34,6 +34,8 @@ _HOMES = {  # public name -> (module, attribute)
     "SpikeActivationMap": (".metrics.sam", "SpikeActivationMap"), "SpikeRecorder": (".record", "SpikeRecorder"),
     "TrainConfig": (".train", "TrainConfig"), "initial_model": (".train", "initial_model"),
     "train": (".train", "train"), "ARMS": (".arms", "ARMS"), "train_arms": (".arms", "train_arms"),
+    "frequency_ablation": (".frequency.ablation", "frequency_ablation"),
+    "FrequencyAblation": (".frequency.result", "FrequencyAblation"),
 }
 
 __all__ = sorted([*_HOMES, "__version__"])
