@@ -22,14 +22,14 @@ SEVERAL_PROCESSES = ("analyze", "evaluate", "train")  # the commands that run un
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], None]]]:
     """The parser of every subcommand, and the function that runs each."""
     from .. import __version__
-    from . import analyze, attribute, compare, train
+    from . import analyze, attribute, compare, frequency, train
     from .common import Parser
 
     parser = Parser(prog="spikescope", description="Look inside trained spiking neural networks.")
     parser.add_argument("--version", action="version", version=f"spikescope {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     runners: dict[str, Callable[[argparse.Namespace], None]] = {}
-    for family in (train, analyze, attribute, compare):
+    for family in (train, analyze, attribute, frequency, compare):
         runners.update(family.register(commands))
     return parser, runners
 

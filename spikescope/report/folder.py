@@ -122,14 +122,16 @@ def _folder_name(text: str) -> str:
 def default_report_folder(kind: str, sources: Sequence[str | Path], variant: str = "",
                           names: Sequence[str] | None = None, root: Path = Path("reports")) -> Path:
     """Where a report goes by default: `root/<label>` for analyze, `root/<label>-<method>` for attribute (the
-    method is the `variant`), `root/compare-<first>-<last>` for compare, labels taken from `names` or else from
-    the model files. A folder is reused only by a report of the same kind, files and variant that holds nothing
-    of the user's; otherwise `-2`, `-3`, ... is appended, so two reports never share one."""
+    method is the `variant`), `root/<label>-frequency` for frequency, `root/compare-<first>-<last>` for compare,
+    labels taken from `names` or else from the model files. A folder is reused only by a report of the same kind,
+    files and variant that holds nothing of the user's; otherwise `-2`, `-3`, ... is appended, so two reports never
+    share one."""
     labels = list(names) if names is not None else [model_label(Path(source)) for source in sources]
     if kind == "compare":
         name = "compare-" + "-".join(dict.fromkeys([labels[0], labels[-1]]))
     else:
-        name = labels[0] + (f"-{variant}" if kind == "attribute" and variant else "")
+        name = labels[0] + (f"-{variant}" if kind == "attribute" and variant else "-frequency" if kind == "frequency"
+                            else "")
     name = _folder_name(name)
     identity = _identity(report_marker(kind, sources, variant))
     candidate, number = root / name, 1
