@@ -135,7 +135,8 @@ def _pair_heatmaps(controls: pd.DataFrame, measure: str) -> go.Figure:
                         zmin=-reach, zmax=reach, row=1, col=col,
                         colorbar=dict(x=0.4 if col == 1 else 1.0, len=0.9, title=unit.strip() or None))
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(height=160 + 36 * len(layers), width=1100, margin=dict(t=50, b=40, l=110, r=40))
+    fig.update_xaxes(tickangle=-40)
+    fig.update_layout(height=230 + 36 * len(layers), width=1100, margin=dict(t=50, b=120, l=110, r=40))
     return fig
 
 
