@@ -36,6 +36,7 @@ _HOMES = {  # public name -> (module, attribute)
     "train": (".train", "train"), "ARMS": (".arms", "ARMS"), "train_arms": (".arms", "train_arms"),
     "frequency_ablation": (".frequency.ablation", "frequency_ablation"),
     "FrequencyAblation": (".frequency.result", "FrequencyAblation"),
+    "compare_frequency": (".frequency.comparison", "compare_frequency"),
     "frequency_checkpoint": (".frequency.checkpoint", "frequency_checkpoint"),
 }
 

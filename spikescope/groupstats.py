@@ -51,7 +51,9 @@ def paired_difference(values: Sequence[float], reference: Sequence[float]) -> di
     summary = summarize(a - b)
     base = float(b.mean()) if len(b) else math.nan
     percent = 100 * summary["mean"] / abs(base) if base else math.nan
-    p_value = float(stats.ttest_rel(a, b).pvalue) if len(a) > 1 and np.ptp(a - b) > 0 else math.nan
+    differences = a - b
+    varies = len(a) > 1 and np.ptp(differences) > 1e-12 * max(1.0, float(np.abs(differences).max()))
+    p_value = float(stats.ttest_rel(a, b).pvalue) if varies else math.nan  # equal differences (to rounding): no test
     return {**summary, "percent": percent, "p_value": p_value}
 
 

@@ -30,6 +30,14 @@ def test_a_change_against_a_negative_reference_has_the_sign_of_the_change():
     assert rise["std"] == pytest.approx(math.sqrt(0.005), rel=1e-9)  # sample SD of 0.25, 0.35
 
 
+def test_equal_differences_up_to_rounding_get_no_p_value():
+    """-0.1 - (-0.095) and -0.09 - (-0.085) are both -0.005 but for the last bit: a t-test would give p ~ 1e-15."""
+    change = paired_difference([-0.1, -0.09], [-0.095, -0.085])
+    assert change["mean"] == pytest.approx(-0.005) and math.isnan(change["p_value"])
+    assert paired_difference([0.015, 0.035], [-0.005, 0.005])["p_value"] == pytest.approx(
+        stats.ttest_rel([0.015, 0.035], [-0.005, 0.005]).pvalue)
+
+
 @pytest.fixture(scope="module")
 def result():
     model, _ = load(bundled_checkpoint("baseline"), torch.device("cpu"))
