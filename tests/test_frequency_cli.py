@@ -110,3 +110,18 @@ def test_python_refuses_before_loading(tmp_path):
     with pytest.raises(SpikescopeError, match="--coefficients must be at least 0"):
         spikescope.frequency_checkpoint(out=tmp_path / "new", coefficients=-2)
     assert not (tmp_path / "new").exists()
+
+
+def test_two_models_are_compared_in_one_report(tmp_path):
+    models = [bundled_checkpoint("baseline"), bundled_checkpoint("fsta")]
+    result = run("frequency", *models, "--label", "base", "--label", "fsta", *QUICK, "--layers", "block5.lif",
+                 "--out", tmp_path / "cli")
+    assert result.returncode == 0, result.stderr
+    comparison, files = spikescope.compare_frequency(models, labels=["base", "fsta"], out=tmp_path / "python",
+                                                     limit=40, bands="axis", draws=1, layers="block5.lif")
+    assert {p.name for p in (tmp_path / "cli").iterdir()} == {".spikescope-report", *files}
+    written = pd.read_csv(tmp_path / "cli" / "statistics.csv")
+    pd.testing.assert_frame_equal(written, pd.read_csv(files["statistics.csv"]))
+    assert "against base" in result.stdout and "fsta block5.lif   axis_vertical" in result.stdout
+    lone = run("frequency", models[0], "--label", "base", *QUICK)
+    assert lone.returncode == 2 and "--label names models that are compared" in error_line(lone.stderr)

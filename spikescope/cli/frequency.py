@@ -9,11 +9,15 @@ from typing import Callable
 import pandas as pd
 
 from ..checkpoint import bundled_checkpoint
+from ..compare import parse_groups
+from ..errors import SpikescopeError
 from ..frequency.bands import BAND_SETS, DEFAULT_BAND_SETS
 from ..frequency.checkpoint import frequency_checkpoint
+from ..frequency.comparison import FrequencyComparison, compare_frequency, default_frequency_comparison_folder
 from ..frequency.result import FrequencyAblation
 from ..report.folder import check_output_folder, default_report_folder
 from .analyze import layers_argument
+from .compare import group_argument
 from .common import add_data_flags, add_model_flags, command_line, non_negative_int, positive_int, warn_trust_pickle
 
 EXAMPLES = """examples:
@@ -22,6 +26,9 @@ EXAMPLES = """examples:
   spikescope frequency runs/fsta/checkpoint.pt --layers block1.lif,block5.lif --bands axis,dc --draws 5
   spikescope frequency runs/baseline/checkpoint.pt --coefficients 3 --bands dc    # every coefficient of a 3x3 block
   spikescope frequency runs/baseline/checkpoint.pt --binarize   # the next layer sees spikes (threshold 0.5)
+  spikescope frequency runs/baseline/checkpoint.pt runs/fsta/checkpoint.pt --bands axis     # two models compared
+  spikescope frequency --group baseline=runs/arms/baseline/seed0/checkpoint.pt,runs/arms/baseline/seed1/checkpoint.pt \
+                       --group fsta=runs/arms/fsta/seed0/checkpoint.pt,runs/arms/fsta/seed1/checkpoint.pt --bands axis
 
 bands: axis (axis_vertical: variation along the height, i.e. horizontal stripes; axis_horizontal: along the width),
 wedge (wedge_vertical, wedge_horizontal), radial (band_low, band_mid, band_high), dc. Each band is removed from one
@@ -30,6 +37,9 @@ share of the layer's spectral power). The ablated maps are not binary unless --b
 docs/metrics.md, "Frequency ablation".
 
 outputs (in --out): report.html (+ plotly.min.js), effects.csv, controls.csv, frequency.json, ablation.npz
+With several models or --group, every model is ablated on the same images and the report compares each band's
+specific effect (band minus its controls) across groups, paired seed by seed as compare pairs them: report.html
+(+ plotly.min.js), statistics.csv, models.csv, comparison.json (default: reports/compare-<first>-<last>-frequency).
 """
 
 
@@ -40,7 +50,12 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
                             description="Remove each frequency band from each spiking layer's 2D maps on the way to "
                                         "the next layer, against energy-matched random controls, measure the change "
                                         "in accuracy, target logit and KL per image, and write a report folder.")
-    f.add_argument("checkpoint", nargs="?", help="model file (default: the bundled baseline demo model)")
+    f.add_argument("checkpoints", nargs="*", help="model file (default: the bundled baseline demo model); several "
+                                                  "files are compared, each its own group")
+    f.add_argument("--label", action="append", default=[], help="a name per positional model, when comparing "
+                                                                 "(repeatable)")
+    f.add_argument("--group", type=group_argument, action="append", default=[], metavar="NAME=a.pt,b.pt,...",
+                   help="a group of models to compare, e.g. one arm over seeds (repeatable)")
     f.add_argument("--layers", default="all",
                    help="all, NAME,NAME,... or a regular expression, as in analyze; layers without 2D maps are "
                         "skipped (default: all)")
@@ -64,14 +79,20 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
 
 
 def run_frequency(args: argparse.Namespace) -> None:
-    warn_trust_pickle(args, args.checkpoint or "the bundled model")
+    if len(args.checkpoints) > 1 or args.group:
+        run_comparison(args)
+        return
+    if args.label:
+        raise SpikescopeError("--label names models that are compared: give two or more model files (or --group)")
+    checkpoint = args.checkpoints[0] if args.checkpoints else None
+    warn_trust_pickle(args, checkpoint or "the bundled model")
     out = args.out
     if out is None:
-        source = Path(args.checkpoint) if args.checkpoint else bundled_checkpoint("baseline")
+        source = Path(checkpoint) if checkpoint else bundled_checkpoint("baseline")
         out = check_output_folder(default_report_folder("frequency", [source]), "frequency")
         print(f"spikescope: report folder: {out}", file=sys.stderr)
     result, files = frequency_checkpoint(
-        args.checkpoint, out=out, layers=layers_argument(args.layers), bands=args.bands,
+        checkpoint, out=out, layers=layers_argument(args.layers), bands=args.bands,
         coefficients=args.coefficients, draws=args.draws, seed=args.seed, binarize=args.binarize, data=args.data,
         data_root=args.data_root, limit=args.limit, batch_size=args.batch_size, device=args.device, arch=args.arch,
         arch_kwargs=dict(args.arch_kw), T=args.T, trust_pickle=args.trust_pickle,
@@ -79,6 +100,43 @@ def run_frequency(args: argparse.Namespace) -> None:
         command=command_line(), progress=True)
     print(summary_lines(result))
     print(f"report: {files['report.html']}")
+
+
+def run_comparison(args: argparse.Namespace) -> None:
+    """Several models or groups: `compare_frequency`, then each group's axis bands against the reference."""
+    groups = dict(args.group)
+    if len(groups) != len(args.group):
+        raise SpikescopeError("each --group needs its own name")
+    out = args.out
+    if out is None:
+        out = default_frequency_comparison_folder(parse_groups(args.checkpoints, args.label, groups))
+        print(f"spikescope: report folder: {out}", file=sys.stderr)
+    warn_trust_pickle(args, "the model files")
+    comparison, files = compare_frequency(
+        args.checkpoints, args.label, groups, data=args.data, data_root=args.data_root, limit=args.limit,
+        batch_size=args.batch_size, device=args.device, layers=layers_argument(args.layers), bands=args.bands,
+        coefficients=args.coefficients, draws=args.draws, seed=args.seed, binarize=args.binarize, out=out,
+        command=command_line(), progress=True, arch=args.arch, arch_kwargs=dict(args.arch_kw), T=args.T,
+        trust_pickle=args.trust_pickle, time_first_input=args.time_first_input, fold=args.fold,
+        batch_first=args.batch_first, tokens=args.tokens)
+    print(comparison_lines(comparison))
+    print(f"report: {files['report.html']}")
+
+
+def comparison_lines(comparison: FrequencyComparison) -> str:
+    """Per group but the reference, layer and axis band (each band, without the axis set): the change of the band's
+    specific effect on accuracy against the reference, in percentage points, with its interval and p-value."""
+    stats = comparison.statistics()
+    changes = stats[(stats["measure"] == "accuracy_change_specific") & (stats["group"] != comparison.reference)]
+    axis = changes[changes["band"].isin(BAND_SETS["axis"])]
+    shown = axis if len(axis) else changes
+    lines = pd.DataFrame({
+        "group": shown["group"], "layer": shown["layer"], "band": shown["band"],
+        "specific effect": shown["mean"].map(lambda v: f"{100 * v:+.1f} pp"),
+        "change [95 % CI]": [_change(r) for r in shown.itertuples()],
+        "p": shown["p_value"].map(lambda v: "–" if pd.isna(v) else f"{v:.3g}") if "p_value" in shown else "–"})
+    return (f"specific effect of removing each band on accuracy (band minus its controls), against "
+            f"{comparison.reference}:\n" + lines.to_string(index=False))
 
 
 def summary_lines(result: FrequencyAblation) -> str:
@@ -100,6 +158,13 @@ def summary_lines(result: FrequencyAblation) -> str:
     head = (f"frequency ablation of {len(result.layers)} layers on {info['images']} images in {info['seconds']:.1f} s "
             f"({info['draws']} control{'' if info['draws'] == 1 else 's'} per band, {maps} maps):")
     return head + "\n" + lines.to_string(index=False)
+
+
+def _change(row: tuple) -> str:
+    """`+1.0 pp [-2.0, +4.0]`, or the bare change where the groups are compared unpaired."""
+    low, high = getattr(row, "change_ci_low", float("nan")), getattr(row, "change_ci_high", float("nan"))
+    interval = "" if pd.isna(low) else f" [{100 * low:+.1f}, {100 * high:+.1f}]"
+    return f"{100 * row.change_mean:+.1f} pp{interval}"
 
 
 def _specific(row: tuple) -> str:

@@ -9,6 +9,7 @@ groups are summarised over their seeds and compared with the first (reference) g
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -115,7 +116,7 @@ def compare_frequency(models: Sequence[Model] | Mapping[str, Model] = (), labels
     results = {}
     for label, model in prepared.items():
         if progress and distributed.is_main():
-            print(f"spikescope: {label}", flush=True)
+            print(f"spikescope: {label}", file=sys.stderr, flush=True)
         results[label] = frequency_ablation(
             model.model, make_loader(model.dataset, batch_size), layers=layers, bands=bands, coefficients=coefficients,
             draws=draws, seed=seed, binarize=binarize, T=model.T, device=device, run=model.run, fold=model.fold,
