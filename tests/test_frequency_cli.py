@@ -125,3 +125,16 @@ def test_two_models_are_compared_in_one_report(tmp_path):
     assert "against base" in result.stdout and "fsta block5.lif   axis_vertical" in result.stdout
     lone = run("frequency", models[0], "--label", "base", *QUICK)
     assert lone.returncode == 2 and "--label names models that are compared" in error_line(lone.stderr)
+
+
+def test_two_processes_write_the_report_of_one(tmp_path):
+    from test_distributed import spikescope_cli, torchrun
+    args = ["frequency", *QUICK, "--layers", "block2.lif,block4.lif", "--batch-size", "10"]
+    one = spikescope_cli(*args, "--out", tmp_path / "one")
+    two = torchrun("-m", "spikescope", *args, "--out", tmp_path / "two")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout.count("report:") == 1  # rank 0 alone speaks and writes
+    for name in ("effects.csv", "controls.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "two" / name), pd.read_csv(tmp_path / "one" / name),
+                                      check_exact=False, atol=1e-5)
+    assert json.loads((tmp_path / "two" / "frequency.json").read_text())["info"]["processes"] == 2

@@ -16,7 +16,7 @@ import threading
 import warnings
 from typing import Callable, Sequence
 
-SEVERAL_PROCESSES = ("analyze", "evaluate", "train")  # the commands that run under torchrun
+SEVERAL_PROCESSES = ("analyze", "evaluate", "frequency", "train")  # the commands that run under torchrun
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], None]]]:

@@ -8,6 +8,7 @@ from typing import Callable
 
 import pandas as pd
 
+from .. import distributed
 from ..checkpoint import bundled_checkpoint
 from ..compare import parse_groups
 from ..errors import SpikescopeError
@@ -79,18 +80,22 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
 
 
 def run_frequency(args: argparse.Namespace) -> None:
+    distributed.init_from_environment(args.device)
     if len(args.checkpoints) > 1 or args.group:
         run_comparison(args)
         return
     if args.label:
         raise SpikescopeError("--label names models that are compared: give two or more model files (or --group)")
     checkpoint = args.checkpoints[0] if args.checkpoints else None
-    warn_trust_pickle(args, checkpoint or "the bundled model")
+    main = distributed.is_main()
+    if main:
+        warn_trust_pickle(args, checkpoint or "the bundled model")
     out = args.out
     if out is None:
         source = Path(checkpoint) if checkpoint else bundled_checkpoint("baseline")
         out = check_output_folder(default_report_folder("frequency", [source]), "frequency")
-        print(f"spikescope: report folder: {out}", file=sys.stderr)
+        if main:
+            print(f"spikescope: report folder: {out}", file=sys.stderr)
     result, files = frequency_checkpoint(
         checkpoint, out=out, layers=layers_argument(args.layers), bands=args.bands,
         coefficients=args.coefficients, draws=args.draws, seed=args.seed, binarize=args.binarize, data=args.data,
@@ -98,8 +103,9 @@ def run_frequency(args: argparse.Namespace) -> None:
         arch_kwargs=dict(args.arch_kw), T=args.T, trust_pickle=args.trust_pickle,
         time_first_input=args.time_first_input, fold=args.fold, batch_first=args.batch_first, tokens=args.tokens,
         command=command_line(), progress=True)
-    print(summary_lines(result))
-    print(f"report: {files['report.html']}")
+    if main:
+        print(summary_lines(result))
+        print(f"report: {files['report.html']}")
 
 
 def run_comparison(args: argparse.Namespace) -> None:
@@ -107,11 +113,14 @@ def run_comparison(args: argparse.Namespace) -> None:
     groups = dict(args.group)
     if len(groups) != len(args.group):
         raise SpikescopeError("each --group needs its own name")
+    main = distributed.is_main()
     out = args.out
     if out is None:
         out = default_frequency_comparison_folder(parse_groups(args.checkpoints, args.label, groups))
-        print(f"spikescope: report folder: {out}", file=sys.stderr)
-    warn_trust_pickle(args, "the model files")
+        if main:
+            print(f"spikescope: report folder: {out}", file=sys.stderr)
+    if main:
+        warn_trust_pickle(args, "the model files")
     comparison, files = compare_frequency(
         args.checkpoints, args.label, groups, data=args.data, data_root=args.data_root, limit=args.limit,
         batch_size=args.batch_size, device=args.device, layers=layers_argument(args.layers), bands=args.bands,
@@ -119,8 +128,9 @@ def run_comparison(args: argparse.Namespace) -> None:
         command=command_line(), progress=True, arch=args.arch, arch_kwargs=dict(args.arch_kw), T=args.T,
         trust_pickle=args.trust_pickle, time_first_input=args.time_first_input, fold=args.fold,
         batch_first=args.batch_first, tokens=args.tokens)
-    print(comparison_lines(comparison))
-    print(f"report: {files['report.html']}")
+    if main:
+        print(comparison_lines(comparison))
+        print(f"report: {files['report.html']}")
 
 
 def comparison_lines(comparison: FrequencyComparison) -> str:

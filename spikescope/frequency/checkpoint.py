@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from .. import __version__
+from .. import __version__, distributed
 from ..checkpoint import bundled_checkpoint
 from ..data import make_loader
 from ..errors import SpikescopeError, recorded_warnings
@@ -55,4 +55,6 @@ def frequency_checkpoint(checkpoint: str | Path | None = None, out: str | Path |
                    "dataset": f"{prepared.dataset.name} (test split)", "dataset_name": prepared.dataset.name,
                    "T": result.info["T"], "version": __version__,
                    "command": command or "spikescope.frequency_checkpoint(...) (Python)"}
+    if not distributed.is_main():  # under torchrun every process holds the whole result; rank 0 writes
+        return result, {}
     return result, write_frequency_outputs(result, description, destination)
