@@ -308,3 +308,31 @@ def test_bad_requests_are_one_line_errors(bundled):
         spikescope.frequency_ablation(prepared.model, loader, T=prepared.T, layers="nothing.*")
     with pytest.raises(SpikescopeError, match="no selected spiking layer has 2D maps"):
         spikescope.frequency_ablation(MLPSNN(), loader)
+
+
+class TokenStripeReader(StripeReader):
+    """`StripeReader` whose neuron sees the image as 64 tokens of one feature, `[T, B, N, D]` on an 8 x 8 grid."""
+
+    def spikes(self, images: torch.Tensor) -> torch.Tensor:
+        current = images.unsqueeze(0).expand(T, *images.shape)  # [T, B, 1, H, W]
+        tokens = self.neuron(current.flatten(3).transpose(2, 3).contiguous())  # [T, B, 64, 1]
+        return tokens.transpose(2, 3).unflatten(3, (SIZE, SIZE))
+
+
+def test_token_layers_lose_the_frequencies_of_their_patch_grid():
+    reference = spikescope.frequency_ablation(StripeReader(LIF(), "time-first"), stripe_loader(), T=T, bands="axis",
+                                              draws=2)
+    tokens = spikescope.frequency_ablation(TokenStripeReader(LIF(), "time-first"), stripe_loader(), T=T,
+                                           bands="axis", draws=2, tokens="8x8")
+    for key in ("correct", "logit_change", "kl"):
+        np.testing.assert_array_equal(getattr(tokens, key)["neuron"], getattr(reference, key)["neuron"])
+
+
+def test_without_labels_the_target_is_the_unablated_prediction():
+    images, _ = stripes(20)
+    result = spikescope.frequency_ablation(StripeReader(LIF(), "time-first"),
+                                           torch.utils.data.DataLoader(images, batch_size=10), T=T, bands="axis",
+                                           draws=1)
+    assert result.info["target"] == "prediction" and result.base_correct.all()
+    effects = result.effects().set_index("condition")
+    assert effects.loc["axis_vertical", "accuracy_change_mean"] == -0.5  # the horizontal half changes its mind
