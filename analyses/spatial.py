@@ -9,9 +9,16 @@ seeds). "Learn" needs references: the input images' own OI (depth 0), and the sa
 (the initial weights of the same seeds); the learned effect is trained minus untrained, per layer. The
 verdict is also checked against a second definition of the spectrum (power of the channel-averaged map
 instead of power per map), followed over training (the runs track 500 test images every epoch), and
-controlled on a network trained on gratings, whose orientation content is known. Writes reports/spatial/.
+controlled on a network trained on gratings, whose orientation content is known.
 
-    python analyses/spatial.py                       # defaults: about 10 minutes on 2 CPU cores
+The claim is also tested functionally (_functional.py): each layer's vertical and horizontal bands are removed from
+its spike maps on the way to the next layer, against energy-matched random controls, and the functional orientation
+index FOI (> 0: the decision depends more on variation along the height, beyond the power removed) is judged by
+depth with the same readings and rules, on the trained networks, the untrained ones and what training adds; a
+network trained on gratings must depend on the band its stripes live in at every depth. KL is the primary measure
+(an untrained network's accuracy sits at chance), the accuracy drop is reported beside it. Writes reports/spatial/.
+
+    python analyses/spatial.py                       # defaults: about 25 minutes on 2 CPU cores
     python analyses/spatial.py --seeds 5 --limit 0 --epochs 10 --device cuda
 
 Resumable: finished runs are kept (runs/studies/...), so a rerun only analyses.
@@ -26,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+import _functional as F
 import spikescope
 from _recipe import arguments, recipe, runs_folder
 from _report import interval, markdown_table, save_figure, study_folder, verdict
@@ -35,6 +43,7 @@ OI_BOUNDS = {"trained": (-1, 1), "untrained": (-1, 1), "trained, channel-average
              "learned (trained − untrained)": (-2, 2)}  # intervals shown within the quantity's range
 READINGS = {"a": ("variation along the height (OI > 0) shallow, along the width deep", +1),
             "b": ("vertical stripes (OI < 0) shallow, horizontal stripes deep", -1)}  # sign of the shallow OI
+GRATINGS_TEST = 500  # the gratings networks' test images (their vertical- and horizontal-stripe ones are used)
 
 
 def test_loader(data: str, limit: int, labels: list[int] | None = None) -> torch.utils.data.DataLoader:
@@ -64,6 +73,57 @@ def judge(per_seed: list[np.ndarray], shallow_sign: int) -> dict:
             "trend": trend, "trend_verdict": verdict(trend["ci_low"], trend["ci_high"], -shallow_sign)}
 
 
+def trend_cell(result: dict) -> str:
+    """A judged trend as `Spearman mean [CI] (n): verdict`."""
+    return f"{interval(result['trend'], digits=2, bounds=(-1, 1))}: {result['trend_verdict']}"
+
+
+def ablations(runs: list, gratings_runs: list, config, args) -> tuple[dict, dict]:
+    """The ablation tables (`_functional.ablation_table`, cached beside each run) of the trained and untrained
+    networks by seed, and of the gratings networks on each kind of stripes."""
+    bands, loader = ",".join(SPLITS), test_loader(config.data, args.ablation_images)
+    tables = {"trained": [], "untrained": []}
+    for seed, path in enumerate(runs):
+        networks = {"trained": spikescope.load(path)[0],
+                    "untrained": spikescope.initial_model(dataclasses.replace(config, seed=seed))}
+        for network, model in networks.items():
+            cache = F.cache_path(path.parent, network, args.ablation_images, bands, args.draws)
+            tables[network].append(F.ablation_table(model, loader, cache, bands, args.draws))
+    stripes_tables = {stripes: [] for stripes in F.STRIPES}
+    for path in gratings_runs:
+        model = spikescope.load(path)[0]
+        for stripes, (label, _) in F.STRIPES.items():
+            cache = F.cache_path(path.parent, stripes, GRATINGS_TEST, bands, args.draws)
+            stripes_tables[stripes].append(F.ablation_table(model, test_loader("gratings", GRATINGS_TEST, [label]),
+                                                            cache, bands, args.draws))
+    return tables, stripes_tables
+
+
+def functional(tables: dict, stripes_tables: dict, folder) -> tuple[str, bool, dict]:
+    """Claim 1 tested functionally: FOI by depth judged per measure, split and reading like OI (trained, untrained,
+    and what training adds); the report's section (`_functional.section`), the verdict per reading (KL, per split)
+    and whether the gratings control passes."""
+    found = {(split, measure): {network: [F.dependence(t, split, measure) for t in frames]
+                                for network, frames in tables.items()} for split in SPLITS for measure in F.LOSSES}
+    verdicts, headline = [], {}
+    for (split, measure), frames in found.items():
+        foi = {network: [f["FOI"].to_numpy() for f in fs] for network, fs in frames.items()}
+        foi["learned"] = [t - u for t, u in zip(foi["trained"], foi["untrained"])]
+        for reading, (_, sign) in READINGS.items():
+            judged = {view: judge(vectors, sign) for view, vectors in foi.items()}
+            result = F.functional_verdict(judged["trained"]["trend_verdict"], judged["learned"]["trend_verdict"])
+            verdicts.append({"measure": measure, "split": split, "reading": reading,
+                             "trained: strict form": judged["trained"]["strict"],
+                             "Spearman(depth, FOI): trained": trend_cell(judged["trained"]),
+                             "untrained": trend_cell(judged["untrained"]),
+                             "learned (trained − untrained)": trend_cell(judged["learned"]), "verdict": result})
+            if measure == "KL":
+                headline.setdefault(reading, []).append(f"{split} split: {result}")
+    stripes_found = {split: {s: [F.dependence(t, split, "KL") for t in ts] for s, ts in stripes_tables.items()}
+                     for split in SPLITS}
+    return *F.section(found, stripes_found, pd.DataFrame(verdicts), folder), headline
+
+
 def tracks_figure(runs: list, path) -> tuple[str, pd.DataFrame]:
     """OI (axis) of every layer over training, mean over seeds; and the depth trend per epoch."""
     tracks = pd.concat([pd.read_csv(p.parent / "tracks.csv").assign(seed=i) for i, p in enumerate(runs)])
@@ -83,12 +143,17 @@ def tracks_figure(runs: list, path) -> tuple[str, pd.DataFrame]:
 
 
 def main() -> None:
-    args = arguments(__doc__).parse_args()
+    parser = arguments(__doc__)
+    parser.add_argument("--ablation-images", type=int, default=1000,
+                        help="test images of the frequency ablations (default: %(default)s)")
+    parser.add_argument("--draws", type=int, default=3,
+                        help="energy-matched controls per band (default: %(default)s)")
+    args = parser.parse_args()
     started = time.time()
     config = recipe(args)
     runs = spikescope.train_arms(config, ["baseline"], seeds=range(args.seeds),
                                  out=runs_folder(args, config))["baseline"]
-    gratings_config = recipe(args, data="gratings", limit=None, test_limit=500)
+    gratings_config = recipe(args, data="gratings", limit=None, test_limit=GRATINGS_TEST)
     gratings_runs = spikescope.train_arms(gratings_config, ["baseline"], seeds=range(args.seeds),
                                           out=runs_folder(args, gratings_config))["baseline"]
     folder = study_folder(args.reports, "spatial")
@@ -148,8 +213,8 @@ def main() -> None:
     tracks_png, trends = tracks_figure(runs, folder / "tracks.png")
     control_rows = []
     for name, label in (("vertical stripes", 0), ("horizontal stripes", 1)):
-        control_loader = test_loader("gratings", 500, [label])
-        control_set = spikescope.load_dataset("gratings", "test", limit=500)
+        control_loader = test_loader("gratings", GRATINGS_TEST, [label])
+        control_set = spikescope.load_dataset("gratings", "test", limit=GRATINGS_TEST)
         source_oi = spikescope.image_orientation(control_set.images[control_set.labels == label])["axis_OI"]
         frames = [orientation(spikescope.load(p)[0], control_loader) for p in gratings_runs]
         control_rows.append({"test images": name, "input OI (axis)": f"{source_oi:+.3f}",
@@ -168,11 +233,18 @@ def main() -> None:
               if untrained_rises and not learned_rises else
               "What training adds rises with depth: the trend is learned." if learned_rises else
               "Neither the untrained networks nor what training adds show a clear depth trend.")
+    ablating = time.time()
+    section, control_passes, functional_verdicts = functional(*ablations(runs, gratings_runs, config, args), folder)
+    ablation_minutes = (time.time() - ablating) / 60
     minutes = (time.time() - started) / 60
     verdict_line = "; ".join(f"reading ({r}): **{v}**" for r, v in overall.items())
+    functional_line = "; ".join(f"reading ({r}): {', '.join(v)}" for r, v in functional_verdicts.items())
     readme = f"""# Claim 1: "shallow layers learn vertical variations, deeper layers horizontal ones"
 
 **Verdict** (trained networks, both splits): {verdict_line}.
+
+**Functional verdict** (what the decision depends on: FOI by depth, KL, against the untrained networks):
+{functional_line}. Gratings control: {"passes" if control_passes else "FAILS"}.
 - Reading (a): {READINGS['a'][0]}. Reading (b): {READINGS['b'][0]}.
 - {signs}
 - Depth trend of OI (Spearman, axis split): trained
@@ -198,7 +270,11 @@ DC excluded (docs/metrics.md, "2D-DCT spectrum").
 - Model: {config.arch}, T = {config.T}; {config.epochs} epochs, Adam, peak learning rate {config.lr}, cosine
   schedule, batch {config.batch_size}; seeds {', '.join(map(str, range(args.seeds)))}; 500 test images tracked
   every epoch.
-- Compute: {minutes:.0f} min in this run of the script (finished runs are reused).
+- Functional test: every spiking layer's axis and wedge bands removed (`spikescope.frequency_ablation`, maps not
+  re-binarised) on the first {args.ablation_images:,} test images, {args.draws} energy-matched controls per band;
+  the gratings networks on their vertical- and horizontal-stripe test images (of the first {GRATINGS_TEST}).
+- Compute: {minutes:.0f} min in this run of the script, {ablation_minutes:.0f} min of it ablating (finished runs
+  and ablation tables are reused).
 
 ## Orientation index per layer (mean [95% CI] over seeds)
 {chr(10).join(oi_tables)}
@@ -217,11 +293,15 @@ DC excluded (docs/metrics.md, "2D-DCT spectrum").
 If the spectrum measures orientation faithfully, vertical stripes give negative and horizontal stripes
 positive OI at every depth.
 
+{section}
 ## What this does and does not show
 - Small compute: {args.seeds} seeds, {config.epochs} epochs, compact CNN on Fashion-MNIST (28x28, five
   spiking layers); the paper's networks are ResNets on CIFAR. `--arch resnet20 --data cifar10` scales it up.
 - OI summarises spike maps summed over channels, samples and timesteps; a layer can hold vertical and
   horizontal detectors in different channels and still have OI near 0.
+- The functional test removes a band from one layer at a time; a band the decision can do without may still be
+  used when present (redundancy with other layers' bands), and removing coefficients makes the maps non-binary,
+  which the next layer never saw in training: the energy-matched controls share that departure.
 """
     (folder / "README.md").write_text(readme)
     print(readme.split("\n## Setting")[0])
