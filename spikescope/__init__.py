@@ -37,6 +37,8 @@ _HOMES = {  # public name -> (module, attribute)
     "frequency_ablation": (".frequency.ablation", "frequency_ablation"),
     "FrequencyAblation": (".frequency.result", "FrequencyAblation"),
     "compare_frequency": (".frequency.comparison", "compare_frequency"),
+    "fsta_frequencies": (".frequency.fsta_frequencies", "fsta_frequencies"),
+    "FstaFrequencies": (".frequency.fsta_frequencies", "FstaFrequencies"),
     "frequency_checkpoint": (".frequency.checkpoint", "frequency_checkpoint"),
 }
 

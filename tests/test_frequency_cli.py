@@ -138,3 +138,22 @@ def test_two_processes_write_the_report_of_one(tmp_path):
         pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "two" / name), pd.read_csv(tmp_path / "one" / name),
                                       check_exact=False, atol=1e-5)
     assert json.loads((tmp_path / "two" / "frequency.json").read_text())["info"]["processes"] == 2
+
+
+def test_fsta_adds_what_the_attention_draws_on(tmp_path):
+    result = run("frequency", bundled_checkpoint("fsta"), "--fsta", "--limit", "10", "--bands", "dc", "--draws", "1",
+                 "--layers", "block5.lif", "--out", tmp_path / "r")
+    assert result.returncode == 0, result.stderr
+    fsta = pd.read_csv(tmp_path / "r" / "fsta.csv")
+    assert set(fsta["position"]) == {f"block{i}.lif.fsta" for i in range(1, 6)}
+    assert (fsta[fsta["component"] == "identity"][["accuracy_change_mean", "gain_change_mean"]] == 0).all().all()
+    summary = json.loads((tmp_path / "r" / "frequency.json").read_text())
+    assert "fsta.csv" in summary["files"] and summary["fsta"]["info"]["images"] == 10
+    assert "block1.lif.fsta draws most on (u, v) =" in result.stdout
+    assert "<h2>FSTA&#x27;s frequencies</h2>" in (tmp_path / "r" / "report.html").read_text()
+    refused = run("frequency", "--fsta", "--limit", "10", "--out", tmp_path / "no")
+    assert refused.returncode == 2 and "has no FSTA module" in error_line(refused.stderr)
+    assert not (tmp_path / "no").exists()
+    hint = run("frequency", bundled_checkpoint("fsta"), "--limit", "10", "--bands", "dc", "--draws", "1",
+               "--layers", "block5.lif", "--out", tmp_path / "hint")
+    assert "--fsta (fsta=True) also measures" in hint.stderr

@@ -11,7 +11,7 @@ from spikescope.analyze import default_run
 from spikescope.checkpoint import bundled_checkpoint
 from spikescope.data import make_loader
 from spikescope.errors import SpikescopeError
-from spikescope.frequency.ablation import _logits
+from spikescope.frequency.predictions import pass_logits
 from spikescope.frequency.fsta_frequencies import (IDENTITY, REFERENCE, SPATIAL, SPATIAL_GATE, TEMPORAL,
                                                    TEMPORAL_GATE, Component, FstaFrequencies, ablated, basis_name,
                                                    components, fsta_frequencies, gain_change)
@@ -44,7 +44,7 @@ def _current(model, inputs, fsta: FSTA) -> torch.Tensor:
     kept = {}
     hook = fsta.register_forward_pre_hook(lambda module, args: kept.setdefault("x", args[0]))
     with torch.no_grad():
-        _logits(model, default_run, inputs, fsta.T)
+        pass_logits(model, default_run, inputs, fsta.T)
     hook.remove()
     return kept["x"]
 

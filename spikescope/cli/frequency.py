@@ -16,6 +16,7 @@ from ..frequency.bands import BAND_SETS, DEFAULT_BAND_SETS
 from ..frequency.checkpoint import frequency_checkpoint
 from ..frequency.comparison import FrequencyComparison, compare_frequency, default_frequency_comparison_folder
 from ..frequency.result import FrequencyAblation
+from ..report.fsta_frequencies import reading
 from ..report.folder import check_output_folder, default_report_folder
 from .analyze import layers_argument
 from .compare import group_argument
@@ -27,6 +28,7 @@ EXAMPLES = """examples:
   spikescope frequency runs/fsta/checkpoint.pt --layers block1.lif,block5.lif --bands axis,dc --draws 5
   spikescope frequency runs/baseline/checkpoint.pt --coefficients 3 --bands dc    # every coefficient of a 3x3 block
   spikescope frequency runs/baseline/checkpoint.pt --binarize   # the next layer sees spikes (threshold 0.5)
+  spikescope frequency runs/fsta/checkpoint.pt --fsta --bands axis   # also the DCT bases FSTA's attention reads
   spikescope frequency runs/baseline/checkpoint.pt runs/fsta/checkpoint.pt --bands axis     # two models compared
   spikescope frequency --group baseline=runs/arms/baseline/seed0/checkpoint.pt,runs/arms/baseline/seed1/checkpoint.pt \
                        --group fsta=runs/arms/fsta/seed0/checkpoint.pt,runs/arms/fsta/seed1/checkpoint.pt --bands axis
@@ -37,7 +39,8 @@ layer's output at a time and read against --draws energy-matched controls (rando
 share of the layer's spectral power). The ablated maps are not binary unless --binarize. Definitions:
 docs/metrics.md, "Frequency ablation".
 
-outputs (in --out): report.html (+ plotly.min.js), effects.csv, controls.csv, frequency.json, ablation.npz
+outputs (in --out): report.html (+ plotly.min.js), effects.csv, controls.csv, frequency.json, ablation.npz (and
+fsta.csv with --fsta)
 With several models or --group, every model is ablated on the same images and the report compares each band's
 specific effect (band minus its controls) across groups, paired seed by seed as compare pairs them: report.html
 (+ plotly.min.js), statistics.csv, models.csv, comparison.json (default: reports/compare-<first>-<last>-frequency).
@@ -71,6 +74,9 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
     f.add_argument("--binarize", action="store_true",
                    help="threshold the ablated maps at 0.5 so the next layer sees spikes (default: pass them on "
                         "real-valued)")
+    f.add_argument("--fsta", action="store_true",
+                   help="for a model with FSTA: also ablate each DCT basis of every FSTA module's spatial branch and "
+                        "each temporal descriptor, and report which frequencies its attention draws on")
     add_data_flags(f, batch_size=100, what="ablate on")
     f.add_argument("--out", help="output folder, written whole or not at all; an existing one is replaced only if it "
                                  "is a frequency report holding only what it wrote (default: "
@@ -102,9 +108,11 @@ def run_frequency(args: argparse.Namespace) -> None:
         data_root=args.data_root, limit=args.limit, batch_size=args.batch_size, device=args.device, arch=args.arch,
         arch_kwargs=dict(args.arch_kw), T=args.T, trust_pickle=args.trust_pickle,
         time_first_input=args.time_first_input, fold=args.fold, batch_first=args.batch_first, tokens=args.tokens,
-        command=command_line(), progress=True)
+        command=command_line(), progress=True, fsta=args.fsta)
     if main:
         print(summary_lines(result))
+        if result.fsta is not None:
+            print("\n".join(reading(result.fsta, position) for position in result.fsta.positions))
         print(f"report: {files['report.html']}")
 
 
@@ -113,6 +121,8 @@ def run_comparison(args: argparse.Namespace) -> None:
     groups = dict(args.group)
     if len(groups) != len(args.group):
         raise SpikescopeError("each --group needs its own name")
+    if args.fsta:
+        raise SpikescopeError("--fsta measures one model's FSTA modules: run it on each model file alone")
     main = distributed.is_main()
     out = args.out
     if out is None:

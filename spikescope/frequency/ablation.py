@@ -16,15 +16,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import distributed
-from ..analyze import ModelAnalysis, _check_unsharded, batch_logits, class_labels, default_run, split_batch
-from ..detect import OUTPUT_ANALOG, first_tensor, reset_neuron_states
+from ..analyze import ModelAnalysis, _check_unsharded, class_labels, default_run, split_batch
+from ..detect import OUTPUT_ANALOG
 from ..devices import resolve_device
 from ..errors import SpikescopeError, warn
 from ..metrics.spectrum import Spectrum
 from ..record import LayerInfo
-from ..timelayout import batch_size_of
 from .bands import DEFAULT_BAND_SETS, conditions, parse_band_sets
 from .intercept import BandRemover
+from .predictions import compare_predictions, pass_logits
 from .result import FrequencyAblation
 
 
@@ -116,14 +116,14 @@ def _ablate(model: nn.Module, loader: Iterable, chosen: list[LayerInfo], gains: 
             for index, batch in distributed.shard(enumerate(loader)):
                 inputs, labels = split_batch(batch)
                 inputs = inputs.to(device)
-                base = _logits(model, run, inputs, T)
+                base = pass_logits(model, run, inputs, T)
                 target = class_labels(labels) if labels is not None else base.argmax(1)
                 measures: dict[str, dict[str, np.ndarray]] = {"correct": {}, "logit_change": {}, "kl": {}}
                 for layer, plan in gains.items():
                     rows = []
                     for gain in plan.values():
                         removers[layer].set_gain(gain)
-                        rows.append(_compare(base, _logits(model, run, inputs, T), target))
+                        rows.append(compare_predictions(base, pass_logits(model, run, inputs, T), target))
                         bar.update(distributed.world_size())
                     removers[layer].set_gain(None)
                     for key in measures:
@@ -142,24 +142,3 @@ def _total(loader: Iterable, passes: int) -> int | None:
         return len(loader) * passes  # type: ignore[arg-type]
     except TypeError:
         return None
-
-
-def _logits(model: nn.Module, run: Callable, inputs: torch.Tensor, T: int) -> torch.Tensor:
-    """`[B, classes]` float64 logits on the CPU of one forward pass from rest."""
-    reset_neuron_states(model)
-    output = run(model, inputs)
-    logits = batch_logits(output, T, batch_size_of(inputs, T))
-    if logits is None:
-        tensor = first_tensor(output)
-        raise SpikescopeError(f"frequency ablation needs [B, classes] logits (or [T, B, classes]) from the model; it "
-                              f"returned {tuple(tensor.shape) if tensor is not None else 'no tensor'}")
-    return logits.detach().to("cpu", torch.float64)
-
-
-def _compare(base: torch.Tensor, ablated: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
-    """Per image: the ablated prediction is the target; the target logit's change; KL(unablated || ablated)."""
-    rows = torch.arange(len(target))
-    log_base, log_ablated = base.log_softmax(1), ablated.log_softmax(1)
-    return {"correct": (ablated.argmax(1) == target).numpy(),
-            "logit_change": (ablated[rows, target] - base[rows, target]).numpy(),
-            "kl": (log_base.exp() * (log_base - log_ablated)).sum(1).clamp_min(0).numpy()}

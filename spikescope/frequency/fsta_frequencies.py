@@ -24,14 +24,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..analyze import class_labels, default_run, split_batch
 from ..devices import resolve_device
 from ..errors import SpikescopeError
 from ..fsta import FSTA
 from ..groupstats import summarize
-from .ablation import _compare, _logits
+from .predictions import compare_predictions, pass_logits
 from .result import MEASURES as PREDICTION_MEASURES
-from .result import _columns
+from .result import summary_columns
 
 SPATIAL, TEMPORAL, REFERENCE = "spatial-basis", "temporal-descriptor", "reference"
 DESCRIPTORS = {"mean": "alpha", "max": "beta"}  # temporal descriptor -> the coefficient that scales it
@@ -157,8 +158,8 @@ class FstaFrequencies:
                 row = {"position": position, "component": component.name, "kind": component.kind,
                        "u": component.u, "v": component.v}
                 for measure, bounds in MEASURES.items():
-                    row.update(_columns(f"{measure}_mean", measure,
-                                        summarize(self.per_image(position, component.name, measure), bounds)))
+                    values = self.per_image(position, component.name, measure)
+                    row.update(summary_columns(f"{measure}_mean", measure, summarize(values, bounds)))
                 rows.append(row)
         return pd.DataFrame(rows).astype({"u": "Int64", "v": "Int64"})
 
@@ -200,7 +201,8 @@ def fsta_frequencies(model: nn.Module, loader: Iterable, T: int | None = None, d
     """Ablate each DCT basis of every FSTA module's spatial branch and each descriptor of its temporal branch, one
     at a time, and measure per image what the predictions and the module's gain lose (docs/metrics.md, "FSTA's
     frequencies"). The target is the label where batches carry labels, else the unablated prediction. `T` (default:
-    the FSTA modules' own) reads `[T, B, classes]` outputs; `run(model, inputs)` as for `analyze`. One process."""
+    the FSTA modules' own) reads `[T, B, classes]` outputs; `run(model, inputs)` as for `analyze`. Under torchrun
+    every process passes the same unsharded loader, ablates its share of the batches and gets the whole result."""
     device = resolve_device(device)
     model = model.to(device).eval()
     modules = fsta_modules(model)
@@ -209,8 +211,13 @@ def fsta_frequencies(model: nn.Module, loader: Iterable, T: int | None = None, d
     plan = {name: components(module) for name, module in modules.items()}
     started = time.perf_counter()
     passes = 1 + sum(len(chosen) for chosen in plan.values())
-    batches = [_batch(model, modules, plan, batch, T, device, run)
-               for batch in tqdm(loader, desc="FSTA frequencies", unit="batch", delay=1.0, disable=not progress)]
+    with distributed.together("ablating FSTA's components"):
+        mine = [(index, _batch(model, modules, plan, batch, T, device, run))
+                for index, batch in distributed.shard(enumerate(tqdm(
+                    loader, desc="FSTA frequencies", unit="batch", delay=1.0,
+                    disable=not progress or not distributed.is_main())))]
+    batches = [part for _, part in sorted((item for items in distributed.all_gather_objects(mine) for item in items),
+                                          key=lambda item: item[0])]
     if not batches:
         raise SpikescopeError("the loader yielded no batch")
     stacked = {key: {name: np.concatenate([b[0][key][name] for b in batches], axis=1) for name in modules}
@@ -218,7 +225,8 @@ def fsta_frequencies(model: nn.Module, loader: Iterable, T: int | None = None, d
     base = np.concatenate([b[1] for b in batches]).astype(np.float64)
     info = {"images": int(len(base)), "T": T, "accuracy": float(base.mean()),
             "target": "label" if all(b[2] for b in batches) else "prediction",
-            "passes_per_batch": passes, "seconds": time.perf_counter() - started}
+            "passes_per_batch": passes, "seconds": time.perf_counter() - started,
+            "processes": distributed.world_size()}
     return FstaFrequencies(list(modules), plan, {name: module.dct_size for name, module in modules.items()},
                            stacked["correct"], stacked["logit_change"], stacked["kl"], stacked["gain_change"], base,
                            info)
@@ -233,7 +241,7 @@ def _batch(model: nn.Module, modules: dict[str, FSTA], plan: dict[str, list[Comp
     hooks = [module.register_forward_pre_hook(partial(_keep, currents, name)) for name, module in modules.items()]
     try:
         with torch.no_grad():
-            base = _logits(model, run, inputs, T)
+            base = pass_logits(model, run, inputs, T)
     finally:
         for hook in hooks:
             hook.remove()
@@ -245,7 +253,7 @@ def _batch(model: nn.Module, modules: dict[str, FSTA], plan: dict[str, list[Comp
             rows = []
             for component in plan[name]:
                 with ablated(module, component):
-                    row = _compare(base, _logits(model, run, inputs, T), target)
+                    row = compare_predictions(base, pass_logits(model, run, inputs, T), target)
                     row["gain_change"] = gain_change(gain, _gain(module, currents[name]))
                 rows.append(row)
             for key in measures:

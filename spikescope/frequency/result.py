@@ -38,7 +38,8 @@ class FrequencyAblation:
     layer's spectral power it removes (`removed_share`), the layer's DCT power `power` (`[H, W]`, summed over
     timesteps), and the per-image arrays `[conditions, images]` `correct`, `logit_change` and `kl`; `base_correct`
     `[images]` says whether the unablated pass predicted the target. `info`: images, T, binarize, draws, seed,
-    accuracy, seconds, target ("label" or "prediction"), unmatched controls, warnings."""
+    accuracy, seconds, target ("label" or "prediction"), unmatched controls, warnings. `fsta`: what each FSTA module's
+    attention draws on (`spikescope frequency --fsta`), or None."""
 
     layers: list[str]
     conditions: dict[str, list[str]]
@@ -49,6 +50,7 @@ class FrequencyAblation:
     kl: dict[str, np.ndarray]
     base_correct: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    fsta: Any = None  # a `fsta_frequencies.FstaFrequencies` of the same images, when asked for
 
     def removed_share(self, layer: str, condition: str) -> float:
         """The share of the layer's spectral power the condition removes."""
@@ -73,8 +75,8 @@ class FrequencyAblation:
                        "band": control_of(condition) or condition,
                        "removed_power_share": self.removed_share(layer, condition)}
                 for measure, bounds in MEASURES.items():
-                    row.update(_columns(f"{measure}_mean", measure,
-                                        summarize(self.per_image(layer, condition, measure), bounds)))
+                    row.update(summary_columns(f"{measure}_mean", measure,
+                                               summarize(self.per_image(layer, condition, measure), bounds)))
                 rows.append(row)
         return pd.DataFrame(rows)
 
@@ -97,7 +99,7 @@ class FrequencyAblation:
                     matched = np.mean([self.per_image(layer, draw, measure) for draw in draws], axis=0)
                     row[measure] = float(own.mean())
                     row[f"{measure}_control"] = float(matched.mean())
-                    row.update(_columns(f"{measure}_specific", f"{measure}_specific", summarize(own - matched)))
+                    row.update(summary_columns(f"{measure}_specific", f"{measure}_specific", summarize(own - matched)))
                 rows.append(row)
         return pd.DataFrame(rows)
 
@@ -121,7 +123,7 @@ class FrequencyAblation:
                    joined["logit_change"], joined["kl"], base, info)
 
 
-def _columns(mean: str, prefix: str, summary: dict[str, float]) -> dict[str, float]:
+def summary_columns(mean: str, prefix: str, summary: dict[str, float]) -> dict[str, float]:
     """A summary's mean (column `mean`), interval (`<prefix>_ci_low`, `_ci_high`) and count (`images`)."""
     return {mean: summary["mean"], f"{prefix}_ci_low": summary["ci_low"], f"{prefix}_ci_high": summary["ci_high"],
             "images": summary["n"]}

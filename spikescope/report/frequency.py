@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 from ..frequency.intercept import THRESHOLD
 from ..frequency.result import FrequencyAblation
 from .attribution import CAVEAT_STYLE
+from .fsta_frequencies import fsta_section, reading
 from .html import _key_values, _warnings
 from .outputs import _report_folder, npz_bytes, plain
 from .page import PLOTLY_JS, figure_block, page, plotly_js
@@ -68,12 +69,22 @@ def ablation_arrays(result: FrequencyAblation) -> dict[str, np.ndarray]:
     return arrays
 
 
+FSTA_FILE = {"fsta.csv": "one row per FSTA position and component (DCT basis u, v; temporal descriptor; whole "
+                         "gates; identity): accuracy, target-logit, KL and gain change with 95 % t intervals"}
+
+
 def frequency_summary(result: FrequencyAblation, meta: dict[str, Any]) -> dict[str, Any]:
-    """frequency.json: the settings, the model and data, the definitions and both tables."""
-    return plain({"spikescope_version": meta.get("version"), "command": meta.get("command"), "model": meta,
-                  "info": result.info, "layers": result.layers, "definitions": DEFINITIONS, "files": FILES,
-                  "effects": result.effects().to_dict(orient="records"),
-                  "controls": result.against_controls().to_dict(orient="records")})
+    """frequency.json: the settings, the model and data, the definitions and both tables (and FSTA's frequencies:
+    its settings and, per position, the bases it draws on most)."""
+    summary = {"spikescope_version": meta.get("version"), "command": meta.get("command"), "model": meta,
+               "info": result.info, "layers": result.layers, "definitions": DEFINITIONS,
+               "files": {**FILES, **(FSTA_FILE if result.fsta is not None else {})},
+               "effects": result.effects().to_dict(orient="records"),
+               "controls": result.against_controls().to_dict(orient="records")}
+    if result.fsta is not None:
+        summary["fsta"] = {"info": result.fsta.info, "readings": {p: reading(result.fsta, p)
+                                                                  for p in result.fsta.positions}}
+    return plain(summary)
 
 
 def write_frequency_outputs(result: FrequencyAblation, meta: dict[str, Any], out: str | Path) -> dict[str, Path]:
@@ -87,6 +98,8 @@ def write_frequency_outputs(result: FrequencyAblation, meta: dict[str, Any], out
         "ablation.npz": npz_bytes(ablation_arrays(result)),
         PLOTLY_JS: plotly_js().encode(),
     }
+    if result.fsta is not None:
+        contents["fsta.csv"] = result.fsta.effects().to_csv(index=False).encode()
     with _report_folder(out, "frequency", "", meta, contents):
         pass
     return {name: out / name for name in contents}
@@ -213,6 +226,7 @@ def render_frequency(result: FrequencyAblation, meta: dict[str, Any], plotly_src
                 ("Every condition", "<p>The identity passes the layer's output unchanged, all zeroes it. The "
                                     "controls' own rows are in effects.csv.</p>" + _effects_table(result.effects())),
                 ("Controls", _notes(result)),
+                *([("FSTA's frequencies", fsta_section(result.fsta))] if result.fsta is not None else []),
                 ("Definitions", _key_values(DEFINITIONS))]
     title = f"{meta.get('model', 'model')}: frequency ablation on {info['images']:,} images"
     return page("spikescope frequency ablation", title, sections, plotly_src)
