@@ -31,6 +31,7 @@ from _report import interval, markdown_table, save_figure
 SIDES = ("vertical", "horizontal")  # the band of variation along the height, then along the width
 LOSSES = {"accuracy": "accuracy_change", "KL": "kl"}  # measure -> against_controls column (a change or a loss)
 GAIN_IS_LOSS = {"accuracy": -1.0, "KL": 1.0}  # sign that turns the column into a loss (an accuracy drop)
+NEGLIGIBLE_KL = 1e-3  # nats: a band whose removal moves the predictions less than this has no effect to judge
 STRIPES = {"vertical stripes": (0, "horizontal"), "horizontal stripes": (1, "vertical")}  # label, band they live in
 
 
@@ -89,11 +90,13 @@ def functional_verdict(trained: str, learned: str) -> str:
 
 
 def stripes_pass(frames: list[pd.DataFrame], stripes: str) -> pd.Series:
-    """Per layer: how many networks (seeds) depend on the band their gratings' stripes live in, that is the band's
-    specific effect has its 95 % interval over images above 0 and FOI has the stripes' sign."""
+    """Per layer: how many networks (seeds) depend on the band their gratings' stripes live in (KL frames): removing
+    the band moves the predictions (by `NEGLIGIBLE_KL` or more), its specific effect has its 95 % interval over
+    images above 0, and FOI has the stripes' sign."""
     band = STRIPES[stripes][1]
     sign = 1 if band == "vertical" else -1
-    return sum(((f[f"S_{band}_low"] > 0) & (sign * f["FOI"] > 0)).astype(int) for f in frames)
+    return sum(((f[f"R_{band}"] >= NEGLIGIBLE_KL) & (f[f"S_{band}_low"] > 0) & (sign * f["FOI"] > 0)).astype(int)
+               for f in frames)
 
 
 def foi_summary(frames: list[pd.DataFrame], layer: str) -> dict:
@@ -203,7 +206,8 @@ nats), mean [95% CI] over seeds. Per-seed values (R, C, S, FOI): functional.csv.
 ### Control: the gratings networks (KL; FOI mean [95% CI]; seeds whose decision depends on the stripes' band)
 {markdown_table(pd.DataFrame(control))}
 
-A network depends on its stripes' band at a layer when that band's specific KL effect has its 95% interval over
-images above 0 and FOI has the stripes' sign (vertical stripes vary along the width: FOI < 0). The control
+A network depends on its stripes' band at a layer when removing that band moves its predictions (KL of at least
+{NEGLIGIBLE_KL} nats), the band's specific KL effect has its 95% interval over images above 0 and FOI has the
+stripes' sign (vertical stripes vary along the width: FOI < 0). The control
 {outcome}.
 """, passes

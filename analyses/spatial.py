@@ -18,7 +18,7 @@ depth with the same readings and rules, on the trained networks, the untrained o
 network trained on gratings must depend on the band its stripes live in at every depth. KL is the primary measure
 (an untrained network's accuracy sits at chance), the accuracy drop is reported beside it. Writes reports/spatial/.
 
-    python analyses/spatial.py                       # defaults: about 25 minutes on 2 CPU cores
+    python analyses/spatial.py                       # defaults: about 10 minutes on an idle 2-core CPU
     python analyses/spatial.py --seeds 5 --limit 0 --epochs 10 --device cuda
 
 Resumable: finished runs are kept (runs/studies/...), so a rerun only analyses.
@@ -44,6 +44,7 @@ OI_BOUNDS = {"trained": (-1, 1), "untrained": (-1, 1), "trained, channel-average
 READINGS = {"a": ("variation along the height (OI > 0) shallow, along the width deep", +1),
             "b": ("vertical stripes (OI < 0) shallow, horizontal stripes deep", -1)}  # sign of the shallow OI
 GRATINGS_TEST = 500  # the gratings networks' test images (their vertical- and horizontal-stripe ones are used)
+GRATINGS_ABLATED = 150  # the first of them are ablated (about 100 stripe images): enough for their large effects
 
 
 def test_loader(data: str, limit: int, labels: list[int] | None = None) -> torch.utils.data.DataLoader:
@@ -93,8 +94,8 @@ def ablations(runs: list, gratings_runs: list, config, args) -> tuple[dict, dict
     for path in gratings_runs:
         model = spikescope.load(path)[0]
         for stripes, (label, _) in F.STRIPES.items():
-            cache = F.cache_path(path.parent, stripes, GRATINGS_TEST, bands, args.draws)
-            stripes_tables[stripes].append(F.ablation_table(model, test_loader("gratings", GRATINGS_TEST, [label]),
+            cache = F.cache_path(path.parent, stripes, GRATINGS_ABLATED, bands, args.draws)
+            stripes_tables[stripes].append(F.ablation_table(model, test_loader("gratings", GRATINGS_ABLATED, [label]),
                                                             cache, bands, args.draws))
     return tables, stripes_tables
 
@@ -144,7 +145,7 @@ def tracks_figure(runs: list, path) -> tuple[str, pd.DataFrame]:
 
 def main() -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--ablation-images", type=int, default=1000,
+    parser.add_argument("--ablation-images", type=int, default=400,
                         help="test images of the frequency ablations (default: %(default)s)")
     parser.add_argument("--draws", type=int, default=3,
                         help="energy-matched controls per band (default: %(default)s)")
@@ -272,7 +273,7 @@ DC excluded (docs/metrics.md, "2D-DCT spectrum").
   every epoch.
 - Functional test: every spiking layer's axis and wedge bands removed (`spikescope.frequency_ablation`, maps not
   re-binarised) on the first {args.ablation_images:,} test images, {args.draws} energy-matched controls per band;
-  the gratings networks on their vertical- and horizontal-stripe test images (of the first {GRATINGS_TEST}).
+  the gratings networks on their vertical- and horizontal-stripe test images (of the first {GRATINGS_ABLATED}).
 - Compute: {minutes:.0f} min in this run of the script, {ablation_minutes:.0f} min of it ablating (finished runs
   and ablation tables are reused).
 

@@ -60,13 +60,16 @@ def test_kl_is_a_loss_as_it_stands_and_layers_keep_their_depth_order():
     assert found.loc["shallow", "FOI"] == pytest.approx(0.3 / 0.7)
 
 
-def test_gratings_networks_depend_on_their_stripes_band_only_with_interval_and_sign():
+def test_gratings_networks_depend_on_their_stripes_band_only_with_an_effect_interval_and_sign():
     vertical_stripes = {"axis_horizontal": (0.6, 0.1, 0.4, 0.6), "axis_vertical": (0.1, 0.1, -0.01, 0.01)}
     weak = {"axis_horizontal": (0.2, 0.1, -0.02, 0.22), "axis_vertical": (0.1, 0.1, -0.01, 0.01)}
-    frames = [F.dependence(table({"block1": vertical_stripes, "block2": vertical_stripes}), "axis", "KL"),
-              F.dependence(table({"block1": vertical_stripes, "block2": weak}), "axis", "KL")]
-    assert F.stripes_pass(frames, "vertical stripes").to_dict() == {"block1": 2, "block2": 1}
-    assert F.stripes_pass(frames, "horizontal stripes").to_dict() == {"block1": 0, "block2": 0}
+    negligible = {"axis_horizontal": (2e-4, 1e-4, 5e-5, 2e-4), "axis_vertical": (1e-5, 1e-5, -1e-6, 1e-6)}
+    frames = [F.dependence(table({"block1": vertical_stripes, "block2": vertical_stripes, "block3": negligible}),
+                           "axis", "KL"),
+              F.dependence(table({"block1": vertical_stripes, "block2": weak, "block3": vertical_stripes}),
+                           "axis", "KL")]
+    assert F.stripes_pass(frames, "vertical stripes").to_dict() == {"block1": 2, "block2": 1, "block3": 1}
+    assert F.stripes_pass(frames, "horizontal stripes").to_dict() == {"block1": 0, "block2": 0, "block3": 0}
 
 
 @pytest.mark.parametrize("trained, learned, expected", [
