@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 import spikescope
+from spikescope.atomic import atomic_path
 from _report import interval, markdown_table, save_figure
 
 SIDES = ("vertical", "horizontal")  # the band of variation along the height, then along the width
@@ -35,19 +36,22 @@ NEGLIGIBLE_KL = 1e-3  # nats: a band whose removal moves the predictions less th
 STRIPES = {"vertical stripes": (0, "horizontal"), "horizontal stripes": (1, "vertical")}  # label, band they live in
 
 
-def ablation_table(model: torch.nn.Module, loader, cache: Path, bands: str, draws: int) -> pd.DataFrame:
-    """`frequency_ablation(...).against_controls()` of one network, read from `cache` when an earlier run wrote it
-    (the study is resumable), else measured and written there."""
+def ablation_table(model: torch.nn.Module, loader, cache: Path, bands: str, draws: int, seed: int) -> pd.DataFrame:
+    """`frequency_ablation(...).against_controls()` of one network, its controls drawn from its own `seed` (so that
+    the draws vary over seeds), read from `cache` when an earlier run wrote it (the study is resumable), else
+    measured and written there whole."""
     if cache.exists():
         return pd.read_csv(cache)
-    table = spikescope.frequency_ablation(model, loader, bands=bands, draws=draws).against_controls()
-    table.to_csv(cache, index=False)
+    table = spikescope.frequency_ablation(model, loader, bands=bands, draws=draws, seed=seed).against_controls()
+    with atomic_path(cache) as partial:
+        table.to_csv(partial, index=False)
     return table
 
 
-def cache_path(folder: Path, network: str, images: int, bands: str, draws: int) -> Path:
+def cache_path(folder: Path, network: str, images: int, bands: str, draws: int, seed: int) -> Path:
     """Where one network's ablation table is kept, named by what fixes it."""
-    return folder / f"frequency-{network.replace(' ', '-')}-{images}img-{bands.replace(',', '+')}-{draws}draws.csv"
+    return folder / (f"frequency-{network.replace(' ', '-')}-{images}img-{bands.replace(',', '+')}-{draws}draws-"
+                     f"seed{seed}.csv")
 
 
 def functional_index(s_vert: float, s_horz: float, r_vert: float, r_horz: float, c_vert: float,

@@ -88,15 +88,15 @@ def ablations(runs: list, gratings_runs: list, config, args) -> tuple[dict, dict
         networks = {"trained": spikescope.load(path)[0],
                     "untrained": spikescope.initial_model(dataclasses.replace(config, seed=seed))}
         for network, model in networks.items():
-            cache = F.cache_path(path.parent, network, args.ablation_images, bands, args.draws)
-            tables[network].append(F.ablation_table(model, loader, cache, bands, args.draws))
+            cache = F.cache_path(path.parent, network, args.ablation_images, bands, args.draws, seed)
+            tables[network].append(F.ablation_table(model, loader, cache, bands, args.draws, seed))
     stripes_tables = {stripes: [] for stripes in F.STRIPES}
-    for path in gratings_runs:
+    for seed, path in enumerate(gratings_runs):
         model = spikescope.load(path)[0]
         for stripes, (label, _) in F.STRIPES.items():
-            cache = F.cache_path(path.parent, stripes, GRATINGS_ABLATED, bands, args.draws)
+            cache = F.cache_path(path.parent, stripes, GRATINGS_ABLATED, bands, args.draws, seed)
             stripes_tables[stripes].append(F.ablation_table(model, test_loader("gratings", GRATINGS_ABLATED, [label]),
-                                                            cache, bands, args.draws))
+                                                            cache, bands, args.draws, seed))
     return tables, stripes_tables
 
 

@@ -101,10 +101,10 @@ def test_a_network_reading_horizontal_stripes_needs_variation_along_the_height()
 @pytest.mark.parametrize("layout", ["batch-first", "folded", "per-call"])
 def test_every_time_layout_gives_the_time_first_answer(layout):
     reference = spikescope.frequency_ablation(StripeReader(LIF(), "time-first"), stripe_loader(), T=T,
-                                              bands="axis,radial", draws=2)
+                                              bands="axis,radial", draws=0)  # controls follow the layer's name
     neuron = {"folded": FoldedLIF(), "batch-first": _sinabs_free_batch_first(), "per-call": _spikingjelly_step()}
     result = spikescope.frequency_ablation(StripeReader(neuron[layout], layout), stripe_loader(), T=T,
-                                           bands="axis,radial", draws=2, layers=[_neuron_name(layout)],
+                                           bands="axis,radial", draws=0, layers=[_neuron_name(layout)],
                                            fold="time-major" if layout == "folded" else None,
                                            batch_first=True if layout == "batch-first" else None)
     (name,) = result.layers
@@ -246,6 +246,30 @@ def test_a_band_holding_more_power_than_the_rest_draws_its_controls_from_everywh
     power[0, 0] = 100.0  # DC: more than every other coefficient together
     assert matched_control(power, band_masks(4, 4)["dc"], control_pool(power, band_masks(4, 4)["dc"])[0],
                            np.random.default_rng(0)) is None
+    gains, overlapping = conditions(power, ("dc",), draws=1)
+    assert gains["dc~control0"] is None and overlapping == []  # unmatched, not drawn from its own coefficient
+
+
+def test_each_layer_draws_its_own_controls_and_a_rerun_the_same():
+    power = np.random.default_rng(1).random((14, 14))
+    first, _ = conditions(power, ("axis",), draws=1, layer="block3.lif")
+    again, _ = conditions(power, ("axis",), draws=1, layer="block3.lif")
+    other, _ = conditions(power, ("axis",), draws=1, layer="block4.lif")
+    assert np.array_equal(first["axis_vertical~control0"], again["axis_vertical~control0"])
+    assert not np.array_equal(first["axis_vertical~control0"], other["axis_vertical~control0"])
+
+
+def test_named_tuples_keep_their_type_and_outputs_without_a_tensor_are_refused():
+    from collections import namedtuple
+    Step = namedtuple("Step", "spikes membrane")
+    spikes = torch.ones(2, 1, SIZE, SIZE)
+    neuron = nn.Identity()
+    with BandRemover(neuron, None) as remover:
+        remover.set_gain(np.zeros((SIZE, SIZE)))
+        out = remover._ablate(neuron, (spikes,), Step(spikes, spikes))
+        assert isinstance(out, Step) and not out.spikes.any() and out.membrane is spikes
+        with pytest.raises(SpikescopeError, match="returns dict, not a tensor"):
+            remover._ablate(neuron, (spikes,), {"spikes": spikes})
 
 
 def test_results_merge_across_batches(bundled):

@@ -51,7 +51,12 @@ def test_groups_paired_in_order_of_swapped_models_change_by_nothing(tmp_path):
     stats = comparison.statistics()
     changed = stats[stats["group"] == "b"]
     assert np.allclose(changed["change_mean"], 0.0, atol=1e-12)  # pairs change by +d and -d
-    assert np.allclose(changed["p_value"].fillna(1.0), 1.0)  # p = 1; no test where both pairs change by nothing
+    tested = changed["p_value"].notna()
+    assert tested.any() and np.allclose(changed.loc[tested, "p_value"], 1.0)  # pairs change by +d and -d: p = 1
+    models = comparison.models().set_index(["model", "layer", "band"])
+    for _, row in changed[~tested].iterrows():  # no test only where every pair changes by nothing
+        values = models.xs((row["layer"], row["band"]), level=("layer", "band"))[row["measure"]]
+        assert values.nunique() == 1
     assert comparison.pairing()["b"].how.startswith("by the order given")
     means = stats.pivot_table(index=["layer", "band", "measure"], columns="group", values="mean")
     np.testing.assert_allclose(means["a"], means["b"], atol=1e-12)
@@ -62,3 +67,9 @@ def test_a_folder_of_the_users_is_refused_before_any_pass(tmp_path):
     with pytest.raises(spikescope.errors.SpikescopeError, match="notes.txt|not a"):
         compare_frequency([bundled_checkpoint("baseline"), bundled_checkpoint("fsta")], out=tmp_path, **OPTIONS)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_no_controls_is_refused_before_any_model_loads(tmp_path):
+    with pytest.raises(spikescope.errors.SpikescopeError, match="--draws must be at least 1"):
+        compare_frequency([tmp_path / "missing-a.pt", tmp_path / "missing-b.pt"], out=tmp_path / "r",
+                          **{**OPTIONS, "draws": 0})

@@ -175,7 +175,8 @@ def summary_lines(result: FrequencyAblation) -> str:
         "specific [95 % CI]": [_specific(r) for r in shown.itertuples()]})
     info = result.info
     maps = "binarized" if info["binarize"] else "real-valued"
-    head = (f"frequency ablation of {len(result.layers)} layers on {info['images']} images in {info['seconds']:.1f} s "
+    layers = f"{len(result.layers)} layer{'' if len(result.layers) == 1 else 's'}"
+    head = (f"frequency ablation of {layers} on {info['images']} images in {info['seconds']:.1f} s "
             f"({info['draws']} control{'' if info['draws'] == 1 else 's'} per band, {maps} maps):")
     return head + "\n" + lines.to_string(index=False)
 

@@ -17,9 +17,9 @@ from tqdm.auto import tqdm
 
 from .. import distributed
 from ..analyze import ModelAnalysis, _check_unsharded, class_labels, default_run, split_batch
-from ..detect import OUTPUT_ANALOG
+from ..detect import OUTPUT_ANALOG, OUTPUT_COUNTS
 from ..devices import resolve_device
-from ..errors import SpikescopeError, warn
+from ..errors import SpikescopeError, note, warn
 from ..metrics.spectrum import Spectrum
 from ..record import LayerInfo
 from .bands import DEFAULT_BAND_SETS, conditions, parse_band_sets
@@ -55,13 +55,20 @@ def frequency_ablation(model: nn.Module, loader: Iterable, layers: str | Sequenc
     started = time.perf_counter()
     chosen, power, T, accuracy, warnings = _spectra(model, loader, layers, T, device, run, fold, batch_first, tokens,
                                                     progress)
-    planned = {info.name: conditions(power[info.name], band_sets, coefficients, draws, seed) for info in chosen}
+    planned = {info.name: conditions(power[info.name], band_sets, coefficients, draws, seed, info.name)
+               for info in chosen}
+    clipped = [f"{info.name} ({' x '.join(map(str, power[info.name].shape))})" for info in chosen
+               if coefficients > min(power[info.name].shape)]
+    if clipped:
+        note(f"--coefficients {coefficients} is larger than some maps: their whole spectrum is ablated coefficient "
+             f"by coefficient ({', '.join(clipped)})")
     plans = {layer: plan for layer, (plan, _) in planned.items()}
     overlapping = {layer: bands for layer, (_, bands) in planned.items() if bands}
     unmatched = [f"{layer}: {name}" for layer, plan in plans.items() for name, gain in plan.items() if gain is None]
     gains = {layer: {name: gain for name, gain in plan.items() if gain is not None} for layer, plan in plans.items()}
-    if binarize and any(info.output == OUTPUT_ANALOG for info in chosen):
-        warn("--binarize thresholds analog layers' values at 0.5 too")
+    if binarize and any(info.output in (OUTPUT_ANALOG, OUTPUT_COUNTS) for info in chosen):
+        warn("--binarize thresholds analog values and spike counts at 0.5 too: a layer emitting counts passes on "
+             "0/1 spikes under every condition but the identity")
     parts = _ablate(model, loader, chosen, gains, T, device, run, binarize, progress)
     batches = sorted((item for part in distributed.all_gather_objects(parts) for item in part), key=lambda b: b[0])
     if not batches:

@@ -87,22 +87,23 @@ def matched_control(power: np.ndarray, band: np.ndarray, pool: np.ndarray,
 def control_pool(power: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, bool]:
     """Where a band's controls draw from: the coefficients outside the band and off DC (DC carries the firing rate,
     a different intervention), or, when those hold less power than the band, every coefficient off DC, the band's
-    own included (second value True)."""
+    own included (second value True; False for DC itself, which no pool off DC can include)."""
     off_dc = np.ones_like(band)
     off_dc[0, 0] = False
     outside = off_dc & ~band
-    if float(power[outside].sum()) >= float(power[band].sum()):
+    if float(power[outside].sum()) >= float(power[band].sum()) or not (off_dc & band).any():
         return outside, False
     return off_dc, True
 
 
 def conditions(power: np.ndarray, band_sets: tuple[str, ...] = DEFAULT_BAND_SETS, coefficients: int = 0,
-               draws: int = 3, seed: int = 0) -> tuple[dict[str, np.ndarray | None], list[str]]:
+               draws: int = 3, seed: int = 0, layer: str = "") -> tuple[dict[str, np.ndarray | None], list[str]]:
     """Every condition of one layer with spectrum `power` (`[H, W]`), as gains: the identity, everything removed,
     each band (see `band_masks`) and its `draws` energy-matched controls (`<band>~control<i>`, None where no control
     can match the band); and the bands whose controls had to draw from the band's own coefficients too
-    (`control_pool`). The controls' random order comes from `seed` and the band's name, so the same spectrum
-    gives the same controls in every process and run."""
+    (`control_pool`). The controls' random order comes from `seed`, the `layer`'s name and the band's name: the same
+    spectrum gives the same controls in every process and run, and models of one architecture draw their controls in
+    the same order layer by layer (a controlled comparison; pass each model its own `seed` to vary them)."""
     height, width = power.shape
     chosen: dict[str, np.ndarray | None] = {IDENTITY: np.ones((height, width)), EVERYTHING: np.zeros((height, width))}
     masks = band_masks(height, width, band_sets, coefficients)
@@ -113,7 +114,7 @@ def conditions(power: np.ndarray, band_sets: tuple[str, ...] = DEFAULT_BAND_SETS
         pool, overlaps = control_pool(power, mask)
         if overlaps and draws:
             overlapping.append(band)
-        generator = np.random.default_rng([seed, *band.encode()])
+        generator = np.random.default_rng([seed, *layer.encode(), 0, *band.encode()])
         for draw in range(draws):
             chosen[f"{band}{CONTROL_SEPARATOR}{draw}"] = matched_control(power, mask, pool, generator)
     return chosen, overlapping

@@ -21,7 +21,7 @@ from ..compare import Model, Pairing, _pair, _prepare, check_model_files, parse_
 from ..data import make_loader
 from ..errors import SpikescopeError
 from ..groupstats import paired_difference, summarize
-from ..pipeline import MODULE_SOURCE
+from ..pipeline import MODULE_SOURCE, _check_counts
 from ..report.folder import check_output_folder, default_report_folder
 from .ablation import frequency_ablation
 from .bands import DEFAULT_BAND_SETS, parse_band_sets
@@ -106,8 +106,9 @@ def compare_frequency(models: Sequence[Model] | Mapping[str, Model] = (), labels
     from ..report.frequency_comparison import write_frequency_comparison  # plotly loads only here
 
     parse_band_sets(bands)
-    if batch_size < 1:
-        raise SpikescopeError(f"--batch-size must be at least 1, got {batch_size}")
+    _check_counts(draws=draws, batch_size=batch_size)  # no control, nothing to compare
+    if coefficients < 0:
+        raise SpikescopeError(f"--coefficients must be at least 0 (0: no single coefficients), got {coefficients}")
     parsed = parse_groups(models, labels, groups)
     check_model_files(parsed)
     destination = check_output_folder(out if out is not None else default_frequency_comparison_folder(parsed),

@@ -183,7 +183,8 @@ class FstaFrequencies:
         joined = {name: {position: np.concatenate([getattr(p, name)[position] for p in parts], axis=1)
                          for position in first.positions} for name in ("correct", "logit_change", "kl", "gain")}
         base = np.concatenate([p.base_correct for p in parts])
-        info = {**first.info, "images": int(len(base)), "accuracy": float(base.mean()),
+        info = {**first.info, "images": int(len(base)),
+                "accuracy": float(base.mean()) if first.info.get("target") == "label" else None,
                 "seconds": sum(p.info["seconds"] for p in parts)}
         return cls(first.positions, first.components, first.dct_size, joined["correct"], joined["logit_change"],
                    joined["kl"], joined["gain"], base, info)
@@ -223,8 +224,9 @@ def fsta_frequencies(model: nn.Module, loader: Iterable, T: int | None = None, d
     stacked = {key: {name: np.concatenate([b[0][key][name] for b in batches], axis=1) for name in modules}
                for key in ("correct", "logit_change", "kl", "gain_change")}
     base = np.concatenate([b[1] for b in batches]).astype(np.float64)
-    info = {"images": int(len(base)), "T": T, "accuracy": float(base.mean()),
-            "target": "label" if all(b[2] for b in batches) else "prediction",
+    labelled = all(b[2] for b in batches)
+    info = {"images": int(len(base)), "T": T, "accuracy": float(base.mean()) if labelled else None,
+            "target": "label" if labelled else "prediction",
             "passes_per_batch": passes, "seconds": time.perf_counter() - started,
             "processes": distributed.world_size()}
     return FstaFrequencies(list(modules), plan, {name: module.dct_size for name, module in modules.items()},

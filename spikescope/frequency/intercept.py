@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..dct import dct_matrix
+from ..errors import SpikescopeError
 from ..tokens import Geometry, as_features, from_features
 
 THRESHOLD = 0.5  # re-binarised maps spike where the ablated value reaches this
@@ -64,8 +65,13 @@ class BandRemover:
             return None
         if isinstance(output, torch.Tensor):
             return self._ablated(output)
-        index = next(i for i, value in enumerate(output) if isinstance(value, torch.Tensor))
-        return type(output)((*output[:index], self._ablated(output[index]), *output[index + 1:]))
+        index = next((i for i, value in enumerate(output) if isinstance(value, torch.Tensor)), None) if isinstance(
+            output, (tuple, list)) else None
+        if index is None:
+            raise SpikescopeError(f"{type(module).__name__} returns {type(output).__name__}, not a tensor or a tuple "
+                                  "holding one: its spikes cannot be ablated")
+        values = (*output[:index], self._ablated(output[index]), *output[index + 1:])
+        return output._make(values) if hasattr(output, "_make") else type(output)(values)  # namedtuples too
 
     def _ablated(self, spikes: torch.Tensor) -> torch.Tensor:
         maps = as_features(spikes, self.geometry)

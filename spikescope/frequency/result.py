@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..groupstats import summarize
-from .bands import EVERYTHING, IDENTITY, control_of
+from .bands import EVERYTHING, IDENTITY, control_of, removed_power
 
 MEASURES = {  # per-image value -> (summary column, bounds of its mean)
     "accuracy_change": (-1.0, 1.0),
@@ -54,9 +54,8 @@ class FrequencyAblation:
 
     def removed_share(self, layer: str, condition: str) -> float:
         """The share of the layer's spectral power the condition removes."""
-        gain, power = self.gains[layer][condition], self.power[layer]
-        total = float(power.sum())
-        return float(((1 - gain ** 2) * power).sum()) / total if total else math.nan
+        total = float(self.power[layer].sum())
+        return removed_power(self.gains[layer][condition], self.power[layer]) / total if total else math.nan
 
     def per_image(self, layer: str, condition: str, measure: str) -> np.ndarray:
         """One measure (`MEASURES`) of every image under one condition."""
@@ -118,7 +117,8 @@ class FrequencyAblation:
         joined = {name: {layer: np.concatenate([getattr(p, name)[layer] for p in parts], axis=1)
                          for layer in first.layers} for name in ("correct", "logit_change", "kl")}
         base = np.concatenate([p.base_correct for p in parts])
-        info = {**first.info, "images": int(len(base)), "accuracy": float(base.mean()) if len(base) else math.nan}
+        labelled = first.info.get("target") == "label"
+        info = {**first.info, "images": int(len(base)), "accuracy": float(base.mean()) if labelled else None}
         return cls(first.layers, first.conditions, first.gains, first.power, joined["correct"],
                    joined["logit_change"], joined["kl"], base, info)
 
