@@ -81,8 +81,9 @@ class FrequencyAblation:
 
     def against_controls(self) -> pd.DataFrame:
         """One row per layer and removed band (or coefficient) that has controls: the band's effect, its controls'
-        mean effect, and the specific effect (band minus the mean of its controls, image by image) with its 95 % t
-        interval over images, for every measure."""
+        mean effect and the SD of the draws' effects (`_control_sd`: how much the controls themselves vary, which the
+        interval over images does not include), and the specific effect (band minus the mean of its controls, image by
+        image) with its 95 % t interval over images, for every measure."""
         rows = []
         for layer in self.layers:
             controls: dict[str, list[str]] = {}
@@ -95,9 +96,11 @@ class FrequencyAblation:
                        "removed_power_share": self.removed_share(layer, band)}
                 for measure, bounds in MEASURES.items():
                     own = self.per_image(layer, band, measure)
-                    matched = np.mean([self.per_image(layer, draw, measure) for draw in draws], axis=0)
+                    each = np.array([self.per_image(layer, draw, measure) for draw in draws])
+                    matched = each.mean(axis=0)
                     row[measure] = float(own.mean())
                     row[f"{measure}_control"] = float(matched.mean())
+                    row[f"{measure}_control_sd"] = float(each.mean(axis=1).std(ddof=1)) if len(draws) > 1 else math.nan
                     row.update(summary_columns(f"{measure}_specific", f"{measure}_specific", summarize(own - matched)))
                 rows.append(row)
         return pd.DataFrame(rows)

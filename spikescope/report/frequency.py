@@ -153,19 +153,26 @@ def _pair_heatmaps(controls: pd.DataFrame, measure: str) -> go.Figure:
     return fig
 
 
+def _spread(measure: str, mean: float, sd: float) -> str:
+    """A controls' mean effect and, with two draws or more, the SD of the draws' effects (no unit repeated)."""
+    scale, _, form = MEASURE_SCALES[measure]
+    return _number(measure, mean) + ("" if np.isnan(sd) else f" ± {format(scale * sd, form.lstrip('+'))}")
+
+
 def _controls_table(controls: pd.DataFrame) -> str:
     """The bands against their controls, each measure as `mean [interval]`."""
     shown = pd.DataFrame({"layer": controls["layer"], "band": controls["band"],
                           "removed": controls["removed_power_share"].map(lambda v: f"{100 * v:.1f} %")})
     for measure in MEASURE_NAMES:
         shown[f"{measure}_band"] = controls[measure].map(lambda v, m=measure: _number(m, v))
-        shown[f"{measure}_control"] = controls[f"{measure}_control"].map(lambda v, m=measure: _number(m, v))
+        shown[f"{measure}_control"] = [_spread(measure, r[f"{measure}_control"], r[f"{measure}_control_sd"])
+                                       for _, r in controls.iterrows()]
         shown[f"{measure}_specific"] = [
             _interval(measure, r[f"{measure}_specific"], r[f"{measure}_specific_ci_low"],
                       r[f"{measure}_specific_ci_high"]) for _, r in controls.iterrows()]
     headers = {"layer": "layer", "band": "band", "removed": "power removed"}
     for measure, name in MEASURE_NAMES.items():
-        headers.update({f"{measure}_band": f"{name}: band", f"{measure}_control": "controls",
+        headers.update({f"{measure}_band": f"{name}: band", f"{measure}_control": "controls ± SD of draws",
                         f"{measure}_specific": "specific [95 % CI]"})
     return table(shown, headers, numbers=False)
 
