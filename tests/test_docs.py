@@ -37,3 +37,4 @@ def test_generated_reports_are_ignored_and_study_reports_are_not():
     assert ignored("reports/demo/report.html") and ignored("reports/compact_cnn_baseline/layers.csv")
     assert not ignored("reports/README.md") and not ignored("reports/spatial/report.html")
     assert not ignored("reports/fsta/summary.json") and not ignored("reports/temporal/layers.csv")
+    assert not ignored("reports/frequency/README.md") and ignored("reports/compact_cnn_baseline-frequency/effects.csv")
