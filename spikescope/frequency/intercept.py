@@ -7,6 +7,7 @@ features as channels, tokens as an `h x w` map) and put back in their own layout
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -30,11 +31,16 @@ def remove_coefficients(maps: torch.Tensor, gain: torch.Tensor, binarize: bool =
         return torch.zeros_like(maps)
     values = maps if maps.is_floating_point() else maps.float()
     height, width = values.shape[-2:]
-    d_h = dct_matrix(height, dtype=values.dtype, device=values.device)
-    d_w = dct_matrix(width, dtype=values.dtype, device=values.device)
+    d_h, d_w = (_dct(n, values.dtype, values.device) for n in (height, width))
     removed = d_h.T @ ((1 - gain.to(values)) * (d_h @ values @ d_w.T)) @ d_w
     ablated = values - removed
     return (ablated >= THRESHOLD).to(values.dtype) if binarize else ablated
+
+
+@lru_cache(maxsize=32)
+def _dct(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The DCT matrix of one map size, made once: the hook runs on every call of the layer."""
+    return dct_matrix(size, dtype=dtype, device=device)
 
 
 class BandRemover:
