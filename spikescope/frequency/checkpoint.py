@@ -36,10 +36,7 @@ def frequency_checkpoint(checkpoint: str | Path | None = None, out: str | Path |
     bundled sample. `draws` (at least 1) energy-matched controls per band; the rest as for `frequency_ablation`
     and `analyze_checkpoint`. `fsta` also ablates each DCT basis and temporal descriptor of every FSTA module on the
     same images (`fsta_frequencies`; `result.fsta`)."""
-    band_sets = parse_band_sets(bands)
-    if coefficients < 0:
-        raise SpikescopeError(f"--coefficients must be at least 0 (0: no single coefficients), got {coefficients}")
-    _check_counts(draws=draws, batch_size=batch_size)
+    band_sets = checked_request(bands, coefficients, draws, batch_size)
     source = Path(checkpoint) if checkpoint is not None else bundled_checkpoint("baseline")
     destination = check_output_folder(out if out is not None else default_report_folder("frequency", [source]),
                                       "frequency")
@@ -69,3 +66,13 @@ def frequency_checkpoint(checkpoint: str | Path | None = None, out: str | Path |
     if not distributed.is_main():  # under torchrun every process holds the whole result; rank 0 writes
         return result, {}
     return result, write_frequency_outputs(result, description, destination)
+
+
+def checked_request(bands: str | Sequence[str], coefficients: int, draws: int, batch_size: int) -> tuple[str, ...]:
+    """The band sets asked for, with every count checked before anything loads (one-line errors): at least one
+    control per band (a band's effect means something only against its controls) and one image per batch."""
+    band_sets = parse_band_sets(bands)
+    if coefficients < 0:
+        raise SpikescopeError(f"--coefficients must be at least 0 (0: no single coefficients), got {coefficients}")
+    _check_counts(draws=draws, batch_size=batch_size)
+    return band_sets

@@ -19,12 +19,12 @@ import pandas as pd
 from .. import distributed
 from ..compare import Model, Pairing, _pair, _prepare, check_model_files, parse_groups
 from ..data import make_loader
-from ..errors import SpikescopeError
 from ..groupstats import paired_difference, summarize
-from ..pipeline import MODULE_SOURCE, _check_counts
+from ..pipeline import MODULE_SOURCE
 from ..report.folder import check_output_folder, default_report_folder
 from .ablation import frequency_ablation
-from .bands import DEFAULT_BAND_SETS, parse_band_sets
+from .bands import DEFAULT_BAND_SETS
+from .checkpoint import checked_request
 from .result import MEASURES, FrequencyAblation
 
 COMPARED = tuple(f"{measure}{suffix}" for measure in MEASURES for suffix in ("", "_control", "_specific"))
@@ -105,10 +105,7 @@ def compare_frequency(models: Sequence[Model] | Mapping[str, Model] = (), labels
     apply to every model. Every file, option and the folder are checked before any pass runs."""
     from ..report.frequency_comparison import write_frequency_comparison  # plotly loads only here
 
-    parse_band_sets(bands)
-    _check_counts(draws=draws, batch_size=batch_size)  # no control, nothing to compare
-    if coefficients < 0:
-        raise SpikescopeError(f"--coefficients must be at least 0 (0: no single coefficients), got {coefficients}")
+    checked_request(bands, coefficients, draws, batch_size)
     parsed = parse_groups(models, labels, groups)
     check_model_files(parsed)
     destination = check_output_folder(out if out is not None else default_frequency_comparison_folder(parsed),
