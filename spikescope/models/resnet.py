@@ -7,6 +7,12 @@ pooling and one linear layer. ResNet-19: one `conv3x3(128)-BN-LIF` stem layer, s
 shortcut, then LIF. `fsta` is False, True / "both", "temporal" or "spatial" (one branch). The
 reference code gives ResNet-19's block FSTAs `reduction=16` (an apparent oversight); here
 `fsta_reduction` applies to every FSTA and defaults to 1.
+
+`width` scales every layer's channels (rounded to whole channels, at least one) and nothing else: the
+depth, the stem, the strides and the FSTA positions stay the reference code's, so `width=0.25` is the same
+network at a quarter of the channels and about a sixteenth of the MACs. The pooled shortcut rounds odd map
+sizes up, as the strided convolution beside it does (7 px -> 4 px), so ResNet-20 takes 28 x 28 images; on
+even sizes (CIFAR's 32 x 32) it is the reference code's shortcut.
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ class BasicBlock(nn.Module):
         if stride != 1 or in_channels != out_channels:
             if pooled_shortcut:
                 self.shortcut = nn.Sequential(
-                    nn.AvgPool2d(stride) if stride > 1 else nn.Identity(),
+                    nn.AvgPool2d(stride, ceil_mode=True) if stride > 1 else nn.Identity(),
                     nn.Conv2d(in_channels, out_channels, 1, bias=False),
                     nn.BatchNorm2d(out_channels),
                 )
@@ -74,21 +80,33 @@ class SpikingResNet(nn.Module):
         return self.classifier(x).mean(dim=0)
 
 
+def scaled(channels: int, width: float) -> int:
+    """`channels` at width multiplier `width`, rounded to whole channels (at least one)."""
+    if not width > 0:
+        raise ValueError(f"width must be a positive multiplier of the channels, got {width}")
+    return max(1, round(channels * width))
+
+
 def resnet20(in_channels: int = 3, num_classes: int = 10, T: int = 2, fsta: bool | str = False,
-             fsta_reduction: int = 1) -> SpikingResNet:
-    """ResNet-20 of the reference code (CIFAR-10 at T=2 in the paper's recipe)."""
-    stem = [SpikingConv(in_channels, 64), SpikingConv(64, 64), SpikingConv(64, 64)]
-    stages = [(64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)]
-    return SpikingResNet(stem, nn.AvgPool2d(2), stages, 64, num_classes, T, fsta, fsta_reduction,
+             fsta_reduction: int = 1, width: float = 1.0) -> SpikingResNet:
+    """ResNet-20 of the reference code (CIFAR-10 at T=2 in the paper's recipe), its channels scaled by `width`."""
+    stem_channels = scaled(64, width)
+    stem = [SpikingConv(in_channels, stem_channels), SpikingConv(stem_channels, stem_channels),
+            SpikingConv(stem_channels, stem_channels)]
+    stages = [(scaled(planes, width), count, stride) for planes, count, stride in
+              [(64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)]]
+    return SpikingResNet(stem, nn.AvgPool2d(2), stages, stem_channels, num_classes, T, fsta, fsta_reduction,
                          pooled_shortcut=True)
 
 
 def resnet19(in_channels: int = 3, num_classes: int = 100, T: int = 2, fsta: bool | str = False,
-             fsta_reduction: int = 1) -> SpikingResNet:
-    """ResNet-19 of the reference code (CIFAR-100 at T=2 in the paper's recipe)."""
-    stages = [(128, 3, 1), (256, 3, 2), (512, 2, 2)]
-    return SpikingResNet([SpikingConv(in_channels, 128)], nn.Identity(), stages, 128, num_classes, T, fsta,
-                         fsta_reduction, pooled_shortcut=False)
+             fsta_reduction: int = 1, width: float = 1.0) -> SpikingResNet:
+    """ResNet-19 of the reference code (CIFAR-100 at T=2 in the paper's recipe), its channels scaled by `width`."""
+    stem_channels = scaled(128, width)
+    stages = [(scaled(planes, width), count, stride) for planes, count, stride in
+              [(128, 3, 1), (256, 3, 2), (512, 2, 2)]]
+    return SpikingResNet([SpikingConv(in_channels, stem_channels)], nn.Identity(), stages, stem_channels,
+                         num_classes, T, fsta, fsta_reduction, pooled_shortcut=False)
 
 
 register("resnet20", resnet20)
