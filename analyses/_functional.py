@@ -27,7 +27,7 @@ import torch
 
 import spikescope
 from spikescope.atomic import atomic_path
-from _report import interval, markdown_table, save_figure
+from _report import interval, markdown_table, save_figure, with_roles
 
 SIDES = ("vertical", "horizontal")  # the band of variation along the height, then along the width
 LOSSES = {"accuracy": "accuracy_change", "KL": "kl"}  # measure -> against_controls column (a change or a loss)
@@ -145,7 +145,7 @@ def loss_cell(frames: list[pd.DataFrame], layer: str, column: str, scale: float)
                     digits=1 if scale == 100 else 3)
 
 
-def per_layer_rows(found: dict) -> list[dict]:
+def per_layer_rows(found: dict, roles: dict[str, str]) -> list[dict]:
     """Per split, measure and layer: FOI of the trained and untrained networks, their paired difference, and the
     trained networks' specific losses of both bands (accuracy in points, KL in nats)."""
     rows = []
@@ -157,21 +157,23 @@ def per_layer_rows(found: dict) -> list[dict]:
                          "FOI trained": foi_cell(trained, layer), "FOI untrained": foi_cell(untrained, layer),
                          "trained − untrained (paired)": difference_cell(trained, untrained, layer),
                          **{f"S {side} (trained)": loss_cell(trained, layer, f"S_{side}", scale) for side in SIDES}})
-    return rows
+    return with_roles(rows, roles)
 
 
-def control_rows(stripes_found: dict) -> tuple[list[dict], bool]:
-    """Per split and kind of stripes: each layer's FOI over the gratings networks and how many of them depend on the
-    stripes' band (`stripes_pass`); and whether all of them do at every depth."""
+def control_rows(stripes_found: dict, roles: dict[str, str]) -> tuple[list[dict], bool]:
+    """Per split and layer, one column per kind of stripes: the layer's FOI over the gratings networks and how many
+    of them depend on the stripes' band (`stripes_pass`); and whether all of them do at every depth."""
     rows, passes = [], True
     for split, by_stripes in stripes_found.items():
+        cells: dict[str, dict] = {}
         for stripes, frames in by_stripes.items():
             counts = stripes_pass(frames, stripes)
             passes &= bool((counts == len(frames)).all())
-            rows.append({"split": split, "test images": stripes, "band they live in": STRIPES[stripes][1],
-                         **{layer: f"{foi_cell(frames, layer)}; {counts[layer]}/{len(frames)} depend"
-                            for layer in frames[0].index}})
-    return rows, passes
+            for layer in frames[0].index:
+                cells.setdefault(layer, {"split": split, "layer": layer})[f"{stripes} ({STRIPES[stripes][1]})"] = \
+                    f"{foi_cell(frames, layer)}; {counts[layer]}/{len(frames)} depend"
+        rows += cells.values()
+    return with_roles(rows, roles), passes
 
 
 def write_rows(found: dict, stripes_found: dict, path: Path) -> None:
@@ -185,14 +187,15 @@ def write_rows(found: dict, stripes_found: dict, path: Path) -> None:
     pd.concat(rows).to_csv(path, index=False)
 
 
-def section(found: dict, stripes_found: dict, verdicts: pd.DataFrame, folder: Path) -> tuple[str, bool]:
+def section(found: dict, stripes_found: dict, verdicts: pd.DataFrame, folder: Path,
+            roles: dict[str, str]) -> tuple[str, bool]:
     """The report's functional section (figure, FOI per layer, verdicts, gratings control; functional.csv and
     functional.png written to `folder`), and whether the gratings control passes."""
     write_rows(found, stripes_found, folder / "functional.csv")
     curves = {f"{split} split (Fashion-MNIST)": frames for (split, measure), frames in found.items()
               if measure == "KL"}
     curves["axis split (gratings control)"] = stripes_found["axis"]
-    control, passes = control_rows(stripes_found)
+    control, passes = control_rows(stripes_found, roles)
     outcome = ("passes: every gratings network depends on its stripes' band at every depth, on both splits" if passes
                else "FAILS: not every gratings network depends on its stripes' band at every depth (see the counts)")
     return f"""## Functional test: on which orientation does the decision depend? (per layer, over seeds)
@@ -202,12 +205,14 @@ FOI per layer, mean [95% CI] over seeds; trained − untrained paired seed by se
 specific loss of removing the band: its loss minus its energy-matched controls' (accuracy drop in points, or KL in
 nats), mean [95% CI] over seeds. Per-seed values (R, C, S, FOI): functional.csv.
 
-{markdown_table(pd.DataFrame(per_layer_rows(found)))}
+{markdown_table(pd.DataFrame(per_layer_rows(found, roles)))}
 
 ### Verdicts per measure, split and reading
 {markdown_table(verdicts)}
 
-### Control: the gratings networks (KL; FOI mean [95% CI]; seeds whose decision depends on the stripes' band)
+### Control: the gratings networks (KL)
+Per kind of stripes (and the band they live in): FOI mean [95% CI] over the networks, and how many of them depend on
+the stripes' band.
 {markdown_table(pd.DataFrame(control))}
 
 A network depends on its stripes' band at a layer when removing that band moves its predictions (KL of at least

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import matplotlib
@@ -12,15 +13,19 @@ import pandas as pd  # noqa: E402
 from plotly.offline import get_plotlyjs  # noqa: E402
 
 import spikescope  # noqa: E402
+from spikescope.models.resnet import BasicBlock  # noqa: E402
+from spikescope.neurons import LIF  # noqa: E402
+from _recipe import report_folder  # noqa: E402
 
 SHARED_PLOTLY = "plotly.min.js"  # one copy in reports/, loaded by every comparison page below it
 
 
-def study_folder(reports: str | Path, study: str) -> Path:
-    """`reports/<study>/`, created, with the shared plotly.js in `reports/`."""
-    folder = Path(reports) / study
+def study_folder(args, study: str) -> Path:
+    """The study's report folder for the network of `args` (`_recipe.report_folder`), created, with the shared
+    plotly.js in `reports/`."""
+    folder = report_folder(args, study)
     folder.mkdir(parents=True, exist_ok=True)
-    shared = Path(reports) / SHARED_PLOTLY
+    shared = Path(args.reports) / SHARED_PLOTLY
     if not shared.exists():
         shared.write_text(get_plotlyjs())
     return folder
@@ -30,9 +35,11 @@ def compare_groups(groups: dict, args, study: str, membrane: bool = False, energ
                    folder: str = "comparison") -> tuple[spikescope.Comparison, dict]:
     """The groups' comparison on the study's test images (with membrane potentials if asked, under the `energy`
     model), written to `reports/<study>/<folder>/` (loading the shared plotly.js), and its statistics."""
+    out = study_folder(args, study) / folder
+    shared = Path(os.path.relpath(Path(args.reports) / SHARED_PLOTLY, out)).as_posix()
     comparison, _ = spikescope.compare(groups=groups, limit=args.test_limit, device=args.device, energy=energy,
-                                       out=study_folder(args.reports, study) / folder, membrane=membrane,
-                                       plotly_js=f"../../{SHARED_PLOTLY}", command=f"python analyses/{study}.py")
+                                       out=out, membrane=membrane, plotly_js=shared,
+                                       command=f"python analyses/{study}.py")
     return comparison, comparison.statistics()
 
 
@@ -71,3 +78,25 @@ def verdict(low: float, high: float, predicted_sign: int) -> str:
     if predicted_sign * low < 0 and predicted_sign * high < 0:
         return "contradicted"
     return "inconclusive (the interval includes 0)"
+
+
+def layer_roles(model) -> dict[str, str]:
+    """Each spiking layer's place in a residual network: a block's output neurons fire on the sum of the residual
+    branch and the shortcut, its inner neurons on the branch alone, the rest (stem) on a plain convolution.
+    Empty for a network without residual blocks, whose layers need no such label."""
+    roles = {}
+    for name, module in model.named_modules():
+        if isinstance(module, BasicBlock):
+            roles[f"{name}.conv_bn_lif.lif"] = "block inner"
+            roles[f"{name}.lif"] = "block output (residual sum)"
+    if not roles:
+        return {}
+    return {name: roles.get(name, "stem") for name, module in model.named_modules() if isinstance(module, LIF)}
+
+
+def with_roles(rows: list[dict], roles: dict[str, str]) -> list[dict]:
+    """`rows` (each with a "layer") with the layer's role next to it, where the network has roles."""
+    if not roles:
+        return rows
+    return [{key: value for key, value in row.items() if key == "layer"} | {"role": roles.get(row["layer"], "–")}
+            | {key: value for key, value in row.items() if key != "layer"} for row in rows]

@@ -32,6 +32,7 @@ import _spikingjelly_zoo as zoo
 import spikescope
 from _energy_networks import (SEED, SUPPORTED_NETWORKS, T, PlainLIFNet, SnnTorchNet, build, sinabs_net,
                               spiking_residual)
+from _priced import priced_table
 from _report import markdown_table
 from spikescope.data import FASHION_MNIST_ROOT, make_loader
 from spikescope.energy.models import MEMORY, TERMS, Lemaire2022
@@ -60,13 +61,6 @@ def priced(result: spikescope.AnalysisResult, metric: Energy, model: str) -> dic
     return {**totals, "total": totals["energy_pj_per_image"], "ann_total": totals["ann_energy_pj_per_image"],
             **{t: totals[f"energy_{t}_pj_per_image"] for t in TERMS},
             **{f"ann_{t}": totals[f"ann_energy_{t}_pj_per_image"] for t in TERMS}}
-
-
-def priced_table(metric: Energy, model: str) -> pd.DataFrame:
-    """The energy table of `metric`'s counts priced under energy model `model`."""
-    again = Energy(model)
-    again.load_state_dict(metric.state_dict())
-    return again.compute().layers
 
 
 def stated_differences(net: nn.Module, images: torch.Tensor) -> dict[str, dict[str, float]]:

@@ -24,8 +24,10 @@ import torch
 
 import spikescope
 from spikescope.energy.models import TERMS
-from _recipe import arguments, recipe, runs_folder
-from _report import compare_groups, interval, markdown_table, save_figure, study_folder, verdict
+from _recipe import arguments, network_name, recipe, runs_folder
+from _priced import energy_by_model, energy_change_rows
+from _report import compare_groups, interval, layer_roles, markdown_table, save_figure, study_folder, verdict, \
+    with_roles
 
 ARMS = ["baseline", "fsta", "fsta-temporal", "fsta-spatial"]
 ENERGY_MODELS = ("fp32", "lemaire2022")  # compute only, and with addressing and memory (docs/metrics.md)
@@ -66,9 +68,9 @@ def step_times(config: spikescope.TrainConfig, batches: int = 10, repeats: int =
     ratio measured in one run (run times in the histories depend on what else the machine did)."""
     data = spikescope.load_dataset(config.data, "train", limit=batches * config.batch_size)
     loader = list(spikescope.make_loader(data, config.batch_size))
-    models = {arm: spikescope.build_model(config.arch, in_channels=data.images.shape[1],
-                                          num_classes=len(data.classes), T=config.T, fsta=spikescope.ARMS[arm])
-              for arm in ARMS}
+    models = {arm: spikescope.build_model(config.arch, **{"in_channels": data.images.shape[1],
+                                                           "num_classes": len(data.classes), **config.arch_kwargs},
+                                          T=config.T, fsta=spikescope.ARMS[arm]) for arm in ARMS}
     best = {arm: float("inf") for arm in ARMS}
     for _ in range(repeats):
         for arm, model in models.items():
@@ -98,7 +100,7 @@ def firing_figure(comparison: spikescope.Comparison, statistics: dict, path) -> 
     return save_figure(fig, path)
 
 
-def membrane_rows(statistics: dict, layers: list[str]) -> pd.DataFrame:
+def membrane_rows(statistics: dict, layers: list[str], roles: dict[str, str]) -> pd.DataFrame:
     """Per layer: where membrane potentials sit in the baseline and with FSTA (means over seeds), and FSTA's
     paired change of their mean and spread."""
     base, fsta = statistics["groups"]["baseline"]["layers"], statistics["groups"]["fsta"]["layers"]
@@ -108,12 +110,12 @@ def membrane_rows(statistics: dict, layers: list[str]) -> pd.DataFrame:
         return (f"{scale * base[layer][metric]['mean']:.{digits}f}{unit} → "
                 f"{scale * fsta[layer][metric]['mean']:.{digits}f}{unit}")
 
-    return pd.DataFrame([{
+    return pd.DataFrame(with_roles([{
         "layer": layer, "mean u/θ": pair(layer, "membrane_mean"),
         "change of the mean": interval(change[layer]["membrane_mean"]),
         "SD of u/θ": pair(layer, "membrane_sd"), "change of the SD": interval(change[layer]["membrane_sd"]),
         "within 10 % below θ": pair(layer, "near_threshold_share", 100, 1, " %"),
-        "fired": pair(layer, "reset_share", 100, 1, " %")} for layer in layers])
+        "fired": pair(layer, "reset_share", 100, 1, " %")} for layer in layers], roles))
 
 
 def membrane_reading(statistics: dict, layers: list[str]) -> str:
@@ -153,7 +155,7 @@ def membrane_figure(comparison: spikescope.Comparison, path) -> str:
     return save_figure(fig, path)
 
 
-def cka_rows(comparison: spikescope.Comparison) -> pd.DataFrame:
+def cka_rows(comparison: spikescope.Comparison, roles: dict[str, str]) -> pd.DataFrame:
     """Per layer: linear CKA with the same layer of the baseline's first seed, mean over each arm's models (the
     baseline's other seeds give the seed-to-seed level)."""
     layers = comparison.layer_names()
@@ -166,7 +168,7 @@ def cka_rows(comparison: spikescope.Comparison) -> pd.DataFrame:
             row[arm if arm != "baseline" else "baseline (other seeds)"] = (
                 f"{np.mean(values):.3f}" if values else "–")
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(with_roles(rows, roles))
 
 
 def energy_changes(by_model: dict[str, dict]) -> pd.DataFrame:
@@ -216,7 +218,7 @@ def main() -> None:
     started = time.time()
     config = recipe(args)
     paths = spikescope.train_arms(config, ARMS, seeds=range(args.seeds), out=runs_folder(args, config))
-    folder = study_folder(args.reports, "fsta")
+    folder = study_folder(args, "fsta")
     comparison, statistics = compare_groups(paths, args, "fsta", membrane=True)
     memory_aware, memory_statistics = compare_groups(paths, args, "fsta", energy="lemaire2022",
                                                      folder="comparison-lemaire2022")
@@ -253,8 +255,13 @@ def main() -> None:
                                                                    f"p = {c['firing_rate']['p_value']:.3f}",
             "energy (µJ)": interval(c["energy_pj_per_image"], 1e-6, 2),
             "energy without FSTA's MACs (µJ)": interval(c["energy_pj_per_image_without_fsta"], 1e-6, 2)})
-    layer_rows = [{"layer": layer, **{arm: f"{changes[arm]['layers'][layer]['firing_rate']['percent']:+.1f} %"
-                                     for arm in ARMS[1:]}} for layer in comparison.layer_names()]
+    roles = layer_roles(spikescope.load(paths["baseline"][0])[0])
+    layer_rows = with_roles([{"layer": layer, **{arm: f"{changes[arm]['layers'][layer]['firing_rate']['percent']:+.1f}"
+                                                      " %" for arm in ARMS[1:]}} for layer in comparison.layer_names()],
+                            roles)
+    energies = energy_by_model(paths, spikescope.make_loader(
+        spikescope.load_dataset(config.data, "test", limit=args.test_limit), 100))
+    energies.to_csv(folder / "energy-models.csv", index=False)
 
     fsta = changes["fsta"]["totals"]
     lowers = verdict(fsta["firing_rate"]["ci_low"], fsta["firing_rate"]["ci_high"], -1)
@@ -287,9 +294,9 @@ FSTA (both branches) against the baseline: firing rate {interval(fsta['firing_ra
 - Data: {first['dataset']['name']}, the first {config.limit or 'all'} training images; every model analysed on
   the same first {args.test_limit:,} test images (also the images the training logged its test accuracy on; no
   model was selected on them).
-- Model: {config.arch}, T = {config.T}; {config.epochs} epochs, Adam, peak learning rate {config.lr} with a cosine
-  schedule, batch {config.batch_size}; seeds {', '.join(map(str, range(args.seeds)))} for every arm (the same
-  initial weights of the shared layers and the same data order).
+- Model: {network_name(config)}, T = {config.T}; {config.epochs} epochs, Adam, peak learning rate {config.lr}
+  with a cosine schedule, batch {config.batch_size}; seeds {', '.join(map(str, range(args.seeds)))} for every arm
+  (the same initial weights of the shared layers and the same data order).
 - Arms: {', '.join(ARMS)} (FSTA with one branch only for the last two).
 - Energy: two models (docs/metrics.md, "Energy models"): `fp32`, compute only (45 nm, 4.6 pJ per MAC,
   0.9 pJ per AC), the convention of the paper; and `lemaire2022`, which adds addressing and the memory reads and
@@ -322,7 +329,7 @@ Where the potentials u of the neurons that did not fire sit, in units of each la
 FSTA (means over seeds; changes paired by seed, mean [95% CI]). Read at the spike decision
 (docs/metrics.md, "Membrane potential").
 
-{markdown_table(membrane_rows(statistics, comparison.layer_names()))}
+{markdown_table(membrane_rows(statistics, comparison.layer_names(), roles))}
 
 {membrane_reading(statistics, comparison.layer_names())}
 
@@ -333,7 +340,7 @@ Linear CKA of each layer's channel features with the same layer of the baseline'
 images (mean over each arm's models; 1 = the same representation up to a rotation and a scale). The baseline's
 other seeds show how much two baseline trainings differ anyway.
 
-{markdown_table(cka_rows(comparison))}
+{markdown_table(cka_rows(comparison, roles))}
 
 ## Energy under both models
 {energy_reading(by_model)}
@@ -351,6 +358,12 @@ once per image as a dense network under the same model.
 The comparison under `lemaire2022` is in
 [comparison-lemaire2022/comparison.html](comparison-lemaire2022/comparison.html).
 
+### Under every energy model
+The same networks on the same images, their operation and memory counts taken in one pass and priced under each
+of spikescope's energy models (docs/metrics.md, "Energy models"; per seed in energy-models.csv):
+
+{markdown_table(energy_change_rows(energies))}
+
 ## FSTA's cost at paper scale (no training)
 {markdown_table(budget)}
 
@@ -359,13 +372,13 @@ timestep) at which the energy FSTA saves in those layers pays for its own, under
 energy is proportional to its input events; the neurons' own updates are left out). FSTA's MACs are counted
 analytically as the module computes them (docs/metrics.md, "Synaptic operations and energy"). Here FSTA lowered
 the firing rate by {drop:.3f} on average; at paper scale the break-even drop is {scale_note}: the larger the
-network, the smaller FSTA's share of the compute, so the energy verdict measured on the compact CNN need not
+network, the smaller FSTA's share of the compute, so the energy verdict measured on {network_name(config)} need not
 hold for ResNet-19.
 
 ## What this does and does not show
 - {args.seeds} seeds, {config.epochs} epochs on {config.limit or 'all'} images: a small-compute replication on
-  Fashion-MNIST, not the paper's CIFAR/ResNet recipe (hundreds of epochs on a GPU). The script scales up with
-  `--device cuda --arch resnet20 --data cifar10 --limit 0 --epochs ...`.
+  {first['dataset']['name']}, not the paper's CIFAR/ResNet recipe (hundreds of epochs on a GPU). The script scales
+  up with `--device cuda --arch resnet20 --data cifar10 --limit 0 --epochs ...`.
 - The interactive comparison (per-layer firing, energy split, orientation, similarity, spectrum differences)
   is in [comparison/comparison.html](comparison/comparison.html); all numbers in comparison/comparison.json.
 """

@@ -35,8 +35,8 @@ import torch
 
 import _functional as F
 import spikescope
-from _recipe import arguments, recipe, runs_folder
-from _report import interval, markdown_table, save_figure, study_folder, verdict
+from _recipe import arguments, network_name, recipe, runs_folder
+from _report import interval, layer_roles, markdown_table, save_figure, study_folder, verdict, with_roles
 
 SPLITS = ("axis", "wedge")
 OI_BOUNDS = {"trained": (-1, 1), "untrained": (-1, 1), "trained, channel-averaged spectrum": (-1, 1),
@@ -44,6 +44,11 @@ OI_BOUNDS = {"trained": (-1, 1), "untrained": (-1, 1), "trained, channel-average
 READINGS = {"a": ("variation along the height (OI > 0) shallow, along the width deep", +1),
             "b": ("vertical stripes (OI < 0) shallow, horizontal stripes deep", -1)}  # sign of the shallow OI
 GRATINGS_TEST = 500  # the gratings networks' test images (their vertical- and horizontal-stripe ones are used)
+RESIDUAL_NOTE = """Layers in depth order. A block's inner neurons fire on its first convolution alone; its output
+neurons fire on the residual sum (second convolution plus shortcut), the stream the next block reads. The verdict
+table also judges each kind of layer alone.
+
+"""
 GRATINGS_ABLATED = 150  # the first of them are ablated (about 100 stripe images): enough for their large effects
 
 
@@ -100,7 +105,7 @@ def ablations(runs: list, gratings_runs: list, config, args) -> tuple[dict, dict
     return tables, stripes_tables
 
 
-def functional(tables: dict, stripes_tables: dict, folder) -> tuple[str, bool, dict]:
+def functional(tables: dict, stripes_tables: dict, folder, roles: dict[str, str]) -> tuple[str, bool, dict]:
     """Claim 1 tested functionally: FOI by depth judged per measure, split and reading like OI (trained, untrained,
     and what training adds); the report's section (`_functional.section`), the verdict per reading (KL, per split)
     and whether the gratings control passes."""
@@ -122,7 +127,7 @@ def functional(tables: dict, stripes_tables: dict, folder) -> tuple[str, bool, d
                 headline.setdefault(reading, []).append(f"{split} split: {result}")
     stripes_found = {split: {s: [F.dependence(t, split, "KL") for t in ts] for s, ts in stripes_tables.items()}
                      for split in SPLITS}
-    return *F.section(found, stripes_found, pd.DataFrame(verdicts), folder), headline
+    return *F.section(found, stripes_found, pd.DataFrame(verdicts), folder, roles), headline
 
 
 def tracks_figure(runs: list, path) -> tuple[str, pd.DataFrame]:
@@ -157,7 +162,7 @@ def main() -> None:
     gratings_config = recipe(args, data="gratings", limit=None, test_limit=GRATINGS_TEST)
     gratings_runs = spikescope.train_arms(gratings_config, ["baseline"], seeds=range(args.seeds),
                                           out=runs_folder(args, gratings_config))["baseline"]
-    folder = study_folder(args.reports, "spatial")
+    folder = study_folder(args, "spatial")
     loader = test_loader(config.data, args.test_limit)
     images = spikescope.load_dataset(config.data, "test", limit=args.test_limit).images
     source = spikescope.image_orientation(images)
@@ -170,15 +175,15 @@ def main() -> None:
                                               loader))
         views["trained, channel-averaged spectrum"].append(orientation(model, loader, channel_mean=True))
     layers = list(views["trained"][0].index)
+    roles = layer_roles(spikescope.load(runs[0])[0])
     views["learned (trained − untrained)"] = [t - u for t, u in zip(views["trained"], views["untrained"])]
 
     oi_tables = []
     for view, frames in views.items():
         rows = [{"layer": "input images (depth 0)", **{f"OI ({s})": f"{source[f'{s}_OI']:+.3f}" for s in SPLITS}}]
-        rows += [{"layer": layer, **{f"OI ({s})": interval(spikescope.summarize([f.loc[layer, f"{s}_OI"]
-                                                                                  for f in frames]), digits=3,
-                                                           bounds=OI_BOUNDS[view]) for s in SPLITS}}
-                 for layer in layers]
+        rows = with_roles(rows + [{"layer": layer, **{f"OI ({s})": interval(spikescope.summarize(
+            [f.loc[layer, f"{s}_OI"] for f in frames]), digits=3, bounds=OI_BOUNDS[view]) for s in SPLITS}}
+            for layer in layers], roles)
         shown = rows[1:] if view.startswith("learned") else rows  # a difference has no input row
         oi_tables.append(f"**{view}**\n\n{markdown_table(pd.DataFrame(shown))}\n")
 
@@ -194,6 +199,13 @@ def main() -> None:
                 if view == "trained":
                     supported.setdefault(reading, []).append((result["strict_ok"],
                                                               result["trend_verdict"] == "supported"))
+                    for role in sorted(set(roles.values()) - {"stem"}):  # the residual stream, the blocks' insides
+                        kept = [layers.index(layer) for layer in layers if roles[layer] == role]
+                        alone = judge([oi[kept] for oi in per_seed], sign)
+                        verdicts.append({"view": f"trained, {role} layers only", "split": split, "reading": reading,
+                                         "strict form": alone["strict"], "Spearman(depth, OI)": interval(
+                                             alone["trend"], digits=2, bounds=(-1, 1)),
+                                         "trend form": alone["trend_verdict"]})
     overall = {}
     for reading, results in supported.items():
         trends = [r for r in verdicts if r["view"] == "trained" and r["reading"] == reading]
@@ -212,15 +224,16 @@ def main() -> None:
                          for s in SPLITS])
 
     tracks_png, trends = tracks_figure(runs, folder / "tracks.png")
-    control_rows = []
+    control = {"layer": ["input images (depth 0)", *layers]}  # one column per kind of stripes, layers in rows
+    control_set = spikescope.load_dataset("gratings", "test", limit=GRATINGS_TEST)
     for name, label in (("vertical stripes", 0), ("horizontal stripes", 1)):
         control_loader = test_loader("gratings", GRATINGS_TEST, [label])
-        control_set = spikescope.load_dataset("gratings", "test", limit=GRATINGS_TEST)
         source_oi = spikescope.image_orientation(control_set.images[control_set.labels == label])["axis_OI"]
         frames = [orientation(spikescope.load(p)[0], control_loader) for p in gratings_runs]
-        control_rows.append({"test images": name, "input OI (axis)": f"{source_oi:+.3f}",
-                             **{layer: interval(spikescope.summarize([f.loc[layer, "axis_OI"] for f in frames]),
-                                                digits=3, bounds=(-1, 1)) for layer in layers}})
+        control[name] = [f"{source_oi:+.3f}", *(interval(spikescope.summarize([f.loc[layer, "axis_OI"]
+                                                                                 for f in frames]), digits=3,
+                                                         bounds=(-1, 1)) for layer in layers)]
+    control_rows = with_roles(pd.DataFrame(control).to_dict("records"), roles)
     negative = all((f[f"{s}_OI"] < 0).all() for f in views["trained"] for s in SPLITS)
     positive = all((f[f"{s}_OI"] > 0).all() for f in views["trained"] for s in SPLITS)
     signs = (f"Every layer of every trained network has OI {'< 0' if negative else '> 0'}, as the input images do "
@@ -235,7 +248,8 @@ def main() -> None:
               "What training adds rises with depth: the trend is learned." if learned_rises else
               "Neither the untrained networks nor what training adds show a clear depth trend.")
     ablating = time.time()
-    section, control_passes, functional_verdicts = functional(*ablations(runs, gratings_runs, config, args), folder)
+    section, control_passes, functional_verdicts = functional(*ablations(runs, gratings_runs, config, args), folder,
+                                                              roles)
     ablation_minutes = (time.time() - ablating) / 60
     minutes = (time.time() - started) / 60
     verdict_line = "; ".join(f"reading ({r}): **{v}**" for r, v in overall.items())
@@ -268,9 +282,9 @@ DC excluded (docs/metrics.md, "2D-DCT spectrum").
 - Data: Fashion-MNIST, the first {config.limit or 'all'} training images; analysed on the first
   {args.test_limit:,} test images. Control: the gratings dataset (2,000 training images of vertical,
   horizontal and diagonal stripes), analysed on its vertical-stripe and horizontal-stripe test images.
-- Model: {config.arch}, T = {config.T}; {config.epochs} epochs, Adam, peak learning rate {config.lr}, cosine
-  schedule, batch {config.batch_size}; seeds {', '.join(map(str, range(args.seeds)))}; 500 test images tracked
-  every epoch.
+- Model: {network_name(config)} ({len(layers)} spiking layers), T = {config.T}; {config.epochs} epochs, Adam, peak
+  learning rate {config.lr}, cosine schedule, batch {config.batch_size}; seeds
+  {', '.join(map(str, range(args.seeds)))}; 500 test images tracked every epoch.
 - Functional test: every spiking layer's axis and wedge bands removed (`spikescope.frequency_ablation`, maps not
   re-binarised) on the first {args.ablation_images:,} test images, {args.draws} energy-matched controls per band;
   the gratings networks on their vertical- and horizontal-stripe test images (of the first {GRATINGS_ABLATED}).
@@ -278,7 +292,7 @@ DC excluded (docs/metrics.md, "2D-DCT spectrum").
   and ablation tables are reused).
 
 ## Orientation index per layer (mean [95% CI] over seeds)
-{chr(10).join(oi_tables)}
+{RESIDUAL_NOTE if roles else ""}{chr(10).join(oi_tables)}
 
 ## Verdicts per view, split, reading and form
 {markdown_table(pd.DataFrame(verdicts))}
@@ -296,8 +310,8 @@ positive OI at every depth.
 
 {section}
 ## What this does and does not show
-- Small compute: {args.seeds} seeds, {config.epochs} epochs, compact CNN on Fashion-MNIST (28x28, five
-  spiking layers); the paper's networks are ResNets on CIFAR. `--arch resnet20 --data cifar10` scales it up.
+- Small compute: {args.seeds} seeds, {config.epochs} epochs, {network_name(config)} on {config.data} (28x28,
+  {len(layers)} spiking layers); the paper's networks are full-width ResNets on CIFAR, trained for hundreds of epochs.
 - OI summarises spike maps summed over channels, samples and timesteps; a layer can hold vertical and
   horizontal detectors in different channels and still have OI near 0.
 - The functional test removes a band from one layer at a time; a band the decision can do without may still be

@@ -1,7 +1,8 @@
 """Claim 2 of the FSTA paper: "feature learning barely differs across timesteps", so that "increasing the
 time steps has limited effect on feature learning".
 
-The baseline compact CNN trained at T = 1, 2 and 4 with one recipe and the same seeds. For T = 2 and 4:
+The baseline network (the compact CNN unless --arch says otherwise) trained at T = 1, 2 and 4 with one recipe and
+the same seeds. For T = 2 and 4:
 the T x T similarity of every layer between timesteps, of the spike patterns (mean per-sample cosine),
 of their frequency content (cosine of the DCT power spectra without DC) and of the whole representation
 (linear CKA of the channel features), averaged over seeds.
@@ -22,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 import spikescope
-from _recipe import arguments, recipe, runs_folder
-from _report import compare_groups, interval, markdown_table, save_figure, study_folder
+from _recipe import arguments, network_name, recipe, runs_folder
+from _report import compare_groups, interval, layer_roles, markdown_table, save_figure, study_folder, with_roles
 
 STEPS = (1, 2, 4)
 SIMILAR = 0.9  # the threshold spikescope's single-model claim check uses for "barely differs"
@@ -75,16 +76,16 @@ def main() -> None:
         config = recipe(args, T=steps)
         paths[f"T={steps}"] = spikescope.train_arms(config, ["baseline"], seeds=range(args.seeds),
                                                     out=runs_folder(args, config))["baseline"]
-    folder = study_folder(args.reports, "temporal")
+    folder = study_folder(args, "temporal")
     comparison, statistics = compare_groups(paths, args, "temporal")
     groups, changes = statistics["groups"], statistics["changes"]
 
     similarity = [row for group in ("T=2", "T=4") for row in similarity_rows(comparison, group)]
-    table = pd.DataFrame([{"T": r["T"], "layer": r["layer"],
-                           "lowest spike cosine": interval(r["spike"], bounds=(-1, 1)),
-                           "lowest spectral cosine (no DC)": interval(r["spectral"], bounds=(-1, 1)),
-                           "lowest linear CKA": interval(r["cka"], bounds=(0, 1))}
-                          for r in similarity])
+    table = pd.DataFrame(with_roles([{"layer": r["layer"], "T": r["T"],
+                                      "lowest spike cosine": interval(r["spike"], bounds=(-1, 1)),
+                                      "lowest spectral cosine (no DC)": interval(r["spectral"], bounds=(-1, 1)),
+                                      "lowest linear CKA": interval(r["cka"], bounds=(0, 1))}
+                                     for r in similarity], layer_roles(spikescope.load(paths["T=2"][0])[0])))
     cka_low = float(np.nanmin([r["cka"]["mean"] for r in similarity]))
     representations = ("alike" if cka_low >= SIMILAR else
                         f"less alike than the rule asks (mean lowest CKA {cka_low:.3f} < {SIMILAR})")
@@ -127,7 +128,7 @@ the spike-pattern verdict the mean.
 ## Setting
 - Data: Fashion-MNIST, the first {config.limit or 'all'} training images; every model analysed on the same
   first {args.test_limit:,} test images.
-- Model: baseline {config.arch} (no FSTA) at T = 1, 2 and 4; {config.epochs} epochs, Adam, peak learning rate
+- Model: baseline {network_name(config)} (no FSTA) at T = 1, 2 and 4; {config.epochs} epochs, Adam, peak learning rate
   {config.lr}, cosine schedule, batch {config.batch_size}; seeds {', '.join(map(str, range(args.seeds)))}.
 - Compute: {minutes:.0f} min in this run of the script (finished runs are reused).
 
@@ -151,7 +152,7 @@ Changes are paired by seed; T = 4 − T = 2: {interval(step, 100, 2)} points, p 
   channel's spikes averaged over positions, centred over the images): 1 when the timesteps represent the
   images alike up to a rotation and a scale, whatever the firing rates. Its line in the verdict applies the
   spike-pattern rule (the mean lowest entry at least 0.9).
-- {args.seeds} seeds, {config.epochs} epochs on {config.limit or 'all'} images, Fashion-MNIST: far from the
+- {args.seeds} seeds, {config.epochs} epochs on {config.limit or 'all'} images, {config.data}: far from the
   paper's training budget. The interactive comparison is in [comparison/comparison.html](comparison/comparison.html).
 """
     (folder / "README.md").write_text(readme)
