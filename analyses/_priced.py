@@ -20,15 +20,15 @@ def priced_table(metric: Energy, model: str) -> pd.DataFrame:
     return again.compute().layers
 
 
-def energy_by_model(paths: dict[str, list[Path]], loader) -> pd.DataFrame:
+def energy_by_model(paths: dict[str, list[Path]], loader, device: str = "cpu") -> pd.DataFrame:
     """Energy per image (pJ), with and without FSTA's own rows, of every arm's seeds under every energy model:
     one row per arm, seed and model."""
     rows = []
     for arm, runs in paths.items():
         for seed, path in enumerate(runs):
             metric = Energy("lemaire2022")  # the counts are the same under every model
-            result = spikescope.analyze(spikescope.load(path)[0], loader, metrics=[spikescope.FiringRate(), metric],
-                                        neurobench=False)
+            result = spikescope.analyze(spikescope.load(path)[0], loader, device=device,
+                                        metrics=[spikescope.FiringRate(), metric])
             for model in ENERGY_MODELS:
                 table = priced_table(metric, model)
                 total = dataclasses.replace(result, energy=table).energy_totals()["energy_pj_per_image"]

@@ -35,11 +35,12 @@ PAPER_SCALE = {"ResNet-19 (CIFAR-100)": ("resnet19", 100), "ResNet-20 (CIFAR-10)
 
 
 def mac_budget() -> pd.DataFrame:
-    """FSTA's cost per 32x32 image in each paper network under each energy model, against what the rest of the
-    network costs, and the drop of the spike-fed layers' input firing rate that would pay for it."""
+    """FSTA's cost per 32x32 image in each paper network (untrained, seed 0) under each energy model, against what
+    the rest of the network costs, and the drop of the spike-fed layers' input firing rate that would pay for it."""
     rows = []
     images = [torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))]
     for name, (arch, classes) in PAPER_SCALE.items():
+        torch.manual_seed(0)  # the same initial weights in every run: the firing rates, so the costs, follow them
         model = spikescope.build_model(arch, in_channels=3, num_classes=classes, T=2, fsta=True).eval()
         for energy_model in ENERGY_MODELS:
             energy = spikescope.analyze(model, images, metrics=[spikescope.Energy(energy_model)]).energy
@@ -260,7 +261,7 @@ def main() -> None:
                                                       " %" for arm in ARMS[1:]}} for layer in comparison.layer_names()],
                             roles)
     energies = energy_by_model(paths, spikescope.make_loader(
-        spikescope.load_dataset(config.data, "test", limit=args.test_limit), 100))
+        spikescope.load_dataset(config.data, "test", limit=args.test_limit), 100), args.device)
     energies.to_csv(folder / "energy-models.csv", index=False)
 
     fsta = changes["fsta"]["totals"]

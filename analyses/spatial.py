@@ -49,6 +49,7 @@ neurons fire on the residual sum (second convolution plus shortcut), the stream 
 table also judges each kind of layer alone.
 
 """
+ALL_LAYERS = "all"
 GRATINGS_ABLATED = 150  # the first of them are ablated (about 100 stripe images): enough for their large effects
 
 
@@ -105,6 +106,15 @@ def ablations(runs: list, gratings_runs: list, config, args) -> tuple[dict, dict
     return tables, stripes_tables
 
 
+def layer_subsets(layers: list[str], roles: dict[str, str]) -> dict[str, list[int]]:
+    """The layers a depth trend is judged over, as positions in `layers`: all of them, and in a residual network
+    each kind of block neuron alone (`_report.layer_roles`; the stem is too short for a trend of its own)."""
+    subsets = {ALL_LAYERS: list(range(len(layers)))}
+    for role in sorted(set(roles.values()) - {"stem"}):
+        subsets[f"{role} only"] = [index for index, layer in enumerate(layers) if roles[layer] == role]
+    return subsets
+
+
 def functional(tables: dict, stripes_tables: dict, folder, roles: dict[str, str]) -> tuple[str, bool, dict]:
     """Claim 1 tested functionally: FOI by depth judged per measure, split and reading like OI (trained, untrained,
     and what training adds); the report's section (`_functional.section`), the verdict per reading (KL, per split)
@@ -115,16 +125,18 @@ def functional(tables: dict, stripes_tables: dict, folder, roles: dict[str, str]
     for (split, measure), frames in found.items():
         foi = {network: [f["FOI"].to_numpy() for f in fs] for network, fs in frames.items()}
         foi["learned"] = [t - u for t, u in zip(foi["trained"], foi["untrained"])]
-        for reading, (_, sign) in READINGS.items():
-            judged = {view: judge(vectors, sign) for view, vectors in foi.items()}
-            result = F.functional_verdict(judged["trained"]["trend_verdict"], judged["learned"]["trend_verdict"])
-            verdicts.append({"measure": measure, "split": split, "reading": reading,
-                             "trained: strict form": judged["trained"]["strict"],
-                             "Spearman(depth, FOI): trained": trend_cell(judged["trained"]),
-                             "untrained": trend_cell(judged["untrained"]),
-                             "learned (trained − untrained)": trend_cell(judged["learned"]), "verdict": result})
-            if measure == "KL":
-                headline.setdefault(reading, []).append(f"{split} split: {result}")
+        for subset, kept in layer_subsets(list(frames["trained"][0].index), roles).items():
+            for reading, (_, sign) in READINGS.items():
+                judged = {view: judge([v[kept] for v in vectors], sign) for view, vectors in foi.items()}
+                result = F.functional_verdict(judged["trained"]["trend_verdict"],
+                                              judged["learned"]["trend_verdict"])
+                verdicts.append({"measure": measure, "split": split, **({"layers": subset} if roles else {}),
+                                 "reading": reading, "trained: strict form": judged["trained"]["strict"],
+                                 "Spearman(depth, FOI): trained": trend_cell(judged["trained"]),
+                                 "untrained": trend_cell(judged["untrained"]),
+                                 "learned (trained − untrained)": trend_cell(judged["learned"]), "verdict": result})
+                if measure == "KL" and subset == ALL_LAYERS:
+                    headline.setdefault(reading, []).append(f"{split} split: {result}")
     stripes_found = {split: {s: [F.dependence(t, split, "KL") for t in ts] for s, ts in stripes_tables.items()}
                      for split in SPLITS}
     return *F.section(found, stripes_found, pd.DataFrame(verdicts), folder, roles), headline
@@ -199,10 +211,9 @@ def main() -> None:
                 if view == "trained":
                     supported.setdefault(reading, []).append((result["strict_ok"],
                                                               result["trend_verdict"] == "supported"))
-                    for role in sorted(set(roles.values()) - {"stem"}):  # the residual stream, the blocks' insides
-                        kept = [layers.index(layer) for layer in layers if roles[layer] == role]
+                    for subset, kept in list(layer_subsets(layers, roles).items())[1:]:  # each kind of block neuron
                         alone = judge([oi[kept] for oi in per_seed], sign)
-                        verdicts.append({"view": f"trained, {role} layers only", "split": split, "reading": reading,
+                        verdicts.append({"view": f"trained, {subset}", "split": split, "reading": reading,
                                          "strict form": alone["strict"], "Spearman(depth, OI)": interval(
                                              alone["trend"], digits=2, bounds=(-1, 1)),
                                          "trend form": alone["trend_verdict"]})

@@ -71,3 +71,12 @@ def test_an_arm_equal_to_the_baseline_changes_the_energy_by_nothing_under_every_
     assert list(rows["energy model"]) == list(ENERGY_MODELS) and (rows["arm − baseline"] == "copy").all()
     assert rows["change (µJ)"].str.startswith("0.000").all() and rows["change (µJ)"].str.endswith("(+0.0 %)").all()
     assert rows["energy lowered"].str.startswith("inconclusive").all()
+
+
+def test_depth_trends_are_judged_over_all_layers_and_over_each_kind_of_block_neuron_alone():
+    from spatial import layer_subsets
+    roles = layer_roles(build("resnet20", width=0.125))
+    subsets = layer_subsets(list(roles), roles)
+    assert subsets == {"all": list(range(19)), "block inner only": list(range(3, 19, 2)),
+                       "block output (residual sum) only": list(range(4, 19, 2))}
+    assert layer_subsets(["block1", "block2"], {}) == {"all": [0, 1]}  # a plain network: all layers only
