@@ -244,7 +244,8 @@ def attribute_checkpoint(checkpoint: str | Path | None = None, method: str = "sa
                                     tokens=tokens, device=device, progress=progress).run()
         except RuntimeError as error:
             raise _cannot_run(dataset, error) from None
-    description = {"model": prepared.meta.get("arch", type(prepared.model).__name__), "checkpoint": str(prepared.path),
+    description = {"model": prepared.meta.get("arch", type(prepared.model).__name__),
+                   "arch_kwargs": prepared.meta.get("arch_kwargs", {}), "checkpoint": str(prepared.path),
                    "dataset": f"{dataset.name} (test split)", "version": __version__,
                    "command": command or "spikescope.attribute_checkpoint(...) (Python)",
                    "warnings": list(dict.fromkeys(warnings_seen))}

@@ -200,6 +200,11 @@ def test_cka_heatmaps_name_the_reference_models_layers_and_the_other_models(pair
     assert layout["yaxis"]["title"]["text"] == "layers of &lt;b&gt;x&lt;/b&gt; (reference)"
 
 
+def test_architecture_column_names_the_width_a_model_was_built_at(pair, groups):
+    assert set(column(table_with(groups[2], "architecture"), "architecture")) == {"compact_cnn, width 4"}
+    assert set(column(table_with(pair[2], "architecture"), "architecture")) == {"compact_cnn"}  # default width
+
+
 def test_fsta_column_says_which_fsta_in_one_vocabulary(pair, groups):
     for _, _, page in (pair, groups):
         values = column(table_with(page, "FSTA"), "FSTA")
@@ -308,3 +313,10 @@ def test_groups_show_each_terms_change_with_the_interval_of_the_paired_differenc
     assert numbers(bars["error_y"]["arrayminus"]) == pytest.approx(
         [(change[m]["mean"] - change[m]["ci_low"]) / unit for m in metrics], rel=1e-9)
     assert "p = " in terms_change_table(page)[1][-1]
+
+
+def test_pages_name_a_model_with_the_width_it_was_built_at():
+    from spikescope.report.tables import model_name
+    assert model_name({"model": "resnet20", "arch_kwargs": {"width": 0.25, "T": 2}}) == "resnet20, width 0.25"
+    assert model_name({"model": "resnet20", "arch_kwargs": {}}) == "resnet20"
+    assert model_name({}) == "?"

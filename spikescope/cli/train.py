@@ -22,6 +22,7 @@ TRAIN_EXAMPLES = """examples:
   spikescope train --data fashion-mnist --epochs 3 --fsta --out runs/fsta
   spikescope train --data fashion-mnist --epochs 3 --fsta temporal --track 500 --out runs/fsta-temporal
   spikescope train --data fashion-mnist-sample --limit 500 --arch-kw width=8 --out runs/smoke
+  spikescope train --arch resnet20 --arch-kw width=0.25 --limit 20000 --epochs 2 --lr 0.005 --out runs/r20
   spikescope train --resume runs/baseline/checkpoint.pt
   spikescope train --resume runs/baseline/checkpoint.pt --epochs 5      # extend a finished run
   python -m torch.distributed.run --nproc_per_node=2 -m spikescope train --data fashion-mnist --out runs/ddp
@@ -49,7 +50,8 @@ def _recipe_flags(parser: argparse.ArgumentParser, defaults: TrainConfig) -> Non
     parser.add_argument("--arch", default=defaults.arch, choices=available(),
                         help="architecture (default: %(default)s)")
     parser.add_argument("--arch-kw", type=arch_kwarg, action="append", default=[], metavar="KEY=VALUE",
-                        help="extra architecture argument, e.g. width=8 (repeatable)")
+                        help="extra architecture argument (repeatable): width=8 is the compact CNN's first-layer "
+                             "channels, width=0.25 a ResNet's channel multiplier")
     parser.add_argument("--T", type=positive_int, default=defaults.T, help="timesteps (default: %(default)s)")
     parser.add_argument("--data", default=defaults.data, choices=DATASETS, help="dataset (default: %(default)s)")
     parser.add_argument("--data-root", help="folder holding the dataset files")

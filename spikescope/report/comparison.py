@@ -21,7 +21,7 @@ from .figures import TERM_NAMES, beside_total, term_column
 from .folder import report_folder, report_marker
 from .outputs import plain
 from .page import PLOTLY_JS, figure_block, page, plotly_js
-from .tables import COLUMN_FORMATS, table
+from .tables import COLUMN_FORMATS, model_name, table
 
 ENERGY_UNITS = (("µJ", 1e6), ("nJ", 1e3))  # picojoules per unit, the largest first; 1 nJ or 0.1 nJ resolution
 ENERGY_DECIMALS = {"µJ": 3, "nJ": 1}
@@ -196,7 +196,7 @@ def _fsta(meta: dict[str, Any]) -> str:
 
 def _models_section(comparison: Comparison) -> str:
     rows = [{"model": label, "group": comparison.group_of(label), "checkpoint": meta.get("checkpoint"),
-             "architecture": meta.get("model"), "fsta": _fsta(meta),
+             "architecture": model_name(meta), "fsta": _fsta(meta),
              "seed": meta.get("train_config", {}).get("seed", "?")} for label, meta in comparison.meta.items()]
     return table(pd.DataFrame(rows), {"model": "model", "group": "group", "architecture": "architecture",
                                       "fsta": "FSTA", "seed": "training seed", "checkpoint": "checkpoint"})

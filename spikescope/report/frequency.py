@@ -19,7 +19,7 @@ from .fsta_frequencies import fsta_section, reading
 from .html import _key_values, _warnings
 from .outputs import _report_folder, npz_bytes, plain
 from .page import PLOTLY_JS, figure_block, page, plotly_js
-from .tables import table
+from .tables import model_name, table
 
 DEFINITIONS = {
     "condition": "a gain g[u, v] in [0, 1] on every 2D-DCT coefficient of each channel map of one layer's output "
@@ -207,7 +207,7 @@ def render_frequency(result: FrequencyAblation, meta: dict[str, Any], plotly_src
     """The page `spikescope frequency` writes."""
     info = result.info
     accuracy = info.get("accuracy")
-    rows = {"model": meta.get("model", "?"), "checkpoint": meta.get("checkpoint", "–"),
+    rows = {"model": model_name(meta), "checkpoint": meta.get("checkpoint", "–"),
             "dataset": meta.get("dataset", "?"), "images": f"{info['images']:,}", "timesteps T": info["T"],
             "unablated accuracy": f"{accuracy:.2%}" if accuracy is not None else "– (no labels)",
             "layers": ", ".join(result.layers), "band sets": ", ".join(info["band_sets"]),

@@ -12,13 +12,13 @@ from ..claims import read_claims
 from . import figures
 from .attribution import attribution_section
 from .page import PLOTLY_JS, figure_block, page
-from .tables import table
+from .tables import model_name, table
 
 
 def _header(meta: dict[str, Any], result: AnalysisResult) -> str:
     accuracy, processes = result.info.get("accuracy"), result.info.get("processes", 1)
     rows = {
-        "model": meta.get("model", "?"), "parameters": f"{meta.get('parameters', 0):,}",
+        "model": model_name(meta), "parameters": f"{meta.get('parameters', 0):,}",
         "checkpoint": meta.get("checkpoint", "–"), "dataset": meta.get("dataset", "?"),
         "timesteps T": result.info["T"], "samples analysed": f"{result.info['samples']:,}",
         "accuracy on them": f"{accuracy:.2%}" if accuracy is not None else "– (no labels)",
@@ -214,7 +214,7 @@ def _uncosted(result: AnalysisResult) -> str:
 def render_attribution(attribution: Attribution, meta: dict[str, Any], plotly_src: str = PLOTLY_JS) -> str:
     """The page `spikescope attribute` writes: what was attributed on which model, the attribution section and
     the definitions."""
-    rows = {"model": meta.get("model", "?"), "checkpoint": meta.get("checkpoint", "–"),
+    rows = {"model": model_name(meta), "checkpoint": meta.get("checkpoint", "–"),
             "dataset": meta.get("dataset", "?"), "images": len(attribution.images), "timesteps T": attribution.T,
             "command": meta.get("command", "–"), "spikescope": meta.get("version", "?")}
     sections = [("Model and data", _key_values(rows)), ("Attribution", attribution_section(attribution)),

@@ -8,6 +8,14 @@ from typing import Any, Callable
 import pandas as pd
 
 
+def model_name(meta: dict[str, Any]) -> str:
+    """The model as pages name it: its architecture, with the width it was built at where it has one
+    (`resnet20, width 0.25`), so that two widths of one architecture never read alike."""
+    width = meta.get("arch_kwargs", {}).get("width")
+    name = meta.get("model", "?")
+    return name if width is None else f"{name}, width {width}"
+
+
 def _finite(format_value: Callable[[float], str]) -> Callable[[Any], str]:
     def cell(value: Any) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
